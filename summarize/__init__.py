@@ -1,0 +1,64 @@
+"""summarize: structured, grounded summaries of research abstracts, as JSONL.
+
+The library API (the `summarize` command is a thin shell over it):
+
+    from summarize import RunSettings, EndpointSettings, run
+    result = run(RunSettings(inputs=("papers.jsonl",), output=Path("out.jsonl")))
+"""
+
+from .client import Completion, OpenAISummarizer, Summarizer
+from .errors import (
+    ConfigError,
+    ErrorType,
+    InputError,
+    OutputError,
+    SummarizeError,
+    SummaryError,
+    UsageError,
+)
+from .items import Entry, Item, Source, collect_items
+from .job import read_items, run
+from .runner import Outcome, RunResult
+from .schema import (
+    SCHEMA_VERSION,
+    ClaimedGain,
+    ErrorRecord,
+    Gain,
+    Record,
+    Summary,
+    record_json_schema,
+)
+from .settings import EndpointSettings, RunSettings
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ClaimedGain",
+    "Completion",
+    "ConfigError",
+    "EndpointSettings",
+    "Entry",
+    "ErrorRecord",
+    "ErrorType",
+    "Gain",
+    "InputError",
+    "Item",
+    "OpenAISummarizer",
+    "Outcome",
+    "OutputError",
+    "Record",
+    "RunResult",
+    "RunSettings",
+    "Source",
+    "SummarizeError",
+    "Summarizer",
+    "Summary",
+    "SummaryError",
+    "UsageError",
+    "collect_items",
+    "read_entries",
+    "read_items",
+    "record_json_schema",
+    "run",
+]
+
+from .readers import read_entries

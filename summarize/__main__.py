@@ -1,0 +1,5 @@
+"""`python -m summarize` is the `summarize` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,110 @@
+"""The command line: parse flags into settings, call the library, map errors to exit codes.
+
+Exit codes: 0 all done; 1 some abstracts failed (see OUT.errors.jsonl); 2 usage,
+input or configuration error; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import SummarizeError, UsageError
+from .job import run
+from .output import errors_path_for
+from .progress import ProgressDisplay, summary_line
+from .runner import RunResult
+from .schema import record_json_schema
+from .settings import resolve_settings
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 3
+MAX_PROBLEMS_SHOWN = 20
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> None:
+    click.echo(f"summarize: error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="summarize")
+def cli() -> None:
+    """Structured, grounded summaries of research abstracts, as JSONL."""
+
+
+@cli.command("run")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Records file [default: outputs/summaries.jsonl].")  # noqa: E501
+@click.option("--model", help="Model name at the endpoint [env SUMMARIZE_MODEL].")
+@click.option("--base-url", help="OpenAI-compatible endpoint [env OPENAI_BASE_URL].")
+@click.option("--concurrency", type=int, help="Requests in flight [default: 8; 1 for the embedded model].")  # noqa: E501
+@click.option("--rpm", type=float, help="Client-side limit, requests per minute, evenly paced.")
+@click.option("--limit", type=int, help="Summarise at most N of the pending abstracts.")
+@click.option("--force", is_flag=True, default=None, help="Redo abstracts already in the output.")
+@click.option("--strict", is_flag=True, default=None, help="Fail on any bad input line instead of skipping it.")  # noqa: E501
+@click.option("--local", is_flag=True, default=None, help="Use the embedded model even if an endpoint is set.")  # noqa: E501
+@click.option("--model-file", type=click.Path(path_type=Path), help="Serve this GGUF file locally instead of the embedded model.")  # noqa: E501
+@click.option("--timeout", type=float, help="Seconds before one request is abandoned and retried.")
+@click.option("--max-retries", type=int, help="Retries of transient faults (429, 5xx, timeouts) per abstract.")  # noqa: E501
+@click.option("--max-reasks", type=int, help="Re-asks of an invalid answer per abstract.")
+@click.option("--prompt", type=click.Path(path_type=Path), help="Prompt file [default: prompts/summarize.md].")  # noqa: E501
+def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
+    """Summarise every unique abstract in INPUTS (.txt listings, .jsonl, .csv, or - for stdin)."""
+    if flags.get("model_file") is not None:
+        flags["local"] = True
+    try:
+        settings = resolve_settings({"inputs": inputs, **flags}, env=os.environ, cwd=Path.cwd())
+        display = ProgressDisplay(enabled=sys.stderr.isatty())
+        with display:
+            result = run(settings, on_start=display.start, on_outcome=display.advance)
+    except KeyboardInterrupt:
+        _fail("interrupted; run the same command again to continue", EXIT_INTERRUPTED)
+    except UsageError as exc:
+        _fail(str(exc))
+    except SummarizeError as exc:
+        _fail(str(exc), EXIT_INTERNAL)
+    _report(result, settings.output)
+    sys.exit(result.exit_code)
+
+
+def _report(result: RunResult, output: Path) -> None:
+    for problem in result.input_problems[:MAX_PROBLEMS_SHOWN]:
+        click.echo(f"summarize: skipped {problem}", err=True)
+    hidden = len(result.input_problems) - MAX_PROBLEMS_SHOWN
+    if hidden > 0:
+        click.echo(f"summarize: … and {hidden} more skipped input problems", err=True)
+    click.echo(summary_line(result, output, errors_path_for(output)))
+
+
+@cli.command("schema")
+@click.option("--out", type=click.Path(path_type=Path), help="Write the schema to this file.")
+def schema_command(out: Path | None) -> None:
+    """Print the JSON Schema of one record line (generated from the models)."""
+    text = json.dumps(record_json_schema(), indent=2) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"{out}: cannot write ({exc.strerror})")
+
+
+def main() -> None:
+    """Console entry point: never a traceback for the user."""
+    try:
+        cli(standalone_mode=True)
+    except SystemExit:
+        raise
+    except Exception as exc:
+        if os.environ.get("SUMMARIZE_DEBUG"):
+            raise
+        _fail(f"internal error: {type(exc).__name__}: {exc} (SUMMARIZE_DEBUG=1 shows more)",
+              EXIT_INTERNAL)  # fmt: skip

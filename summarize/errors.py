@@ -1,0 +1,79 @@
+"""The errors `summarize` raises, one tree.
+
+    SummarizeError                  anything this package raises on purpose
+    ├── UsageError                  the user must change something (exit code 2)
+    │   ├── InputError              a file or line of input is bad; names file and line
+    │   ├── ConfigError             a setting, flag or config file is bad
+    │   └── OutputError             the output cannot be written, or is locked
+    └── SummaryError                one abstract could not be summarised (exit code 1)
+                                    carries error_type, attempts and the last raw output
+
+`SummaryError.error_type` is one of `ErrorType`: the value written to the errors file.
+Third-party exceptions (openai, instructor, httpx) are translated into these in
+exactly one place, `summarize.client`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+
+class ErrorType(StrEnum):
+    """Why an abstract ended in the errors file instead of the records file."""
+
+    VALIDATION = "validation"
+    TRUNCATED = "truncated"
+    REFUSED = "refused"
+    RATE_LIMIT = "rate_limit"
+    PROVIDER = "provider"
+    INPUT = "input"
+
+
+class SummarizeError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class UsageError(SummarizeError):
+    """Something the user must fix: bad input, configuration or output path."""
+
+
+class InputError(UsageError):
+    """A file or one line of it cannot be read as input."""
+
+    def __init__(self, message: str, *, path: Path | str, line: int | None = None) -> None:
+        self.path = str(path)
+        self.line = line
+        self.reason = message
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class ConfigError(UsageError):
+    """A setting, flag, environment variable or config file is invalid."""
+
+
+class OutputError(UsageError):
+    """The output file cannot be opened, written or locked."""
+
+
+class SummaryError(SummarizeError):
+    """One abstract failed after the last attempt; the run goes on without it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: ErrorType,
+        attempts: int = 1,
+        raw_output: str | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.error_type = error_type
+        self.attempts = attempts
+        self.raw_output = raw_output
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens

@@ -1,0 +1,83 @@
+"""Grounding: is a piece of a summary backed by the words of its abstract?
+
+Abstracts come from LaTeX sources, so `50\\%`, `17.5times`, `$\\sim$3x` and
+`10^{3}` must compare equal to what a model writes (`50%`, `17.5x`, `~3x`).
+Everything here works on text normalised by `plain_text`.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from .items import normalize_text
+
+_LATEX_COMMAND = re.compile(r"\\([A-Za-z]+)")
+_LATEX_ESCAPE = re.compile(r"\\([%$&#_{}~^,;! ])")
+_BRACES_AND_MATH = re.compile(r"[{}$]")
+# A number: optional sign, digits with optional thousands separators, optional decimals.
+_NUMBER = re.compile(r"(?<![\w.])[-+\u2212]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|(?<![\w\d])\.\d+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'“])")
+_WORDS = re.compile(r"\w+")
+
+# Spelled-out LaTeX that stands for a symbol a model would write.
+_LATEX_WORDS = {
+    "times": "x",
+    "sim": "~",
+    "approx": "~",
+    "pm": "±",
+    "le": "<=",
+    "leq": "<=",
+    "ge": ">=",
+    "geq": ">=",
+    "times10": "x10",
+}
+
+
+@lru_cache(maxsize=4096)
+def plain_text(text: str) -> str:
+    """Normalise Unicode, LaTeX leftovers and white space for comparison."""
+    text = _LATEX_ESCAPE.sub(r"\1", text)
+    text = _LATEX_COMMAND.sub(lambda m: _LATEX_WORDS.get(m.group(1), m.group(1)), text)
+    text = _BRACES_AND_MATH.sub("", text)
+    # `17.5times` (a command glued to the number) reads as `17.5x`.
+    text = re.sub(r"(\d)\s*times\b", r"\1x", text)
+    return normalize_text(text).replace("\u2212", "-")
+
+
+def numbers_in(text: str) -> set[float]:
+    """Every number written in `text`, as values (`1,000` and `1000.0` are one)."""
+    found: set[float] = set()
+    for match in _NUMBER.findall(plain_text(text)):
+        cleaned = match.replace(",", "").replace("\u2212", "-").lstrip("+")
+        try:
+            value = float(cleaned)
+        except ValueError:
+            continue
+        found.add(abs(value))
+    return found
+
+
+def contains_quote(abstract: str, quote: str) -> bool:
+    """Whether `quote` occurs in `abstract`, ignoring case, white space and LaTeX."""
+    needle = plain_text(quote).casefold().strip(" .")
+    return bool(needle) and needle in plain_text(abstract).casefold()
+
+
+def unsupported_numbers(text: str, source: str) -> set[float]:
+    """Numbers in `text` that `source` never writes."""
+    return numbers_in(text) - numbers_in(source)
+
+
+def sentences(text: str) -> list[str]:
+    """Split an abstract into sentences, each kept verbatim (only stripped)."""
+    return [part.strip() for part in _SENTENCE_END.split(text.strip()) if part.strip()]
+
+
+def word_overlap(a: str, b: str) -> float:
+    """Share of the words of `a` that also appear in `b` (0..1)."""
+    words_a = [w.casefold() for w in _WORDS.findall(a)]
+    if not words_a:
+        return 0.0
+    words_b = {w.casefold() for w in _WORDS.findall(b)}
+    return sum(w in words_b for w in words_a) / len(words_a)

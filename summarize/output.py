@@ -1,0 +1,220 @@
+"""The output files: OUT.jsonl (records) and OUT.errors.jsonl, kept exact.
+
+Invariants, after every run, whatever killed the one before:
+- one line per abstract id across both files: a record, or an error saying why;
+- no torn line: a line cut off by `kill -9` is dropped on the next open;
+- lines are appended and flushed one at a time; files are only ever rewritten
+  whole, to a temporary file then `os.replace`, so a full disk cannot damage
+  what was already written;
+- one run at a time: an advisory lock that the kernel releases when its owner dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self
+
+import jsonlines
+from filelock import FileLock, Timeout
+
+from .errors import OutputError
+from .schema import ErrorRecord, Record
+
+WRITE_BUFFER = 1 << 20
+Fingerprint = tuple[str, str, str]
+
+
+def errors_path_for(path: Path) -> Path:
+    """`out.jsonl` -> `out.errors.jsonl`."""
+    return path.with_name(f"{path.stem}.errors{path.suffix or '.jsonl'}")
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON on one line, readable Unicode, and no line separators inside."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def fingerprint(line: dict[str, Any]) -> Fingerprint:
+    """What must match for a record to count as done: model, prompt and schema."""
+    return (str(line.get("model")), str(line.get("prompt_hash")), str(line.get("schema_version")))
+
+
+class Output:
+    """Open, lock, repair and append to the record and error files of one run."""
+
+    def __init__(self, path: Path) -> None:
+        if path.is_dir() or not path.name:
+            raise OutputError(f"{path}: is a directory, not an output file")
+        self.path = path
+        self.errors_path = errors_path_for(path)
+        self._lock = FileLock(str(path.with_name(path.name + ".lock")), timeout=0)
+        self._records: IO[bytes] | None = None
+        self._errors: IO[bytes] | None = None
+        self._record_writer: jsonlines.Writer | None = None
+        self._error_writer: jsonlines.Writer | None = None
+        self.done: dict[str, Fingerprint] = {}
+        self.failed: set[str] = set()
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Lock, repair a torn tail, drop superseded lines, and load what is done."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock.acquire()
+        except Timeout:
+            raise OutputError(
+                f"{self.path}: another summarize run is writing this output (lock held)"
+            ) from None
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot create or lock ({exc.strerror})") from exc
+        try:
+            self._compact()
+            self._records = self._append(self.path)
+            self._errors = self._append(self.errors_path)
+        except BaseException:
+            self.close()
+            raise
+        self._record_writer = jsonlines.Writer(self._records, dumps=dumps, flush=True)
+        self._error_writer = jsonlines.Writer(self._errors, dumps=dumps, flush=True)
+
+    def close(self) -> None:
+        """Flush to disk, drop superseded lines, release the lock."""
+        for fh in (self._records, self._errors):
+            if fh is not None and not fh.closed:
+                with contextlib.suppress(OSError):
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                fh.close()
+        self._records = self._errors = None
+        try:
+            if self._lock.is_locked:
+                self._compact()
+        finally:
+            self._lock.release()
+
+    def is_done(self, item_id: str, wanted: Fingerprint) -> bool:
+        """Whether OUT.jsonl holds a record for this id made the same way."""
+        return self.done.get(item_id) == wanted
+
+    def write_record(self, record: Record) -> None:
+        """Append one record and flush it."""
+        self._write(self._record_writer, record.model_dump(mode="json"))
+        self.done[record.id] = fingerprint(record.model_dump(mode="json"))
+        self.failed.discard(record.id)
+
+    def write_error(self, error: ErrorRecord) -> None:
+        """Append one error line and flush it."""
+        self._write(self._error_writer, error.model_dump(mode="json"))
+        self.failed.add(error.id)
+
+    def _write(self, writer: jsonlines.Writer | None, line: dict[str, Any]) -> None:
+        if writer is None:
+            raise OutputError(f"{self.path}: output is not open")
+        try:
+            writer.write(line)
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write ({exc.strerror})") from exc
+
+    def _append(self, path: Path) -> IO[bytes]:
+        try:
+            return path.open("ab", buffering=WRITE_BUFFER)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot open for writing ({exc.strerror})") from exc
+
+    def _compact(self) -> None:
+        """Keep the last line per id; an id with a record keeps no error line."""
+        records, record_lines = _last_per_id(self.path)
+        all_errors, error_lines = _last_per_id(self.errors_path)
+        errors = {k: v for k, v in all_errors.items() if k not in records}
+        self.done = {k: fingerprint(v) for k, v in records.items()}
+        self.failed = set(errors)
+        if len(records) != record_lines:
+            _rewrite(self.path, records)
+        if len(errors) != error_lines:
+            _rewrite(self.errors_path, errors)
+
+
+def _read_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each whole line; a torn last line is cut off first."""
+    if not path.exists():
+        return
+    _drop_torn_tail(path)
+    try:
+        with path.open("rb") as fh:
+            reader = jsonlines.Reader(fh)
+            yield from enumerate(reader.iter(type=dict, skip_empty=True), start=1)
+    except jsonlines.InvalidLineError as exc:
+        raise OutputError(
+            f"{path}:{exc.lineno}: not a JSON object; fix or remove that line"
+        ) from None
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def _drop_torn_tail(path: Path) -> None:
+    try:
+        with path.open("rb+") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            fh.seek(size - 1)
+            if fh.read(1) == b"\n":
+                return
+            # Walk back to the last newline: everything after it is a torn write.
+            block = 1 << 16
+            end = size
+            while end > 0:
+                start = max(0, end - block)
+                fh.seek(start)
+                chunk = fh.read(end - start)
+                cut = chunk.rfind(b"\n")
+                if cut >= 0:
+                    fh.truncate(start + cut + 1)
+                    return
+                end = start
+            fh.truncate(0)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot repair ({exc.strerror})") from exc
+
+
+def _last_per_id(path: Path) -> tuple[dict[str, dict[str, Any]], int]:
+    """The newest line per id, in the order written, and how many lines were read."""
+    lines: dict[str, dict[str, Any]] = {}
+    count = 0
+    for number, obj in _read_lines(path):
+        count = number
+        if not isinstance(obj.get("id"), str):
+            raise OutputError(f"{path}:{number}: line has no string `id`")
+        lines.pop(obj["id"], None)  # keep the newest, in the position it was written
+        lines[obj["id"]] = obj
+    return lines, count
+
+
+def _rewrite(path: Path, lines: dict[str, dict[str, Any]]) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with temporary.open("wb") as fh, jsonlines.Writer(fh, dumps=dumps) as writer:
+            writer.write_all(lines.values())
+            fh.flush()
+            os.fsync(fh.fileno())
+        temporary.replace(path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot rewrite ({exc.strerror}); file left as it was") from exc

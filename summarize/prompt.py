@@ -1,0 +1,104 @@
+"""Prompts are files: `prompts/NAME.md`, TOML front matter then `[system]` and `[user]`.
+
+The system part is rendered once per run and stays byte-identical for every
+request, so provider prompt caching applies; the abstract comes last, in the user
+part. Rendering fails loudly on a missing variable. Every record stores the
+prompt's version and the hash of the file that made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from .errors import ConfigError
+from .schema import Summary
+
+DEFAULT_PROMPT = Path(__file__).resolve().parents[1] / "prompts" / "summarize.md"
+_FRONT_MATTER = re.compile(r"\A\+\+\+\n(?P<meta>.*?)\n\+\+\+\n", re.DOTALL)
+_SECTION = re.compile(r"^\[(system|user)\]\n", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A parsed prompt file: its version, hash and the two templates."""
+
+    path: Path
+    version: str
+    hash: str
+    system: str
+    user_template: Template
+
+    def messages(self, *, title: str, abstract: str) -> list[dict[str, str]]:
+        """The chat messages for one abstract: fixed system part first, abstract last."""
+        try:
+            user = self.user_template.substitute(title=title, abstract=abstract)
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"{self.path}: user template needs {exc}") from exc
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
+
+
+def field_instructions(model: type[Summary] = Summary) -> str:
+    """One line per field of the answer, from the models' descriptions."""
+    schema = model.model_json_schema()
+    lines: list[str] = []
+    _describe(schema, schema.get("properties", {}), "", lines)
+    return "\n".join(lines)
+
+
+def _describe(root: dict[str, Any], props: dict[str, Any], prefix: str, out: list[str]) -> None:
+    for name, raw_spec in props.items():
+        spec = _resolve(root, raw_spec)
+        description = spec.get("description", "")
+        out.append(f"- `{prefix}{name}`: {description}".rstrip())
+        nested = spec
+        if spec.get("type") == "array":
+            nested = _resolve(root, spec.get("items", {}))
+        if "properties" in nested:
+            _describe(root, nested["properties"], f"{prefix}{name}.", out)
+
+
+def _resolve(root: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    ref = spec.get("$ref")
+    if ref is None:
+        return spec
+    resolved: dict[str, Any] = root["$defs"][ref.rsplit("/", 1)[-1]]
+    return {**resolved, **{k: v for k, v in spec.items() if k != "$ref"}}
+
+
+def load_prompt(path: Path = DEFAULT_PROMPT) -> Prompt:
+    """Read, check and pre-render a prompt file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read prompt file ({exc.strerror})") from exc
+    text = raw.decode("utf-8", errors="strict")
+    front = _FRONT_MATTER.match(text)
+    if front is None:
+        raise ConfigError(f"{path}:1: prompt file must start with +++ TOML front matter +++")
+    try:
+        meta = tomllib.loads(front.group("meta"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: bad front matter: {exc}") from exc
+    if "version" not in meta:
+        raise ConfigError(f"{path}: front matter needs a `version`")
+    parts = _SECTION.split(text[front.end() :])
+    sections = dict(zip(parts[1::2], parts[2::2], strict=True))
+    if set(sections) != {"system", "user"}:
+        raise ConfigError(f"{path}: needs exactly one [system] and one [user] section")
+    try:
+        system = Template(sections["system"]).substitute(fields=field_instructions()).strip()
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"{path}: system template has unknown variable {exc}") from exc
+    return Prompt(
+        path=path,
+        version=str(meta["version"]),
+        hash=hashlib.sha256(raw).hexdigest()[:12],
+        system=system,
+        user_template=Template(sections["user"].strip()),
+    )

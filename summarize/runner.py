@@ -1,0 +1,192 @@
+"""The batch: unique items in, one record or one error line out for each.
+
+`summarize_items` is the asynchronous core: a fixed pool of workers pulls items
+from one iterator (memory stays flat however long the input), calls a
+`Summarizer`, and appends each outcome as soon as it is known. It does not know
+which endpoint, local or remote, stands behind the summarizer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from .client import Completion, Summarizer
+from .errors import ErrorType, InputError, SummaryError
+from .items import Item
+from .output import Fingerprint, Output
+from .prompt import Prompt
+from .schema import SCHEMA_VERSION, ErrorRecord, Record
+
+MAX_ABSTRACT_CHARS = 20_000
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a run did, for the summary line, the exit code and the caller."""
+
+    unique: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    elapsed_s: float = 0.0
+    input_problems: list[InputError] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        """0 all done, 1 some abstracts failed (see the errors file)."""
+        return 1 if self.failed else 0
+
+    @property
+    def requests_per_second(self) -> float:
+        """Requests sent per second of wall time."""
+        return self.requests / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One finished item, as the progress display sees it."""
+
+    item: Item
+    record: Record | None
+    error: ErrorRecord | None
+
+
+OnOutcome = Callable[[Outcome], None]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def make_record(
+    item: Item, done: Completion, *, model: str, prompt: Prompt, latency: float
+) -> Record:
+    """A record line from an item and its validated summary."""
+    summary = done.summary
+    return Record(
+        id=item.id,
+        title=item.title,
+        abstract=item.abstract,
+        problem=summary.problem,
+        method=summary.method,
+        result=summary.result,
+        claimed_gain=summary.claimed_gain,
+        model=model,
+        prompt_version=prompt.version,
+        prompt_hash=prompt.hash,
+        schema_version=SCHEMA_VERSION,
+        prompt_tokens=done.prompt_tokens,
+        completion_tokens=done.completion_tokens,
+        cached_tokens=done.cached_tokens,
+        attempts=done.attempts,
+        latency_s=round(latency, 3),
+        created_at=_now(),
+        sources=[str(source) for source in item.sources],
+    )
+
+
+def make_error(item: Item, error: SummaryError, *, model: str, prompt: Prompt) -> ErrorRecord:
+    """An error line from an item and why it failed."""
+    return ErrorRecord(
+        id=item.id,
+        title=item.title,
+        abstract=item.abstract,
+        error_type=error.error_type,
+        message=error.message,
+        raw_output=error.raw_output,
+        model=model,
+        prompt_version=prompt.version,
+        prompt_hash=prompt.hash,
+        schema_version=SCHEMA_VERSION,
+        prompt_tokens=error.prompt_tokens,
+        completion_tokens=error.completion_tokens,
+        attempts=error.attempts,
+        created_at=_now(),
+        sources=[str(source) for source in item.sources],
+    )
+
+
+def pending_items(
+    items: list[Item], output: Output, wanted: Fingerprint, *, force: bool
+) -> list[Item]:
+    """Items that still need a request: not yet in OUT.jsonl made the same way."""
+    return [item for item in items if force or not output.is_done(item.id, wanted)]
+
+
+async def summarize_items(
+    items: list[Item],
+    *,
+    summarizer: Summarizer,
+    output: Output,
+    prompt: Prompt,
+    concurrency: int,
+    result: RunResult,
+    on_outcome: OnOutcome | None = None,
+) -> RunResult:
+    """Summarise `items` with at most `concurrency` requests in flight."""
+    queue = iter(items)
+    started = time.perf_counter()
+
+    async def worker() -> None:
+        for item in queue:
+            outcome = await _summarize_one(item, summarizer, prompt)
+            _record(outcome, output, result)
+            if on_outcome is not None:
+                on_outcome(outcome)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(concurrency, len(items)) or 1):
+                group.create_task(worker())
+    except BaseExceptionGroup as group_error:
+        # Surface the first real error (a ConfigError such as a rejected key).
+        raise group_error.exceptions[0] from None
+    finally:
+        result.elapsed_s = time.perf_counter() - started
+    return result
+
+
+async def _summarize_one(item: Item, summarizer: Summarizer, prompt: Prompt) -> Outcome:
+    model = summarizer.model_name
+    if len(item.abstract) > MAX_ABSTRACT_CHARS:
+        error = SummaryError(
+            f"abstract is {len(item.abstract)} characters, over the limit of "
+            f"{MAX_ABSTRACT_CHARS}; not sent",
+            error_type=ErrorType.INPUT,
+            attempts=0,
+        )
+        return Outcome(item, None, make_error(item, error, model=model, prompt=prompt))
+    started = time.perf_counter()
+    try:
+        done = await summarizer.summarize(item)
+    except SummaryError as error:
+        return Outcome(item, None, make_error(item, error, model=model, prompt=prompt))
+    latency = time.perf_counter() - started
+    return Outcome(item, make_record(item, done, model=model, prompt=prompt, latency=latency), None)
+
+
+def _record(outcome: Outcome, output: Output, result: RunResult) -> None:
+    line = outcome.record or outcome.error
+    if outcome.record is not None:
+        output.write_record(outcome.record)
+        result.done += 1
+    elif outcome.error is not None:
+        output.write_error(outcome.error)
+        result.failed += 1
+        kind = outcome.error.error_type.value
+        result.failures[kind] = result.failures.get(kind, 0) + 1
+    if line is not None:
+        result.requests += line.attempts
+        result.prompt_tokens += line.prompt_tokens
+        result.completion_tokens += line.completion_tokens
+        if isinstance(line, Record):
+            result.cached_tokens += line.cached_tokens

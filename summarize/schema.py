@@ -1,0 +1,279 @@
+"""The contract: what a model must answer, and what a record holds.
+
+`Summary` is what the model is asked for; its field descriptions are the
+instructions the prompt gives for each field. `Record` and `ErrorRecord` are the
+lines of the output files. `record_json_schema()` exports the JSON Schema users
+validate against, from these same models.
+
+Grounding is checked by validators that read the abstract from the validation
+context (`{"abstract": ..., "title": ...}`); without a context only the shape is
+checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from . import grounding
+from .errors import ErrorType
+
+SCHEMA_VERSION = "1"
+SENTENCE_MAX = 300
+TITLE_COPY_OVERLAP = 0.9
+
+
+# The abstract a summary must be grounded in. A context variable rather than
+# instructor's `context=`: instructor renders messages as Jinja templates when a
+# context is passed, and abstracts are untrusted text.
+_GROUNDING: ContextVar[dict[str, str] | None] = ContextVar("summarize_grounding", default=None)
+
+
+@contextmanager
+def grounded_in(*, abstract: str, title: str) -> Iterator[None]:
+    """Validate every `Summary` built inside this block against this abstract."""
+    token = _GROUNDING.set({"abstract": abstract, "title": title})
+    try:
+        yield
+    finally:
+        _GROUNDING.reset(token)
+
+
+def _context(info: ValidationInfo) -> dict[str, Any]:
+    if isinstance(info.context, dict):
+        return info.context
+    return _GROUNDING.get() or {}
+
+
+class Gain(BaseModel):
+    """One quantitative improvement the authors claim."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(
+        description="What improves, in a few words, named as in the abstract.",
+        min_length=1,
+        max_length=120,
+    )
+    value: str = Field(
+        description="The figure of the improvement, written exactly as in the abstract.",
+        min_length=1,
+        max_length=60,
+    )
+    quote: str = Field(
+        description="The sentence of the abstract that states this gain, copied verbatim.",
+        min_length=1,
+        max_length=1200,
+    )
+
+    @model_validator(mode="after")
+    def _grounded(self, info: ValidationInfo) -> Gain:
+        abstract = _context(info).get("abstract")
+        if abstract is None:
+            return self
+        if not grounding.contains_quote(abstract, self.quote):
+            raise ValueError(f"the quote {self.quote!r} does not occur in the abstract")
+        if not grounding.numbers_in(self.value):
+            raise ValueError(
+                f"the value {self.value!r} has no number: a qualitative advantage "
+                "belongs in `qualitative`, not in `gains`"
+            )
+        missing = grounding.unsupported_numbers(self.value, self.quote)
+        if missing:
+            raise ValueError(
+                f"the value {self.value!r} has numbers that its quote does not state: "
+                + ", ".join(f"{n:g}" for n in sorted(missing))
+            )
+        return self
+
+
+class ClaimedGain(BaseModel):
+    """The improvement the authors claim: figures with their quotes, or words, or none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gains: list[Gain] = Field(
+        description=(
+            "Each quantitative improvement over a baseline or prior work that the authors "
+            "claim, at most 4. Empty when the abstract gives no figure for its advantage. "
+            "Dataset sizes, parameter counts and numbers of benchmarks are not gains "
+            "unless the abstract presents them as the advantage (e.g. '25x fewer parameters')."
+        ),
+        max_length=4,
+    )
+    qualitative: str | None = Field(
+        description=(
+            "Only when `gains` is empty: the advantage the authors claim in words, in one "
+            "short sentence; null when they claim none (e.g. a survey)."
+        ),
+        max_length=200,
+    )
+
+    @property
+    def kind(self) -> Literal["quantitative", "qualitative", "none"]:
+        """Whether the claim is in figures, in words only, or absent."""
+        if self.gains:
+            return "quantitative"
+        return "qualitative" if self.qualitative else "none"
+
+
+class Summary(BaseModel):
+    """A structured summary of one research abstract."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    problem: str = Field(
+        description="The problem the paper addresses, in one plain sentence.",
+        min_length=1,
+        max_length=SENTENCE_MAX,
+    )
+    method: str = Field(
+        description="What the authors propose or do, in one plain sentence.",
+        min_length=1,
+        max_length=SENTENCE_MAX,
+    )
+    result: str = Field(
+        description="The main finding or outcome they report, in one plain sentence.",
+        min_length=1,
+        max_length=SENTENCE_MAX,
+    )
+    claimed_gain: ClaimedGain = Field(
+        description="The improvement the authors claim, grounded in quotes from the abstract."
+    )
+
+    @field_validator("problem", "method", "result")
+    @classmethod
+    def _sentence(cls, value: str, info: ValidationInfo) -> str:
+        value = " ".join(value.split())
+        if not value:
+            raise ValueError("must not be empty")
+        title = _context(info).get("title")
+        if title and grounding.word_overlap(value, title) >= TITLE_COPY_OVERLAP and (
+            len(value) <= len(title) * 1.2
+        ):
+            raise ValueError("must say more than the title; it repeats the title")
+        return value
+
+    @model_validator(mode="after")
+    def _no_invented_numbers(self, info: ValidationInfo) -> Summary:
+        abstract = _context(info).get("abstract")
+        if abstract is None:
+            return self
+        fields = {"problem": self.problem, "method": self.method, "result": self.result}
+        fields["claimed_gain.qualitative"] = self.claimed_gain.qualitative or ""
+        for name, text in fields.items():
+            missing = grounding.unsupported_numbers(text, abstract)
+            if missing:
+                raise ValueError(
+                    f"{name} states numbers the abstract does not: "
+                    + ", ".join(f"{n:g}" for n in sorted(missing))
+                )
+        return self
+
+
+def summary_model_for(abstract: str) -> type[Summary]:
+    """A `Summary` whose quotes must be one of the abstract's own sentences.
+
+    Sent as the request schema, the `enum` lets a constrained decoder (llama.cpp's
+    grammar, OpenAI strict mode) emit only real sentences: grounded by construction.
+    """
+    choices = tuple(grounding.sentences(abstract)) or (abstract,)
+    quote_type = Literal[choices]  # type: ignore[valid-type]
+    gain = create_model(
+        "Gain",
+        __base__=Gain,
+        quote=(quote_type, Field(description=Gain.model_fields["quote"].description)),
+    )
+    claimed = create_model(
+        "ClaimedGain",
+        __base__=ClaimedGain,
+        gains=(list[gain], ClaimedGain.model_fields["gains"]),  # type: ignore[valid-type]
+    )
+    return create_model(
+        "Summary",
+        __base__=Summary,
+        claimed_gain=(claimed, Summary.model_fields["claimed_gain"]),
+    )
+
+
+class Provenance(BaseModel):
+    """What made a line: model, prompt, schema, cost and timing."""
+
+    model: str
+    prompt_version: str
+    prompt_hash: str
+    schema_version: str = SCHEMA_VERSION
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    attempts: int = 1
+    latency_s: float = 0.0
+    created_at: str
+    sources: list[str]
+
+
+class Record(BaseModel):
+    """One line of OUT.jsonl: a validated summary of one unique abstract."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    title: str
+    abstract: str
+    problem: str
+    method: str
+    result: str
+    claimed_gain: ClaimedGain
+    model: str
+    prompt_version: str
+    prompt_hash: str
+    schema_version: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    attempts: int
+    latency_s: float
+    created_at: str
+    sources: list[str]
+
+
+class ErrorRecord(BaseModel):
+    """One line of OUT.errors.jsonl: an abstract that failed, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    title: str
+    abstract: str
+    error_type: ErrorType
+    message: str
+    raw_output: str | None
+    model: str
+    prompt_version: str
+    prompt_hash: str
+    schema_version: str
+    prompt_tokens: int
+    completion_tokens: int
+    attempts: int
+    created_at: str
+    sources: list[str]
+
+
+def record_json_schema() -> dict[str, Any]:
+    """The JSON Schema of one line of OUT.jsonl, generated from `Record`."""
+    schema = Record.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"summarize-record-v{SCHEMA_VERSION}"
+    return schema

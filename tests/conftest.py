@@ -1,0 +1,81 @@
+"""Shared fixtures: a real local OpenAI-compatible server, input files, a clean environment."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakeserver import FakeOpenAI
+
+PAPERS = Path(__file__).resolve().parents[2] / "shared" / "data" / "papers"
+FAKE_KEY = "sk-test-DO-NOT-LEAK-7f3a9c"
+
+ABSTRACTS = [
+    (
+        "Fast Widgets",
+        "Widget detection is slow on edge devices. We propose FastWidget, a pruned "
+        "detector with shared anchors. FastWidget improves accuracy by 4.2% over the "
+        "strongest baseline while running 3x faster. Code is released.",
+    ),
+    (
+        "A Survey of Gadgets",
+        "Gadgets are everywhere in modern systems. This survey reviews the literature "
+        "on gadget design and organises it into a taxonomy. We discuss open problems "
+        "and future directions for the community.",
+    ),
+    (
+        "Latex Gains",
+        "Training large models is costly. We introduce TinyTrain, a schedule that "
+        "skips redundant steps. TinyTrain reduces training cost by 50\\% and reaches "
+        "17.5times higher throughput on 8 benchmarks.",
+    ),
+]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No real endpoint or key leaks in from the developer's shell; cwd has no config."""
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "SUMMARIZE_MODEL", "SUMMARIZE_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+def write_jsonl(path: Path, rows: list[dict[str, str]]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def numbered_abstracts(count: int) -> list[dict[str, str]]:
+    """`count` distinct abstracts, each with a quantitative gain."""
+    return [
+        {
+            "title": f"Paper {i}",
+            "abstract": (
+                f"Problem number {i} is hard for current systems. We propose method M{i}, "
+                f"a simple idea. M{i} improves recall by {i}.5% over the best prior system."
+            ),
+        }
+        for i in range(count)
+    ]
+
+
+@pytest.fixture
+def papers(tmp_path: Path) -> Path:
+    return write_jsonl(
+        tmp_path / "papers.jsonl", [{"title": t, "abstract": a} for t, a in ABSTRACTS]
+    )
+
+
+def read_jsonl(path: Path) -> list[dict[str, object]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]

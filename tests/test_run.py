@@ -1,0 +1,306 @@
+"""`summarize run` end to end, over real HTTP, against the local fake OpenAI server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from summarize import RunSettings, run
+from summarize.cli import cli
+from summarize.schema import Record
+from summarize.settings import EndpointSettings
+from tests.conftest import FAKE_KEY, PAPERS, numbered_abstracts, read_jsonl, write_jsonl
+from tests.fakeserver import FakeOpenAI
+
+RECORD_KEYS = list(Record.model_fields)
+
+
+def summarize_cli(server: FakeOpenAI, *args: str, key: str = FAKE_KEY) -> Result:
+    return CliRunner().invoke(
+        cli,
+        ["run", "--base-url", server.base_url, "--max-retries", "3", *args],
+        env={"OPENAI_API_KEY": key},
+        catch_exceptions=False,
+    )
+
+
+def test_run_writes_one_validated_record_per_abstract_in_fixed_key_order(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    result = summarize_cli(server, str(papers), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    records = read_jsonl(out)
+    assert len(records) == 3
+    for line in out.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        assert list(record) == RECORD_KEYS
+        assert record["model"] == "gpt-4o-mini"
+        assert record["sources"] == [f"{papers}:{records.index(record) + 1}"]
+        assert record["prompt_tokens"] > 0 and record["attempts"] == 1
+        Record.model_validate(record)
+    assert "3 abstracts: 3 done, 0 skipped, 0 failed" in result.output
+    assert read_jsonl(tmp_path / "out.errors.jsonl") == []
+
+
+def test_second_run_sends_no_request(server: FakeOpenAI, papers: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    assert summarize_cli(server, str(papers), "-o", str(out)).exit_code == 0
+    server.reset()
+    result = summarize_cli(server, str(papers), "-o", str(out))
+    assert result.exit_code == 0
+    assert server.stats.requests == 0
+    assert "0 done, 3 skipped" in result.output
+    assert len(read_jsonl(out)) == 3
+
+
+def test_another_model_redoes_and_replaces_records(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    summarize_cli(server, str(papers), "-o", str(out))
+    result = summarize_cli(server, str(papers), "-o", str(out), "--model", "other-model")
+    assert result.exit_code == 0
+    records = read_jsonl(out)
+    assert [r["model"] for r in records] == ["other-model"] * 3
+
+
+def test_force_redoes_everything_without_doubling_lines(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    summarize_cli(server, str(papers), "-o", str(out))
+    server.reset()
+    assert summarize_cli(server, str(papers), "-o", str(out), "--force").exit_code == 0
+    assert server.stats.requests == 3
+    assert len({r["id"] for r in read_jsonl(out)}) == len(read_jsonl(out)) == 3
+
+
+@pytest.mark.skipif(not PAPERS.is_dir(), reason="shared papers not present")
+def test_shared_papers_give_666_records_listing_every_source(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    out = tmp_path / "summaries.jsonl"
+    inputs = sorted(str(p) for p in PAPERS.glob("*.txt"))
+    result = summarize_cli(server, *inputs, "-o", str(out), "--concurrency", "32")
+    assert result.exit_code == 0, result.output
+    records = read_jsonl(out)
+    assert len(records) == 666
+    assert len({r["id"] for r in records}) == 666
+    assert sum(len(r["sources"]) for r in records) == 703  # type: ignore[arg-type]
+    assert server.stats.requests == 666
+
+
+def test_transient_faults_are_retried_into_records(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    server.enqueue("http_429", "http_500", "http_502", "http_503", "drop", "empty_choices")
+    server.retry_after = 0.05
+    out = tmp_path / "out.jsonl"
+    result = summarize_cli(
+        server, str(papers), "-o", str(out), "--concurrency", "1", "--max-retries", "6"
+    )
+    assert result.exit_code == 0, result.output
+    records = read_jsonl(out)
+    assert len(records) == 3
+    assert sum(r["attempts"] for r in records) == 3 + 6  # type: ignore[misc]
+
+
+def test_hung_request_times_out_and_is_retried(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    server.enqueue("hang")
+    out = tmp_path / "out.jsonl"
+    result = summarize_cli(
+        server, str(papers), "-o", str(out), "--timeout", "0.5", "--concurrency", "1"
+    )
+    assert result.exit_code == 0, result.output
+    assert len(read_jsonl(out)) == 3
+
+
+def test_invalid_answers_are_reasked_with_the_validation_error(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    server.enqueue("invented_number", "bad_schema")
+    out = tmp_path / "out.jsonl"
+    result = summarize_cli(server, str(papers), "-o", str(out), "--concurrency", "1")
+    assert result.exit_code == 0, result.output
+    reask = server.requests[1]["messages"][-1]["content"]
+    assert "Validation Error" in reask and "does not occur in the abstract" in reask
+
+
+@pytest.mark.parametrize(
+    ("fault", "error_type"),
+    [
+        ("bad_schema", "validation"),
+        ("invented_number", "validation"),
+        ("ungrounded_quote", "validation"),
+        ("bad_json_args", "validation"),
+        ("truncated", "truncated"),
+        ("refusal", "refused"),
+        ("http_429", "rate_limit"),
+        ("http_500", "provider"),
+        ("not_json", "provider"),
+    ],
+)
+def test_persistent_faults_end_as_typed_error_lines(
+    server: FakeOpenAI, tmp_path: Path, fault: str, error_type: str
+) -> None:
+    server.set_fault_mix({fault: 1.0})
+    server.retry_after = 0.01
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(2))
+    out = tmp_path / "out.jsonl"
+    result = summarize_cli(server, str(papers), "-o", str(out), "--max-reasks", "1")
+    assert result.exit_code == 1, result.output
+    assert read_jsonl(out) == []
+    errors = read_jsonl(tmp_path / "out.errors.jsonl")
+    assert [e["error_type"] for e in errors] == [error_type, error_type]
+    assert all(e["message"] and e["abstract"] for e in errors)
+    assert "2 failed" in result.output
+
+
+def test_no_invented_number_ever_reaches_a_record(server: FakeOpenAI, tmp_path: Path) -> None:
+    server.set_fault_mix({"invented_number": 0.5}, seed=7)
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(20))
+    out = tmp_path / "out.jsonl"
+    summarize_cli(server, str(papers), "-o", str(out), "--max-reasks", "0")
+    records = read_jsonl(out)
+    assert records, "some answers were honest"
+    assert len(records) + len(read_jsonl(tmp_path / "out.errors.jsonl")) == 20
+    for record in records:
+        for gain in record["claimed_gain"]["gains"]:  # type: ignore[index]
+            assert gain["quote"] in record["abstract"]  # type: ignore[operator]
+        assert "87.3" not in json.dumps(record)
+
+
+def test_retries_do_not_multiply(server: FakeOpenAI, tmp_path: Path) -> None:
+    server.set_fault_mix({"http_500": 1.0})
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(1))
+    result = CliRunner().invoke(
+        cli,
+        ["run", str(papers), "-o", str(tmp_path / "o.jsonl"), "--base-url", server.base_url,
+         "--max-retries", "2", "--max-reasks", "5"],  # fmt: skip
+        env={"OPENAI_API_KEY": FAKE_KEY},
+    )
+    assert result.exit_code == 1
+    assert server.stats.requests == 3  # 1 + 2 retries; the SDK adds none
+
+
+def test_failed_abstracts_are_retried_on_the_next_run(server: FakeOpenAI, tmp_path: Path) -> None:
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(4))
+    out = tmp_path / "out.jsonl"
+    server.set_fault_rule(lambda body: "refusal" if "M2," in json.dumps(body) else None)
+    assert summarize_cli(server, str(papers), "-o", str(out)).exit_code == 1
+    assert len(read_jsonl(out)) == 3 and len(read_jsonl(tmp_path / "out.errors.jsonl")) == 1
+    server.set_fault_rule(None)
+    server.reset()
+    assert summarize_cli(server, str(papers), "-o", str(out)).exit_code == 0
+    assert server.stats.requests == 1
+    assert len(read_jsonl(out)) == 4
+    assert read_jsonl(tmp_path / "out.errors.jsonl") == []
+
+
+def test_torn_last_line_is_dropped_and_redone(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    summarize_cli(server, str(papers), "-o", str(out))
+    lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
+    out.write_text("".join(lines[:2]) + lines[2][:40], encoding="utf-8")
+    server.reset()
+    assert summarize_cli(server, str(papers), "-o", str(out)).exit_code == 0
+    assert server.stats.requests == 1
+    assert len(read_jsonl(out)) == 3
+
+
+def test_rejected_key_is_a_config_error_that_never_shows_the_key(
+    tmp_path: Path, papers: Path
+) -> None:
+    with FakeOpenAI(require_key="sk-the-right-one") as server:
+        result = summarize_cli(server, str(papers), "-o", str(tmp_path / "o.jsonl"))
+    assert result.exit_code == 2
+    assert "rejected the API key (HTTP 401)" in result.output
+    assert FAKE_KEY not in result.output
+    for path in tmp_path.iterdir():
+        if path.is_file():
+            assert FAKE_KEY not in path.read_text(encoding="utf-8", errors="replace")
+
+
+def test_key_never_appears_in_records_or_errors(server: FakeOpenAI, tmp_path: Path) -> None:
+    server.set_fault_mix({"ok": 0.5, "bad_schema": 0.5}, seed=3)
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(6))
+    result = summarize_cli(server, str(papers), "-o", str(tmp_path / "o.jsonl"))
+    assert FAKE_KEY not in result.output
+    for name in ("o.jsonl", "o.errors.jsonl"):
+        path = tmp_path / name
+        assert not path.exists() or FAKE_KEY not in path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.jsonl"], "missing.jsonl"),
+        (["papers.jsonl", "--concurrency", "0"], "concurrency"),
+        (["papers.jsonl", "--rpm", "-1"], "rpm"),
+        (["papers.jsonl", "-o", "."], "is a directory"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(
+    server: FakeOpenAI, papers: Path, args: list[str], message: str
+) -> None:
+    result = summarize_cli(server, *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert result.output.count("\n") == 1
+    assert "Traceback" not in result.output
+
+
+def test_bad_config_file_is_named(server: FakeOpenAI, papers: Path) -> None:
+    Path("summarize.toml").write_text("concurrency = 'many'\n", encoding="utf-8")
+    result = summarize_cli(server, str(papers))
+    assert result.exit_code == 2
+    assert "summarize.toml: concurrency" in result.output
+
+
+def test_config_file_sets_defaults_and_flags_override(server: FakeOpenAI, papers: Path) -> None:
+    Path("pyproject.toml").write_text(
+        '[tool.summarize]\nmodel = "from-config"\noutput = "cfg.jsonl"\n', encoding="utf-8"
+    )
+    assert summarize_cli(server, str(papers)).exit_code == 0
+    assert {r["model"] for r in read_jsonl(Path("cfg.jsonl"))} == {"from-config"}
+    assert summarize_cli(server, str(papers), "--model", "from-flag").exit_code == 0
+    assert {r["model"] for r in read_jsonl(Path("cfg.jsonl"))} == {"from-flag"}
+
+
+def test_default_output_is_outputs_summaries_jsonl(server: FakeOpenAI, papers: Path) -> None:
+    assert summarize_cli(server, str(papers)).exit_code == 0
+    assert len(read_jsonl(Path("outputs/summaries.jsonl"))) == 3
+
+
+def test_limit_summarises_only_n_pending(server: FakeOpenAI, tmp_path: Path) -> None:
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(5))
+    out = tmp_path / "out.jsonl"
+    assert summarize_cli(server, str(papers), "-o", str(out), "--limit", "2").exit_code == 0
+    assert summarize_cli(server, str(papers), "-o", str(out), "--limit", "2").exit_code == 0
+    assert len(read_jsonl(out)) == 4
+
+
+def test_library_api_runs_the_same_job(server: FakeOpenAI, papers: Path, tmp_path: Path) -> None:
+    settings = RunSettings(
+        inputs=(str(papers),),
+        output=tmp_path / "lib.jsonl",
+        endpoint=EndpointSettings(base_url=server.base_url, api_key=FAKE_KEY, model="m"),
+    )
+    result = run(settings)
+    assert (result.done, result.failed, result.exit_code) == (3, 0, 0)
+    assert result.requests == server.stats.requests == 3
+
+
+def test_schema_command_prints_the_record_json_schema() -> None:
+    result = CliRunner().invoke(cli, ["schema"])
+    schema = json.loads(result.output)
+    assert list(schema["properties"]) == RECORD_KEYS
+    assert "claimed_gain" in schema["required"]
