@@ -41,20 +41,42 @@ def cli() -> None:
 
 @cli.command("run")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Records file [default: outputs/summaries.jsonl].")  # noqa: E501
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Records file [default: outputs/summaries.jsonl].",
+)  # noqa: E501
 @click.option("--model", help="Model name at the endpoint [env SUMMARIZE_MODEL].")
 @click.option("--base-url", help="OpenAI-compatible endpoint [env OPENAI_BASE_URL].")
-@click.option("--concurrency", type=int, help="Requests in flight [default: 8; 1 for the embedded model].")  # noqa: E501
+@click.option(
+    "--concurrency", type=int, help="Requests in flight [default: 8; 1 for the embedded model]."
+)  # noqa: E501
 @click.option("--rpm", type=float, help="Client-side limit, requests per minute, evenly paced.")
 @click.option("--limit", type=int, help="Summarise at most N of the pending abstracts.")
 @click.option("--force", is_flag=True, default=None, help="Redo abstracts already in the output.")
-@click.option("--strict", is_flag=True, default=None, help="Fail on any bad input line instead of skipping it.")  # noqa: E501
-@click.option("--local", is_flag=True, default=None, help="Use the embedded model even if an endpoint is set.")  # noqa: E501
-@click.option("--model-file", type=click.Path(path_type=Path), help="Serve this GGUF file locally instead of the embedded model.")  # noqa: E501
+@click.option(
+    "--strict",
+    is_flag=True,
+    default=None,
+    help="Fail on any bad input line instead of skipping it.",
+)  # noqa: E501
+@click.option(
+    "--local", is_flag=True, default=None, help="Use the embedded model even if an endpoint is set."
+)  # noqa: E501
+@click.option(
+    "--model-file",
+    type=click.Path(path_type=Path),
+    help="Serve this GGUF file locally instead of the embedded model.",
+)  # noqa: E501
 @click.option("--timeout", type=float, help="Seconds before one request is abandoned and retried.")
-@click.option("--max-retries", type=int, help="Retries of transient faults (429, 5xx, timeouts) per abstract.")  # noqa: E501
+@click.option(
+    "--max-retries", type=int, help="Retries of transient faults (429, 5xx, timeouts) per abstract."
+)  # noqa: E501
 @click.option("--max-reasks", type=int, help="Re-asks of an invalid answer per abstract.")
-@click.option("--prompt", type=click.Path(path_type=Path), help="Prompt file [default: prompts/summarize.md].")  # noqa: E501
+@click.option(
+    "--prompt", type=click.Path(path_type=Path), help="Prompt file [default: prompts/summarize.md]."
+)  # noqa: E501
 def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
     """Summarise every unique abstract in INPUTS (.txt listings, .jsonl, .csv, or - for stdin)."""
     if flags.get("model_file") is not None:

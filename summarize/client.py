@@ -39,9 +39,6 @@ from .settings import EndpointSettings
 # instructor logs every failed attempt at ERROR; the run reports outcomes itself.
 logging.getLogger("instructor").setLevel(logging.CRITICAL)
 
-# Keywords a constrained decoder cannot take (llama.cpp's grammar builder fails
-# on long maxLength; OpenAI strict mode rejects them). Pydantic checks them after.
-_UNSENDABLE_KEYWORDS = frozenset({"maxLength", "minLength"})
 _FATAL_STATUS = {401: "rejected the API key", 403: "refused access", 404: "has no such model"}
 
 
@@ -166,8 +163,6 @@ class OpenAISummarizer:
 
     async def _send(self, **request: Any) -> Any:
         """One HTTP attempt: wait for a rate-limit slot, then send."""
-        if "tools" in request:
-            request["tools"] = _sendable(request["tools"])
         await self._limiter.acquire()
         return await self._client.chat.completions.create(**request)
 
@@ -225,14 +220,6 @@ class OpenAISummarizer:
     def _scrub(self, text: str) -> str:
         key = self._endpoint.api_key.get_secret_value() if self._endpoint.api_key else ""
         return text.replace(key, "***") if key else text
-
-
-def _sendable(schema: Any) -> Any:
-    if isinstance(schema, dict):
-        return {k: _sendable(v) for k, v in schema.items() if k not in _UNSENDABLE_KEYWORDS}
-    if isinstance(schema, list):
-        return [_sendable(v) for v in schema]
-    return schema
 
 
 def _classify(exc: BaseException | None, last_response: Any) -> str:

@@ -32,6 +32,8 @@ from .errors import ErrorType
 
 SCHEMA_VERSION = "1"
 SENTENCE_MAX = 300
+# llama.cpp's grammar builder gives up on string caps much above this.
+QUOTE_MAX = 600
 TITLE_COPY_OVERLAP = 0.9
 
 
@@ -75,7 +77,7 @@ class Gain(BaseModel):
     quote: str = Field(
         description="The sentence of the abstract that states this gain, copied verbatim.",
         min_length=1,
-        max_length=1200,
+        max_length=QUOTE_MAX,
     )
 
     @model_validator(mode="after")
@@ -135,17 +137,17 @@ class Summary(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     problem: str = Field(
-        description="The problem the paper addresses, in one plain sentence.",
+        description="The problem the paper addresses: one short sentence, at most 25 words.",
         min_length=1,
         max_length=SENTENCE_MAX,
     )
     method: str = Field(
-        description="What the authors propose or do, in one plain sentence.",
+        description="What the authors propose or do: one short sentence, at most 25 words.",
         min_length=1,
         max_length=SENTENCE_MAX,
     )
     result: str = Field(
-        description="The main finding or outcome they report, in one plain sentence.",
+        description="The main outcome they report: one short sentence, at most 25 words.",
         min_length=1,
         max_length=SENTENCE_MAX,
     )
@@ -160,8 +162,10 @@ class Summary(BaseModel):
         if not value:
             raise ValueError("must not be empty")
         title = _context(info).get("title")
-        if title and grounding.word_overlap(value, title) >= TITLE_COPY_OVERLAP and (
-            len(value) <= len(title) * 1.2
+        if (
+            title
+            and grounding.word_overlap(value, title) >= TITLE_COPY_OVERLAP
+            and (len(value) <= len(title) * 1.2)
         ):
             raise ValueError("must say more than the title; it repeats the title")
         return value

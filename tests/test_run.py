@@ -181,8 +181,10 @@ def test_retries_do_not_multiply(server: FakeOpenAI, tmp_path: Path) -> None:
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(1))
     result = CliRunner().invoke(
         cli,
-        ["run", str(papers), "-o", str(tmp_path / "o.jsonl"), "--base-url", server.base_url,
-         "--max-retries", "2", "--max-reasks", "5"],  # fmt: skip
+        [
+            *("run", str(papers), "-o", str(tmp_path / "o.jsonl")),
+            *("--base-url", server.base_url, "--max-retries", "2", "--max-reasks", "5"),
+        ],
         env={"OPENAI_API_KEY": FAKE_KEY},
     )
     assert result.exit_code == 1

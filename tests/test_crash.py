@@ -1,0 +1,85 @@
+"""`kill -9`, re-runs and concurrent runs: the output stays exact."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
+from tests.fakeserver import FakeOpenAI
+
+
+def start_run(server: FakeOpenAI, papers: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY, "OPENAI_BASE_URL": server.base_url}
+    return subprocess.Popen(
+        [sys.executable, "-m", "summarize", "run", str(papers), "-o", str(out), *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def whole_lines(path: Path) -> list[dict[str, object]]:
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.split("\n")[:-1]]
+
+
+def wait_for_lines(path: Path, count: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(whole_lines(path)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_kill_9_then_rerun_leaves_exactly_one_record_per_abstract(tmp_path: Path) -> None:
+    total, kills, concurrency = 120, 6, 4
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(total))
+    out = tmp_path / "out.jsonl"
+    rng = random.Random(11)
+    with FakeOpenAI(latency=0.02) as server:
+        for _ in range(kills):
+            before = len(whole_lines(out))
+            run = start_run(server, papers, out, "--concurrency", str(concurrency))
+            wait_for_lines(out, before + rng.randint(1, 15))
+            run.send_signal(signal.SIGKILL)
+            run.communicate()
+        final = start_run(server, papers, out, "--concurrency", str(concurrency))
+        _, stderr = final.communicate(timeout=120)
+        requests = server.stats.requests
+    assert final.returncode == 0, stderr
+    lines = out.read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == total
+    assert len({r["id"] for r in records}) == total
+    # Only requests in flight at a kill can be repeated.
+    assert total <= requests <= total + kills * concurrency
+    assert read_jsonl(tmp_path / "out.errors.jsonl") == []
+
+
+def test_second_concurrent_run_refuses_and_a_killed_runs_lock_does_not_block(
+    tmp_path: Path,
+) -> None:
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(20))
+    out = tmp_path / "out.jsonl"
+    with FakeOpenAI(latency=0.5) as server:
+        first = start_run(server, papers, out, "--concurrency", "1")
+        wait_for_lines(out, 1)
+        second = start_run(server, papers, out)
+        _, err = second.communicate(timeout=60)
+        assert second.returncode == 2
+        assert "another summarize run is writing this output" in err
+        first.send_signal(signal.SIGKILL)
+        first.communicate()
+        server.latency = 0.0
+        third = start_run(server, papers, out)
+        _, err = third.communicate(timeout=60)
+    assert third.returncode == 0, err
+    assert len(read_jsonl(out)) == 20
