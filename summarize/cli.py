@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ from typing import Any
 import click
 
 from .errors import SummarizeError, UsageError
+from .evaluate import evaluate, read_json_lines
 from .job import run
+from .local import EMBEDDED, embedded_model
 from .output import errors_path_for
 from .progress import ProgressDisplay, summary_line
 from .runner import RunResult
@@ -26,6 +29,14 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 3
 MAX_PROBLEMS_SHOWN = 20
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (cron's timeout, `kill`) stops like Ctrl-C: the local server is stopped too.
+
+    Re-raised as SIGINT so that asyncio cancels the run's tasks cleanly.
+    """
+    signal.raise_signal(signal.SIGINT)
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
@@ -46,12 +57,12 @@ def cli() -> None:
     "--output",
     type=click.Path(path_type=Path),
     help="Records file [default: outputs/summaries.jsonl].",
-)  # noqa: E501
+)
 @click.option("--model", help="Model name at the endpoint [env SUMMARIZE_MODEL].")
 @click.option("--base-url", help="OpenAI-compatible endpoint [env OPENAI_BASE_URL].")
 @click.option(
     "--concurrency", type=int, help="Requests in flight [default: 8; 1 for the embedded model]."
-)  # noqa: E501
+)
 @click.option("--rpm", type=float, help="Client-side limit, requests per minute, evenly paced.")
 @click.option("--limit", type=int, help="Summarise at most N of the pending abstracts.")
 @click.option("--force", is_flag=True, default=None, help="Redo abstracts already in the output.")
@@ -60,27 +71,28 @@ def cli() -> None:
     is_flag=True,
     default=None,
     help="Fail on any bad input line instead of skipping it.",
-)  # noqa: E501
+)
 @click.option(
     "--local", is_flag=True, default=None, help="Use the embedded model even if an endpoint is set."
-)  # noqa: E501
+)
 @click.option(
     "--model-file",
     type=click.Path(path_type=Path),
     help="Serve this GGUF file locally instead of the embedded model.",
-)  # noqa: E501
+)
 @click.option("--timeout", type=float, help="Seconds before one request is abandoned and retried.")
 @click.option(
     "--max-retries", type=int, help="Retries of transient faults (429, 5xx, timeouts) per abstract."
-)  # noqa: E501
+)
 @click.option("--max-reasks", type=int, help="Re-asks of an invalid answer per abstract.")
 @click.option(
     "--prompt", type=click.Path(path_type=Path), help="Prompt file [default: prompts/summarize.md]."
-)  # noqa: E501
+)
 def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
     """Summarise every unique abstract in INPUTS (.txt listings, .jsonl, .csv, or - for stdin)."""
     if flags.get("model_file") is not None:
         flags["local"] = True
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         settings = resolve_settings({"inputs": inputs, **flags}, env=os.environ, cwd=Path.cwd())
         display = ProgressDisplay(enabled=sys.stderr.isatty())
@@ -117,6 +129,29 @@ def schema_command(out: Path | None) -> None:
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
         _fail(f"{out}: cannot write ({exc.strerror})")
+
+
+@cli.command("eval")
+@click.argument("gold", type=click.Path(path_type=Path))
+@click.argument("records", type=click.Path(path_type=Path))
+def eval_command(gold: Path, records: Path) -> None:
+    """Score RECORDS (a run's JSONL) against GOLD (hand-written summaries, same ids)."""
+    try:
+        scores = evaluate(read_json_lines(gold), read_json_lines(records))
+    except UsageError as exc:
+        _fail(str(exc))
+    for name, value in scores.table().items():
+        click.echo(f"{name:<20} {'n/a' if value is None else f'{value:.3f}'}")
+
+
+@cli.command("model")
+def model_command() -> None:
+    """Assemble and hash-check the embedded model's weights; print where they are."""
+    try:
+        model = embedded_model()
+    except UsageError as exc:
+        _fail(str(exc))
+    click.echo(f"{model.path}  sha256:{model.sha256}  licence:{EMBEDDED.licence}")
 
 
 def main() -> None:

@@ -9,9 +9,11 @@ checked before it is loaded.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +30,7 @@ from .errors import ConfigError
 from .settings import EndpointSettings
 
 CHUNK = 1 << 22
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +125,13 @@ def model_file(path: Path) -> ModelFile:
     return ModelFile(path, file_sha256(path))
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the job dies, even by `kill -9` (Linux only)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -198,7 +208,11 @@ class EmbeddedServer:
         if self.model.chat_format:
             command += ["--chat_format", self.model.chat_format]
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads run the model yet
         )
         try:
             self._wait_until_ready()

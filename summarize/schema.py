@@ -34,6 +34,7 @@ SCHEMA_VERSION = "1"
 SENTENCE_MAX = 300
 # llama.cpp's grammar builder gives up on string caps much above this.
 QUOTE_MAX = 600
+VALUE_PATTERN = r'^[^"\\]{0,24}[0-9][^"\\]{0,24}$'
 TITLE_COPY_OVERLAP = 0.9
 
 
@@ -64,20 +65,23 @@ class Gain(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # The quote comes first: a model that has copied the sentence then takes
+    # the value from it, instead of inventing a figure and a quote to match.
+    quote: str = Field(
+        description="The sentence of the abstract that states this gain, copied verbatim.",
+        min_length=1,
+        max_length=QUOTE_MAX,
+    )
     metric: str = Field(
         description="What improves, in a few words, named as in the abstract.",
         min_length=1,
         max_length=120,
     )
     value: str = Field(
-        description="The figure of the improvement, written exactly as in the abstract.",
-        min_length=1,
-        max_length=60,
-    )
-    quote: str = Field(
-        description="The sentence of the abstract that states this gain, copied verbatim.",
-        min_length=1,
-        max_length=QUOTE_MAX,
+        description="The figure of the improvement as the quote states it, in plain text.",
+        # A digit is required and quotes/backslashes are not: under a constrained
+        # decoder this stops words ("linear") and runaway JSON in the value.
+        pattern=VALUE_PATTERN,
     )
 
     @model_validator(mode="after")

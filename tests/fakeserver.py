@@ -315,7 +315,7 @@ def _first_gain(sentences: list[str], abstract: str) -> JSON | None:
         if len(sentence) > _QUOTE_MAX:
             continue
         for match in _GAIN.finditer(sentence):
-            value = match.group(0)
+            value = grounding.plain_text(match.group(0))
             if len(value) > _VALUE_MAX:
                 continue
             gain = {"metric": "reported metric", "value": value, "quote": sentence}

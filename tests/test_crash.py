@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI
 
@@ -83,3 +85,49 @@ def test_second_concurrent_run_refuses_and_a_killed_runs_lock_does_not_block(
         _, err = third.communicate(timeout=60)
     assert third.returncode == 0, err
     assert len(read_jsonl(out)) == 20
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_local_model_server_dies_with_a_killed_job(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import subprocess, sys, time\n"
+            "from summarize.local import _die_with_parent\n"
+            "child = subprocess.Popen(['sleep', '60'], preexec_fn=_die_with_parent)\n"
+            f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+            "time.sleep(60)\n"
+        )],
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child}").exists() and "Z" not in _state(child):
+        assert time.monotonic() < deadline, "the child outlived its killed parent"
+        time.sleep(0.05)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][:1]
+    except (FileNotFoundError, IndexError):
+        return "Z"
+
+
+def test_sigterm_stops_a_run_like_ctrl_c(tmp_path: Path) -> None:
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(30))
+    out = tmp_path / "out.jsonl"
+    with FakeOpenAI(latency=0.3) as server:
+        run = start_run(server, papers, out, "--concurrency", "1")
+        wait_for_lines(out, 1)
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=30)
+    assert run.returncode == 130
+    assert "interrupted; run the same command again to continue" in err
+    assert "Traceback" not in err
+    assert all(line["id"] for line in whole_lines(out))

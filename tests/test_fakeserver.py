@@ -190,7 +190,7 @@ def test_default_responder_picks_gain_and_method() -> None:
     assert no_gain["method"] == "We introduce Y for Z."
     assert no_gain["claimed_gain"] == {"gains": [], "qualitative": None}
     latex = grounded_summary("Prior work is slow. Ours is 3.5\\times faster, on 4 tasks.", "T")
-    assert latex["claimed_gain"]["gains"][0]["value"] == "3.5\\times"
+    assert latex["claimed_gain"]["gains"][0]["value"] == "3.5x"
 
 
 def test_prompt_parts_uses_first_open_and_last_close() -> None:

@@ -1,0 +1,139 @@
+"""Quality of records against a hand-written gold set, and grounding of any record.
+
+Numbers compare as numbers (`50\\%` = `50%` = `50`); quotes compare after the
+same normalisation as validation. Text fields are scored with ROUGE-L F1.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonlines
+
+from . import grounding
+from .errors import InputError
+
+TEXT_FIELDS = ("problem", "method", "result")
+REQUIRED = frozenset({"id", "abstract", "claimed_gain", *TEXT_FIELDS})
+_TOKEN = re.compile(r"\w+")
+
+
+def read_json_lines(path: Path) -> list[dict[str, Any]]:
+    """Gold or record lines; a line that is not one is an `InputError` naming it."""
+    lines: list[dict[str, Any]] = []
+    try:
+        with path.open("rb") as fh:
+            reader = jsonlines.Reader(fh).iter(type=dict, skip_empty=True)
+            for number, line in enumerate(reader, 1):
+                if missing := REQUIRED - line.keys():
+                    problem = f"missing {', '.join(sorted(missing))}"
+                    raise InputError(problem, path=path, line=number)
+                lines.append(line)
+    except jsonlines.InvalidLineError as exc:
+        raise InputError("not a JSON object", path=path, line=exc.lineno) from None
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", path=path) from None
+    return lines
+
+
+def rouge_l(candidate: str, reference: str) -> float:
+    """ROUGE-L F1 over lower-cased word tokens."""
+    a = _TOKEN.findall(candidate.casefold())
+    b = _TOKEN.findall(reference.casefold())
+    if not a or not b:
+        return 0.0
+    previous = [0] * (len(b) + 1)
+    for token in a:
+        current = [0]
+        for j, other in enumerate(b):
+            current.append(previous[j] + 1 if token == other else max(previous[j + 1], current[j]))
+        previous = current
+    lcs = previous[-1]
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(a), lcs / len(b)
+    return 2 * precision * recall / (precision + recall)
+
+
+def gain_numbers(record: Mapping[str, Any]) -> set[float]:
+    """The numbers of every claimed gain's value."""
+    return {n for g in record["claimed_gain"]["gains"] for n in grounding.numbers_in(g["value"])}
+
+
+def grounding_problems(record: Mapping[str, Any]) -> list[str]:
+    """Why a record is not faithful to its abstract; empty when it is."""
+    abstract = record["abstract"]
+    problems = []
+    for gain in record["claimed_gain"]["gains"]:
+        if not grounding.contains_quote(abstract, gain["quote"]):
+            problems.append(f"quote not in the abstract: {gain['quote'][:60]!r}")
+        if grounding.unsupported_numbers(gain["value"], gain["quote"]):
+            problems.append(f"value {gain['value']!r} not in its quote")
+    texts = [record[name] for name in TEXT_FIELDS] + [record["claimed_gain"]["qualitative"] or ""]
+    for text in texts:
+        invented = grounding.unsupported_numbers(text, abstract)
+        if invented:
+            problems.append(f"numbers not in the abstract: {sorted(invented)}")
+    return problems
+
+
+@dataclass
+class Scores:
+    """What `evaluate` measures; ratios are 0..1, None when nothing to measure."""
+
+    gold: int = 0
+    matched: int = 0
+    faithful: int = 0
+    gain_tp: int = 0
+    gain_predicted: int = 0
+    gain_expected: int = 0
+    none_correct: int = 0
+    quotes: int = 0
+    quotes_found: int = 0
+    rouge: dict[str, list[float]] = field(default_factory=lambda: {f: [] for f in TEXT_FIELDS})
+
+    def table(self) -> dict[str, float | None]:
+        """Named figures, ready to print."""
+        figures: dict[str, float | None] = {
+            "coverage": _ratio(self.matched, self.gold),
+            "faithful": _ratio(self.faithful, self.matched),
+            "gain_precision": _ratio(self.gain_tp, self.gain_predicted),
+            "gain_recall": _ratio(self.gain_tp, self.gain_expected),
+            "no_claim_accuracy": _ratio(self.none_correct, self.matched),
+            "quotes_found": _ratio(self.quotes_found, self.quotes),
+        }
+        for name, values in self.rouge.items():
+            figures[f"{name}_rouge_l"] = _ratio(sum(values), len(values))
+        return figures
+
+
+def _ratio(part: float, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def evaluate(gold: Sequence[Mapping[str, Any]], records: Iterable[Mapping[str, Any]]) -> Scores:
+    """Score `records` against `gold`, matched by `id`; records outside gold are ignored."""
+    by_id = {r["id"]: r for r in records}
+    scores = Scores(gold=len(gold))
+    for expected in gold:
+        record = by_id.get(expected["id"])
+        if record is None:
+            continue
+        scores.matched += 1
+        scores.faithful += not grounding_problems(record)
+        predicted, wanted = gain_numbers(record), gain_numbers(expected)
+        scores.gain_tp += len(predicted & wanted)
+        scores.gain_predicted += len(predicted)
+        scores.gain_expected += len(wanted)
+        claims = bool(record["claimed_gain"]["gains"])
+        scores.none_correct += claims == bool(expected["claimed_gain"]["gains"])
+        for gain in record["claimed_gain"]["gains"]:
+            scores.quotes += 1
+            scores.quotes_found += grounding.contains_quote(record["abstract"], gain["quote"])
+        for name in TEXT_FIELDS:
+            scores.rouge[name].append(rouge_l(record[name], expected[name]))
+    return scores
