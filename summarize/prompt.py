@@ -77,7 +77,10 @@ def load_prompt(path: Path = DEFAULT_PROMPT) -> Prompt:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read prompt file ({exc.strerror})") from exc
-    text = raw.decode("utf-8", errors="strict")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: prompt file is not UTF-8 (byte {exc.start})") from None
     front = _FRONT_MATTER.match(text)
     if front is None:
         raise ConfigError(f"{path}:1: prompt file must start with +++ TOML front matter +++")

@@ -911,3 +911,31 @@ __all__ = [
     "grounded_summary",
     "prompt_parts",
 ]
+
+
+def main() -> None:
+    """Serve until Ctrl-C: `python -m tests.fakeserver --port 8000 --latency 0.2 --rps 50`."""
+    import argparse  # noqa: PLC0415 - only the command line needs it
+    import time  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(description="A local OpenAI-compatible test server.")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
+    parser.add_argument("--rps", type=float, default=None, help="429 past this many requests/s")
+    parser.add_argument(
+        "--faults",
+        default="",
+        help="fault mix, e.g. http_500=0.05,drop=0.02",
+    )
+    args = parser.parse_args()
+    mix = {k: float(v) for k, v in (p.split("=") for p in args.faults.split(",") if p)}
+    with FakeOpenAI(latency=args.latency, rps_limit=args.rps, port=args.port) as server:
+        server.set_fault_mix(mix)
+        print(f"serving {server.base_url} (Ctrl-C stops)", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()

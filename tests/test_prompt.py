@@ -1,0 +1,60 @@
+"""The prompt file: fields come from the schema, the abstract goes last, bad files are named."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from summarize.errors import ConfigError
+from summarize.prompt import DEFAULT_PROMPT, load_prompt
+from summarize.schema import Summary
+
+
+def test_field_instructions_come_from_the_schema_descriptions() -> None:
+    system = load_prompt(DEFAULT_PROMPT).messages(title="T", abstract="A.")[0]["content"]
+    for name, spec in Summary.model_fields.items():
+        assert f"- `{name}`: {spec.description}" in system
+
+
+def test_the_fixed_part_is_byte_identical_and_the_abstract_comes_last() -> None:
+    prompt = load_prompt(DEFAULT_PROMPT)
+    first = prompt.messages(title="One", abstract="First abstract.")
+    second = prompt.messages(title="Two", abstract="Second abstract.")
+    assert first[0] == second[0]
+    assert first[-1]["content"].rstrip().endswith("First abstract.\n</abstract>")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("[system]\nx\n[user]\n$abstract\n", ":1: prompt file must start with"),
+        ('+++\nname = "x"\n+++\n[system]\nx\n[user]\ny\n', "needs a `version`"),
+        ('+++\nversion = "1"\n+++\n[system]\nx\n', "one [system] and one [user]"),
+        ('+++\nversion = "1"\n+++\n[system]\n$nope\n[user]\ny\n', "unknown variable"),
+    ],
+)
+def test_a_bad_prompt_file_is_a_config_error_naming_it(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    path = tmp_path / "p.md"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(reason)) as caught:
+        load_prompt(path)
+    assert str(path) in str(caught.value)
+
+
+def test_an_unreadable_prompt_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_prompt(tmp_path / "missing.md")
+    binary = tmp_path / "b.md"
+    binary.write_bytes(b"+++\xff\xfe")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_prompt(binary)
+
+
+def test_the_prompt_hash_changes_with_the_file(tmp_path: Path) -> None:
+    copy = tmp_path / "p.md"
+    copy.write_text(DEFAULT_PROMPT.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    assert load_prompt(copy).hash != load_prompt(DEFAULT_PROMPT).hash
