@@ -12,7 +12,14 @@ from summarize import RunSettings, run
 from summarize.cli import cli
 from summarize.schema import Record
 from summarize.settings import EndpointSettings
-from tests.conftest import FAKE_KEY, PAPERS, numbered_abstracts, read_jsonl, write_jsonl
+from tests.conftest import (
+    ABSTRACTS,
+    FAKE_KEY,
+    PAPERS,
+    numbered_abstracts,
+    read_jsonl,
+    write_jsonl,
+)
 from tests.fakeserver import FakeOpenAI
 
 RECORD_KEYS = list(Record.model_fields)
@@ -39,7 +46,8 @@ def test_run_writes_one_validated_record_per_abstract_in_fixed_key_order(
         record = json.loads(line)
         assert list(record) == RECORD_KEYS
         assert record["model"] == "gpt-4o-mini"
-        assert record["sources"] == [f"{papers}:{records.index(record) + 1}"]
+        line_number = [t for t, _ in ABSTRACTS].index(record["title"]) + 1
+        assert record["sources"] == [f"{papers}:{line_number}"]
         assert record["prompt_tokens"] > 0 and record["attempts"] == 1
         Record.model_validate(record)
     assert "3 abstracts: 3 done, 0 skipped, 0 failed" in result.output
