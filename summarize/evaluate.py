@@ -68,6 +68,12 @@ def gain_numbers(record: Mapping[str, Any]) -> set[float]:
     return {n for g in record["claimed_gain"]["gains"] for n in grounding.numbers_in(g["value"])}
 
 
+def _stated_numbers(record: Mapping[str, Any]) -> set[float]:
+    texts = [record[name] for name in TEXT_FIELDS] + [record["claimed_gain"]["qualitative"] or ""]
+    texts += [g["value"] for g in record["claimed_gain"]["gains"]]
+    return {n for text in texts for n in grounding.numbers_in(text)}
+
+
 def grounding_problems(record: Mapping[str, Any]) -> list[str]:
     """Why a record is not faithful to its abstract; empty when it is."""
     abstract = record["abstract"]
@@ -98,6 +104,8 @@ class Scores:
     none_correct: int = 0
     quotes: int = 0
     quotes_found: int = 0
+    numbers: int = 0
+    numbers_found: int = 0
     rouge: dict[str, list[float]] = field(default_factory=lambda: {f: [] for f in TEXT_FIELDS})
     pairs: dict[str, list[tuple[str, str]]] = field(
         default_factory=lambda: {f: [] for f in TEXT_FIELDS}
@@ -113,6 +121,7 @@ class Scores:
             "gain_recall": _ratio(self.gain_tp, self.gain_expected),
             "no_claim_accuracy": _ratio(self.none_correct, self.matched),
             "quotes_found": _ratio(self.quotes_found, self.quotes),
+            "numbers_found": _ratio(self.numbers_found, self.numbers),
         }
         for name, values in self.rouge.items():
             figures[f"{name}_rouge_l"] = _ratio(sum(values), len(values))
@@ -148,6 +157,9 @@ def evaluate(
         for gain in record["claimed_gain"]["gains"]:
             scores.quotes += 1
             scores.quotes_found += grounding.contains_quote(record["abstract"], gain["quote"])
+        stated = _stated_numbers(record)
+        scores.numbers += len(stated)
+        scores.numbers_found += len(stated & grounding.numbers_in(record["abstract"]))
         for name in TEXT_FIELDS:
             scores.rouge[name].append(rouge_l(record[name], expected[name]))
             scores.pairs[name].append((record[name], expected[name]))

@@ -101,7 +101,10 @@ class Output:
                 with contextlib.suppress(OSError):
                     fh.flush()
                     os.fsync(fh.fileno())
-                fh.close()
+                # After a failed write (disk full) bytes may still sit in the buffer;
+                # closing drops them and the torn tail is cut off just below.
+                with contextlib.suppress(OSError):
+                    fh.close()
         self._records = self._errors = None
         try:
             if self._lock.is_locked:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from summarize.items import abstract_key
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI
+from tests.fakeserver import FakeOpenAI, prompt_parts
 
 
 def start_run(server: FakeOpenAI, papers: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
@@ -42,17 +43,20 @@ def wait_for_lines(path: Path, count: int, timeout: float = 30.0) -> None:
 
 
 def test_kill_9_then_rerun_leaves_exactly_one_record_per_abstract(tmp_path: Path) -> None:
-    total, kills, concurrency = 120, 6, 4
+    total, kills, concurrency = 200, 20, 4
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(total))
     out = tmp_path / "out.jsonl"
     rng = random.Random(11)
     with FakeOpenAI(latency=0.02) as server:
         for _ in range(kills):
-            before = len(whole_lines(out))
+            done_before = {line["id"] for line in whole_lines(out)}
+            sent_before = len(server.requests)
             run = start_run(server, papers, out, "--concurrency", str(concurrency))
-            wait_for_lines(out, before + rng.randint(1, 15))
+            wait_for_lines(out, len(done_before) + rng.randint(1, 8))
             run.send_signal(signal.SIGKILL)
             run.communicate()
+            resent = {requested_id(body) for body in server.requests[sent_before:]}
+            assert not resent & done_before, "a finished abstract was requested again"
         final = start_run(server, papers, out, "--concurrency", str(concurrency))
         _, stderr = final.communicate(timeout=120)
         requests = server.stats.requests
@@ -64,6 +68,10 @@ def test_kill_9_then_rerun_leaves_exactly_one_record_per_abstract(tmp_path: Path
     # Only requests in flight at a kill can be repeated.
     assert total <= requests <= total + kills * concurrency
     assert read_jsonl(tmp_path / "out.errors.jsonl") == []
+
+
+def requested_id(body: dict[str, object]) -> str:
+    return abstract_key(prompt_parts(body)[1])
 
 
 def test_second_concurrent_run_refuses_and_a_killed_runs_lock_does_not_block(

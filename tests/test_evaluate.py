@@ -41,6 +41,7 @@ def test_an_invented_gain_costs_precision_and_faithfulness(gold: list[dict[str, 
     assert scores.gain_predicted == scores.gain_tp + 1
     assert scores.faithful == len(gold) - 1
     assert grounding_problems(target) == ["value '987654%' not in its quote"]
+    assert scores.numbers_found == scores.numbers - 1
 
 
 def test_a_missed_claim_costs_recall_and_no_claim_accuracy(gold: list[dict[str, Any]]) -> None:
@@ -97,7 +98,7 @@ def test_eval_cli_prints_every_figure(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["eval", str(GOLD), str(GOLD)])
     assert result.exit_code == 0
     assert "gain_recall          1.000" in result.output
-    assert len(result.output.splitlines()) == 12
+    assert len(result.output.splitlines()) == 13
     assert "problem_similarity   1.000" in result.output
 
 
