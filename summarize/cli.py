@@ -10,17 +10,20 @@ import json
 import os
 import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .errors import SummarizeError, UsageError
-from .evaluate import evaluate, read_json_lines
+from .errors import OutputError, SummarizeError, UsageError
+from .evaluate import evaluate
 from .job import run
 from .local import EMBEDDED, embedded_model
 from .output import errors_path_for
 from .progress import ProgressDisplay, summary_line
+from .report import Report, render_digest, render_html, write_csv
+from .review import diff_records, read_json_lines, validate_file
 from .runner import RunResult
 from .schema import record_json_schema
 from .settings import resolve_settings
@@ -142,6 +145,80 @@ def eval_command(gold: Path, records: Path) -> None:
         _fail(str(exc))
     for name, value in scores.table().items():
         click.echo(f"{name:<20} {'n/a' if value is None else f'{value:.3f}'}")
+
+
+@cli.command("validate")
+@click.argument("records", type=click.Path(path_type=Path))
+def validate_command(records: Path) -> None:
+    """Check a records file (perhaps hand-edited): schema, grounding, duplicate ids."""
+    try:
+        problems = validate_file(records)
+    except UsageError as exc:
+        _fail(str(exc))
+    for problem in problems:
+        click.echo(str(problem))
+    click.echo(f"{records}: {len(problems)} problems", err=True)
+    sys.exit(1 if problems else 0)
+
+
+@cli.command("diff")
+@click.argument("old", type=click.Path(path_type=Path))
+@click.argument("new", type=click.Path(path_type=Path))
+def diff_command(old: Path, new: Path) -> None:
+    """Records added (+), removed (-) and changed (~, with the fields) from OLD to NEW."""
+    try:
+        changes = diff_records(read_json_lines(old), read_json_lines(new))
+    except UsageError as exc:
+        _fail(str(exc))
+    for change in changes:
+        click.echo(str(change))
+    sys.exit(1 if changes else 0)
+
+
+@cli.command("report")
+@click.argument("records", type=click.Path(path_type=Path))
+@click.option("--html", "html_path", type=click.Path(path_type=Path), help="Write an HTML page.")
+@click.option("--md", "md_path", type=click.Path(path_type=Path), help="Write a Markdown digest.")
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Digest records created since then (UTC) [default: the newest record's last 24 h].",
+)
+def report_command(
+    records: Path, html_path: Path | None, md_path: Path | None, since: datetime | None
+) -> None:
+    """Write a self-contained HTML report and/or a Markdown digest of RECORDS."""
+    if html_path is None and md_path is None:
+        _fail("nothing to write: give --html FILE and/or --md FILE")
+    try:
+        loaded = Report.load(records)
+        if html_path is not None:
+            _write(html_path, render_html(loaded))
+        if md_path is not None:
+            _write(md_path, render_digest(loaded, since and since.replace(tzinfo=UTC)))
+    except UsageError as exc:
+        _fail(str(exc))
+
+
+@cli.command("export")
+@click.argument("records", type=click.Path(path_type=Path))
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), required=True,
+              help="Write one flat row per record.")  # fmt: skip
+def export_command(records: Path, csv_path: Path) -> None:
+    """Export RECORDS with flattened columns for spreadsheets and BI tools."""
+    try:
+        write_csv(Report.load(records), csv_path)
+    except UsageError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{csv_path}: cannot write ({exc.strerror})")
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror})") from exc
 
 
 @cli.command("model")

