@@ -132,3 +132,16 @@ def test_hostile_abstracts_stay_data_and_round_trip(server: FakeOpenAI, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "out.errors.jsonl", "out.jsonl", "out.jsonl.lock", "p.jsonl"
     ]  # fmt: skip
+
+
+def test_an_abstract_over_the_limit_is_not_sent_and_gets_an_input_error(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    rows = [*numbered_abstracts(2), {"title": "Huge", "abstract": "Word. " * 5000}]
+    out = tmp_path / "out.jsonl"
+    done = run_cli(server, write_jsonl(tmp_path / "p.jsonl", rows), out)
+    assert done.returncode == 1
+    [error] = read_jsonl(tmp_path / "out.errors.jsonl")
+    assert error["error_type"] == "input"
+    assert "over the limit of 20000; not sent" in str(error["message"])
+    assert server.stats.requests == 2

@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 from summarize.errors import InputError
 from summarize.items import Entry, collect_items
 from summarize.readers import MAX_LINE_BYTES, MIN_ABSTRACT_CHARS, read_entries
-
-PAPERS = Path(__file__).parents[2] / "shared/data/papers"
+from tests.conftest import PAPERS
 
 ABSTRACT = (
     "We study how a small model summarises research abstracts. We find that a careful "
