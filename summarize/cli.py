@@ -10,6 +10,8 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,15 @@ def _interrupt(signum: int, frame: object) -> None:
     Re-raised as SIGINT so that asyncio cancels the run's tasks cleanly.
     """
     signal.raise_signal(signal.SIGINT)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """A user's mistake (input, config, output) is one line and exit code 2."""
+    try:
+        yield
+    except UsageError as exc:
+        _fail(str(exc))
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
@@ -128,10 +139,8 @@ def schema_command(out: Path | None) -> None:
     if out is None:
         click.echo(text, nl=False)
         return
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        _fail(f"{out}: cannot write ({exc.strerror})")
+    with _user_errors():
+        _write(out, text)
 
 
 @cli.command("eval")
@@ -139,10 +148,8 @@ def schema_command(out: Path | None) -> None:
 @click.argument("records", type=click.Path(path_type=Path))
 def eval_command(gold: Path, records: Path) -> None:
     """Score RECORDS (a run's JSONL) against GOLD (hand-written summaries, same ids)."""
-    try:
+    with _user_errors():
         scores = evaluate(read_json_lines(gold), read_json_lines(records))
-    except UsageError as exc:
-        _fail(str(exc))
     for name, value in scores.table().items():
         click.echo(f"{name:<20} {'n/a' if value is None else f'{value:.3f}'}")
 
@@ -151,10 +158,8 @@ def eval_command(gold: Path, records: Path) -> None:
 @click.argument("records", type=click.Path(path_type=Path))
 def validate_command(records: Path) -> None:
     """Check a records file (perhaps hand-edited): schema, grounding, duplicate ids."""
-    try:
+    with _user_errors():
         problems = validate_file(records)
-    except UsageError as exc:
-        _fail(str(exc))
     for problem in problems:
         click.echo(str(problem))
     click.echo(f"{records}: {len(problems)} problems", err=True)
@@ -166,10 +171,8 @@ def validate_command(records: Path) -> None:
 @click.argument("new", type=click.Path(path_type=Path))
 def diff_command(old: Path, new: Path) -> None:
     """Records added (+), removed (-) and changed (~, with the fields) from OLD to NEW."""
-    try:
+    with _user_errors():
         changes = diff_records(read_json_lines(old), read_json_lines(new))
-    except UsageError as exc:
-        _fail(str(exc))
     for change in changes:
         click.echo(str(change))
     sys.exit(1 if changes else 0)
@@ -190,14 +193,12 @@ def report_command(
     """Write a self-contained HTML report and/or a Markdown digest of RECORDS."""
     if html_path is None and md_path is None:
         _fail("nothing to write: give --html FILE and/or --md FILE")
-    try:
+    with _user_errors():
         loaded = Report.load(records)
         if html_path is not None:
             _write(html_path, render_html(loaded))
         if md_path is not None:
             _write(md_path, render_digest(loaded, since and since.replace(tzinfo=UTC)))
-    except UsageError as exc:
-        _fail(str(exc))
 
 
 @cli.command("export")
@@ -206,12 +207,8 @@ def report_command(
               help="Write one flat row per record.")  # fmt: skip
 def export_command(records: Path, csv_path: Path) -> None:
     """Export RECORDS with flattened columns for spreadsheets and BI tools."""
-    try:
+    with _user_errors():
         write_csv(Report.load(records), csv_path)
-    except UsageError as exc:
-        _fail(str(exc))
-    except OSError as exc:
-        _fail(f"{csv_path}: cannot write ({exc.strerror})")
 
 
 def _write(path: Path, text: str) -> None:
@@ -224,10 +221,8 @@ def _write(path: Path, text: str) -> None:
 @cli.command("model")
 def model_command() -> None:
     """Assemble and hash-check the embedded model's weights; print where they are."""
-    try:
+    with _user_errors():
         model = embedded_model()
-    except UsageError as exc:
-        _fail(str(exc))
     click.echo(f"{model.path}  sha256:{model.sha256}  licence:{EMBEDDED.licence}")
 
 

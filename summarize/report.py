@@ -140,10 +140,13 @@ def _stamp(record: dict[str, Any]) -> datetime:
 
 def write_csv(report: Report, path: Path) -> None:
     """One row per record, gains flattened into numbered columns."""
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(flat_row(r) for r in report.records)
+    try:
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(flat_row(r) for r in report.records)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror})") from exc
 
 
 def flat_row(record: dict[str, Any]) -> dict[str, Any]:
