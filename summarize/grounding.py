@@ -12,6 +12,8 @@ from functools import lru_cache
 
 from .items import normalize_text
 
+_LATEX_ACCENT = re.compile(r"""\\(["'`^~])\{?([A-Za-z])\}?""")
+_COMBINING = {'"': "\u0308", "'": "\u0301", "`": "\u0300", "^": "\u0302", "~": "\u0303"}
 _LATEX_COMMAND = re.compile(r"\\([A-Za-z]+)")
 _LATEX_ESCAPE = re.compile(r"\\([%$&#_{}~^,;! ])")
 _BRACES_AND_MATH = re.compile(r"[{}$]")
@@ -37,12 +39,15 @@ _LATEX_WORDS = {
 @lru_cache(maxsize=4096)
 def plain_text(text: str) -> str:
     """Normalise Unicode, LaTeX leftovers and white space for comparison."""
+    # `Nystr\\"om` is Nyström: a letter and its accent, composed by NFKC below.
+    text = _LATEX_ACCENT.sub(lambda m: m.group(2) + _COMBINING[m.group(1)], text)
     text = _LATEX_ESCAPE.sub(r"\1", text)
     text = _LATEX_COMMAND.sub(lambda m: _LATEX_WORDS.get(m.group(1), m.group(1)), text)
     text = _BRACES_AND_MATH.sub("", text)
     # `17.5times` (a command glued to the number) reads as `17.5x`.
     text = re.sub(r"(\d)\s*times\b", r"\1x", text)
-    return normalize_text(text).replace("\u2212", "-")
+    # A stray backslash is markup, never content.
+    return normalize_text(text).replace("\u2212", "-").replace("\\", "")
 
 
 def numbers_in(text: str) -> set[float]:

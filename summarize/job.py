@@ -59,6 +59,7 @@ def _endpoint(settings: RunSettings, local: ModelFile | None) -> Iterator[Endpoi
         return
     with EmbeddedServer(local) as server:
         yield server.endpoint()
+        server.check_alive()
 
 
 def run(

@@ -194,7 +194,10 @@ class EmbeddedServer:
     def start(self) -> None:
         """Start the server and wait until it answers."""
         self.port = _free_port()
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
+        # Kept after the run (overwritten by the next) for when the local model misbehaves.
+        log_path = cache_dir().parent / "server.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = log_path.open("w+b")
         command = [
             sys.executable, "-m", "llama_cpp.server",
             "--model", str(self.model.path),
@@ -224,13 +227,24 @@ class EmbeddedServer:
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
-                raise ConfigError(f"the embedded model server exited: {self._last_log_line()}")
+                raise ConfigError(
+                    f"the embedded model server exited: {self._last_log_line()} "
+                    f"(log: {cache_dir().parent / 'server.log'})"
+                )
             try:
                 with urllib.request.urlopen(f"{self.base_url}/models", timeout=2):  # noqa: S310
                     return
             except (urllib.error.URLError, OSError):
                 time.sleep(0.2)
         raise ConfigError(f"the embedded model server did not answer in {self._startup_timeout}s")
+
+    def check_alive(self) -> None:
+        """Raise if the server died during the run (its failures were not the model's)."""
+        if self._process is not None and self._process.poll() is not None:
+            raise ConfigError(
+                f"the embedded model server died during the run: {self._last_log_line()} "
+                f"(log: {cache_dir().parent / 'server.log'}); run again to retry"
+            )
 
     def _last_log_line(self) -> str:
         if self._log is None:

@@ -197,7 +197,13 @@ def summary_model_for(abstract: str) -> type[Summary]:
     Sent as the request schema, the `enum` lets a constrained decoder (llama.cpp's
     grammar, OpenAI strict mode) emit only real sentences: grounded by construction.
     """
-    choices = tuple(grounding.sentences(abstract)) or (abstract,)
+    # Offered as plain text, and never with a double quote: llama.cpp's grammar
+    # converter leaves the backslash of a JSON-escaped quote unescaped, which breaks
+    # the grammar and kills the server. Validation compares quotes as plain text too.
+    plain = (grounding.plain_text(s) for s in grounding.sentences(abstract))
+    choices = tuple(dict.fromkeys(s for s in plain if '"' not in s))
+    if not choices:
+        return Summary
     quote_type = Literal[choices]  # type: ignore[valid-type]
     gain = create_model(
         "Gain",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from summarize.errors import ErrorType
-from summarize.local import EMBEDDED
+from summarize.local import EMBEDDED, embedded_model
 from summarize.schema import ErrorRecord, Record
 from tests.conftest import PAPERS, read_jsonl
 
@@ -48,3 +49,51 @@ def test_embedded_model_turns_shared_abstracts_into_records_or_reasoned_errors(
         assert error.error_type in set(ErrorType)
         assert error.message
     assert f"{len(records)} done" in done.stdout
+
+
+@pytest.mark.embedded
+def test_embedded_server_survives_latex_quotes_in_the_request_schema(tmp_path: Path) -> None:
+    """`Nystr\\"om` in a sentence once broke llama.cpp's grammar and killed the server."""
+    gold = [json.loads(line) for line in GOLD.read_text(encoding="utf-8").splitlines()]
+    paper = next(g for g in gold if '\\"' in g["abstract"])
+    papers = tmp_path / "p.jsonl"
+    papers.write_text(json.dumps({"title": paper["title"], "abstract": paper["abstract"]}) + "\n")
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "summarize", "run", str(papers), "-o", str(out),
+         "--max-reasks", "0"],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr
+    errors = read_jsonl(tmp_path / "out.errors.jsonl")
+    assert [e["error_type"] for e in errors] in ([], ["validation"], ["truncated"]), errors
+
+
+@pytest.mark.embedded
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # llama_cpp's quiet mode leaks /dev/null
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_every_shared_abstracts_request_schema_compiles_to_a_llama_grammar() -> None:
+    import llama_cpp  # noqa: PLC0415 - the local extra
+    from instructor.v2.providers.openai.schema import generate_openai_schema  # noqa: PLC0415
+    from llama_cpp.llama_grammar import LlamaGrammar  # noqa: PLC0415
+
+    from summarize.job import read_items  # noqa: PLC0415
+    from summarize.schema import summary_model_for  # noqa: PLC0415
+
+    llm = llama_cpp.Llama(str(embedded_model().path), vocab_only=True, verbose=False)
+    vocab = llm._model.vocab
+    listings = sorted(str(p) for p in PAPERS.glob("*.txt")) or [str(GOLD)]
+    items, _ = read_items(listings)
+    broken = []
+    for item in items:
+        schema = generate_openai_schema(summary_model_for(item.abstract))["parameters"]
+        grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        sampler = llama_cpp.llama_sampler_init_grammar(
+            vocab, grammar._grammar.encode(), grammar._root.encode()
+        )
+        if not sampler:
+            broken.append(item.title)
+        else:
+            llama_cpp.llama_sampler_free(sampler)
+    llm.close()
+    assert broken == []

@@ -102,5 +102,23 @@ def test_no_quantitative_claim_is_a_valid_answer_distinct_from_words_only() -> N
 def test_the_request_schema_offers_only_the_abstracts_own_sentences_as_quotes() -> None:
     schema = summary_model_for(ABSTRACT).model_json_schema()
     gain = next(v for k, v in schema["$defs"].items() if k.startswith("Gain"))
-    assert gain["properties"]["quote"]["enum"] == grounding.sentences(ABSTRACT)
+    plain = [grounding.plain_text(s) for s in grounding.sentences(ABSTRACT)]
+    assert gain["properties"]["quote"]["enum"] == plain
     assert list(gain["properties"]) == ["quote", "metric", "value"]
+
+
+def test_a_sentence_with_a_double_quote_is_not_offered_to_the_grammar() -> None:
+    abstract = 'We call it "Fast". It is 3x faster.'
+    schema = summary_model_for(abstract).model_json_schema()
+    gain = next(v for k, v in schema["$defs"].items() if k.startswith("Gain"))
+    assert gain["properties"]["quote"]["const"] == "It is 3x faster."  # one choice
+    assert summary_model_for('Only "quoted" text.') is Summary
+
+
+def test_quote_choices_carry_no_backslash_for_the_grammar_converter() -> None:
+    abstract = 'We use Nystr\\"om approximation. It is 50\\% faster than SVD.'
+    schema = summary_model_for(abstract).model_json_schema()
+    gain = next(v for k, v in schema["$defs"].items() if k.startswith("Gain"))
+    choices = gain["properties"]["quote"]["enum"]
+    assert choices == ["We use Nyström approximation.", "It is 50% faster than SVD."]
+    assert all(grounding.contains_quote(abstract, choice) for choice in choices)
