@@ -72,6 +72,9 @@ def summary_line(result: RunResult, output: Path, errors: Path) -> str:
     if result.failed:
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.failures.items()))
         failed += f" ({kinds}; see {errors})"
+    left = result.unique - result.done - result.skipped - result.failed
+    if left > 0:
+        failed += f", {left} left (--limit)"
     return (
         f"{result.unique} abstracts: {result.done} done, {result.skipped} skipped, {failed}"
         f" | tokens {result.prompt_tokens} in ({result.cached_tokens} cached),"

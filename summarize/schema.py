@@ -165,6 +165,8 @@ class Summary(BaseModel):
         value = " ".join(value.split())
         if not value:
             raise ValueError("must not be empty")
+        if len(grounding.sentences(value)) > 1:
+            raise ValueError("must be one short sentence in your own words, not a passage")
         title = _context(info).get("title")
         if (
             title

@@ -81,6 +81,12 @@ def test_numbers_in_sentences_must_come_from_the_abstract() -> None:
         Summary.model_validate(summary(result="It is 75% cheaper."), context=context())
 
 
+def test_a_copied_passage_is_rejected_as_not_one_sentence() -> None:
+    passage = "Training is slow. We propose FastTrain, a new schedule."
+    with pytest.raises(ValidationError, match="must be one short sentence"):
+        Summary.model_validate(summary(problem=passage), context=context())
+
+
 def test_a_copy_of_the_title_or_an_empty_field_is_rejected() -> None:
     with pytest.raises(ValidationError, match="repeats the title"):
         Summary.model_validate(summary(problem="FastTrain: fast training."), context=context())

@@ -294,7 +294,9 @@ def test_limit_summarises_only_n_pending(server: FakeOpenAI, tmp_path: Path) -> 
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(5))
     out = tmp_path / "out.jsonl"
     assert summarize_cli(server, str(papers), "-o", str(out), "--limit", "2").exit_code == 0
-    assert summarize_cli(server, str(papers), "-o", str(out), "--limit", "2").exit_code == 0
+    second = summarize_cli(server, str(papers), "-o", str(out), "--limit", "2")
+    assert second.exit_code == 0
+    assert "5 abstracts: 2 done, 2 skipped, 0 failed, 1 left (--limit)" in second.output
     assert len(read_jsonl(out)) == 4
 
 
