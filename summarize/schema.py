@@ -31,7 +31,7 @@ from . import grounding
 from .errors import ErrorType
 
 SCHEMA_VERSION = "1"
-SENTENCE_MAX = 300
+SENTENCE_MAX = 200
 # llama.cpp's grammar builder gives up on string caps much above this.
 QUOTE_MAX = 600
 VALUE_PATTERN = r'^[^"\\]{0,24}[0-9][^"\\]{0,24}$'
