@@ -7,6 +7,7 @@ The library API (the `summarize` command is a thin shell over it):
 """
 
 from .client import Completion, OpenAISummarizer, Summarizer
+from .cost import Price, PriceTable, SpendCap
 from .errors import (
     ConfigError,
     ErrorType,
@@ -17,7 +18,7 @@ from .errors import (
     UsageError,
 )
 from .items import Entry, Item, Source, collect_items
-from .job import read_items, run
+from .job import Estimate, estimate, read_items, run
 from .runner import Outcome, RunResult
 from .schema import (
     SCHEMA_VERSION,
@@ -39,22 +40,27 @@ __all__ = [
     "Entry",
     "ErrorRecord",
     "ErrorType",
+    "Estimate",
     "Gain",
     "InputError",
     "Item",
     "OpenAISummarizer",
     "Outcome",
     "OutputError",
+    "Price",
+    "PriceTable",
     "Record",
     "RunResult",
     "RunSettings",
     "Source",
+    "SpendCap",
     "SummarizeError",
     "Summarizer",
     "Summary",
     "SummaryError",
     "UsageError",
     "collect_items",
+    "estimate",
     "read_entries",
     "read_items",
     "record_json_schema",

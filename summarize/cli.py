@@ -1,7 +1,8 @@
 """The command line: parse flags into settings, call the library, map errors to exit codes.
 
 Exit codes: 0 all done; 1 some abstracts failed (see OUT.errors.jsonl); 2 usage,
-input or configuration error; 130 interrupted.
+input or configuration error; 3 internal error; 4 stopped at --max-cost or
+--max-tokens-total with abstracts left; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import click
 
 from .errors import OutputError, SummarizeError, UsageError
 from .evaluate import evaluate
-from .job import run
+from .job import estimate, run
 from .local import EMBEDDED, embedded_model
 from .output import errors_path_for
-from .progress import ProgressDisplay, summary_line
+from .progress import ProgressDisplay, estimate_line, summary_line
 from .report import Report, render_digest, render_html, write_csv
 from .review import diff_records, read_json_lines, validate_file
 from .runner import RunResult
@@ -78,6 +79,13 @@ def cli() -> None:
     "--concurrency", type=int, help="Requests in flight [default: 8; 1 for the embedded model]."
 )
 @click.option("--rpm", type=float, help="Client-side limit, requests per minute, evenly paced.")
+@click.option("--tpm", type=float, help="Client-side limit, tokens per minute, evenly paced.")
+@click.option("--max-cost", type=float, help="Stop starting requests once this many USD are spent.")
+@click.option("--max-tokens-total", type=int, help="Stop starting requests after this many tokens.")
+@click.option(
+    "--prices", type=click.Path(path_type=Path), help="Price table (TOML) over the bundled one."
+)
+@click.option("--dry-run", is_flag=True, help="Estimate tokens and cost; send and write nothing.")
 @click.option("--limit", type=int, help="Summarise at most N of the pending abstracts.")
 @click.option("--force", is_flag=True, default=None, help="Redo abstracts already in the output.")
 @click.option(
@@ -106,9 +114,13 @@ def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
     """Summarise every unique abstract in INPUTS (.txt listings, .jsonl, .csv, or - for stdin)."""
     if flags.get("model_file") is not None:
         flags["local"] = True
+    dry_run = flags.pop("dry_run")
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         settings = resolve_settings({"inputs": inputs, **flags}, env=os.environ, cwd=Path.cwd())
+        if dry_run:
+            click.echo(estimate_line(estimate(settings)))
+            sys.exit(0)
         display = ProgressDisplay(enabled=sys.stderr.isatty())
         with display:
             result = run(settings, on_start=display.start, on_outcome=display.advance)

@@ -14,22 +14,29 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 from .client import OpenAISummarizer, Summarizer
-from .errors import InputError
+from .concurrency import Concurrency
+from .cost import Price, PriceTable, SpendCap
+from .errors import ConfigError, InputError
 from .items import Item, collect_items
 from .local import EmbeddedServer, ModelFile, embedded_model, model_file
-from .output import Output
+from .manifest import manifest, manifest_path_for, write_manifest
+from .output import Output, completion_counts, done_fingerprints
 from .prompt import DEFAULT_PROMPT, Prompt, load_prompt
 from .ratelimit import RateLimiter
 from .readers import read_entries
-from .runner import OnOutcome, RunResult, pending_items, summarize_items
-from .schema import SCHEMA_VERSION
+from .runner import OnOutcome, RunResult, Spending, pending_items, summarize_items
+from .schema import SCHEMA_VERSION, Summary
 from .settings import EndpointSettings, RunSettings, wants_local
+from .tokens import TokenEstimator
 
 LOCAL_CONCURRENCY = 1  # llama.cpp's server computes one request at a time
-REMOTE_CONCURRENCY = 8
+REMOTE_CONCURRENCY = 8  # until a known rate limit and latency size it
+MAX_AUTO_CONCURRENCY = 256
 
 
 def read_items(
@@ -62,6 +69,35 @@ def _endpoint(settings: RunSettings, local: ModelFile | None) -> Iterator[Endpoi
         server.check_alive()
 
 
+def _model_name(settings: RunSettings, local: ModelFile | None,
+                summarizer: Summarizer | None) -> str:  # fmt: skip
+    if summarizer is not None:
+        return summarizer.model_name
+    if local is not None:
+        return local.label
+    return settings.endpoint.model_label or settings.endpoint.model
+
+
+def _price(settings: RunSettings, model_name: str, *, local: bool) -> Price | None:
+    table = PriceTable.load(settings.prices)
+    price = (table.with_free(model_name) if local else table).get(model_name)
+    if price is None and settings.max_cost is not None:
+        raise ConfigError(
+            f"--max-cost needs a price for model {model_name!r}: add it with --prices FILE"
+        )
+    return price
+
+
+def _concurrency(settings: RunSettings, limiter: RateLimiter, *, local: bool) -> Concurrency:
+    if settings.concurrency is not None:
+        return Concurrency(settings.concurrency)
+    if local:
+        return Concurrency(LOCAL_CONCURRENCY)
+    return Concurrency(
+        REMOTE_CONCURRENCY, maximum=MAX_AUTO_CONCURRENCY, rate=limiter.requests_per_second
+    )
+
+
 def run(
     settings: RunSettings,
     *,
@@ -79,11 +115,8 @@ def run(
     prompt = load_prompt(settings.prompt or DEFAULT_PROMPT)
     items, problems = read_items(settings.inputs, strict=settings.strict, stdin=stdin)
     local = None if summarizer is not None else _local_model(settings)
-    model_name = (
-        summarizer.model_name if summarizer is not None
-        else local.label if local is not None
-        else settings.endpoint.model_label or settings.endpoint.model
-    )  # fmt: skip
+    model_name = _model_name(settings, local, summarizer)
+    price = _price(settings, model_name, local=local is not None)
     with Output(settings.output) as output:
         pending = pending_items(items, output, (model_name, prompt.hash, SCHEMA_VERSION),
                                 force=settings.force)  # fmt: skip
@@ -95,24 +128,55 @@ def run(
             on_start(len(pending))
         if not pending:
             return result
+        limiter = RateLimiter(settings.rpm, settings.tpm)
+        concurrency = _concurrency(settings, limiter, local=local is not None)
+        spending = Spending(price, SpendCap(settings.max_cost, settings.max_tokens_total))
         with _endpoint(settings, local) as endpoint:
-            concurrency = settings.concurrency or (
-                LOCAL_CONCURRENCY if local is not None else REMOTE_CONCURRENCY
-            )
-            caller = summarizer or OpenAISummarizer(
-                endpoint, prompt, limiter=RateLimiter(settings.rpm)
-            )
-            return asyncio.run(
-                _summarize(
+            caller = summarizer or OpenAISummarizer(endpoint, prompt, limiter=limiter)
+            try:
+                work = _summarize(
                     pending,
                     summarizer=caller,
                     output=output,
                     prompt=prompt,
                     concurrency=concurrency,
                     result=result,
+                    spending=spending,
                     on_outcome=on_outcome,
                 )
-            )
+                return asyncio.run(work)
+            finally:
+                limits = {
+                    "rpm": limiter.rpm,
+                    "tpm": limiter.tpm,
+                    "concurrency": concurrency.limit,
+                    "peak_in_flight": concurrency.peak,
+                }
+                _write_manifest(settings.output, result, model=model_name, endpoint=endpoint,
+                                prompt=prompt, price=price, limits=limits)  # fmt: skip
+
+
+def _write_manifest(
+    output: Path,
+    result: RunResult,
+    *,
+    model: str,
+    endpoint: EndpointSettings,
+    prompt: Prompt,
+    price: Price | None,
+    limits: dict[str, float | int | None],
+) -> None:
+    content = manifest(
+        result,
+        model=model,
+        base_url=endpoint.base_url,
+        prompt_version=prompt.version,
+        prompt_hash=prompt.hash,
+        schema_version=SCHEMA_VERSION,
+        price=price,
+        limits=limits,
+    )
+    write_manifest(manifest_path_for(output), content)
 
 
 async def _summarize(
@@ -121,8 +185,9 @@ async def _summarize(
     summarizer: Summarizer,
     output: Output,
     prompt: Prompt,
-    concurrency: int,
+    concurrency: Concurrency,
     result: RunResult,
+    spending: Spending,
     on_outcome: OnOutcome | None,
 ) -> RunResult:
     try:
@@ -133,7 +198,55 @@ async def _summarize(
             prompt=prompt,
             concurrency=concurrency,
             result=result,
+            spending=spending,
             on_outcome=on_outcome,
         )
     finally:
         await summarizer.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What a run would send, before it sends anything (`--dry-run`)."""
+
+    model: str
+    unique: int
+    pending: int
+    prompt_tokens: int
+    completion_tokens: int
+    completion_basis: str
+    cost_usd: float | None
+
+
+def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
+    """Estimate tokens and cost of `run(settings)` without a request or a write."""
+    prompt = load_prompt(settings.prompt or DEFAULT_PROMPT)
+    items, _ = read_items(settings.inputs, strict=settings.strict, stdin=stdin)
+    local = _local_model(settings)
+    model_name = _model_name(settings, local, None)
+    price = _price(settings, model_name, local=local is not None)
+    done = done_fingerprints(settings.output)
+    wanted = (model_name, prompt.hash, SCHEMA_VERSION)
+    pending = [i for i in items if settings.force or done.get(i.id) != wanted]
+    pending = pending if settings.limit is None else pending[: settings.limit]
+    estimator = TokenEstimator(settings.endpoint.max_tokens)
+    tool = {"parameters": Summary.model_json_schema()}
+    prompt_tokens = sum(
+        estimator.prompt_tokens(prompt.messages(title=i.title, abstract=i.abstract), tool)
+        for i in pending
+    )
+    per_answer, basis = _completion_guess(settings.output, estimator)
+    completion_tokens = per_answer * len(pending)
+    cost = None if price is None else price.cost(
+        prompt=prompt_tokens, cached=0, completion=completion_tokens
+    )  # fmt: skip
+    return Estimate(model_name, len(items), len(pending), prompt_tokens, completion_tokens,
+                    basis, cost)  # fmt: skip
+
+
+def _completion_guess(output: Path, estimator: TokenEstimator) -> tuple[int, str]:
+    """Completion tokens per answer: the mean of the records already written, if any."""
+    counts = [c for c in completion_counts(output) if c > 0]
+    if counts:
+        return round(sum(counts) / len(counts)), f"mean of {len(counts)} records in {output}"
+    return estimator.completion_tokens(), "a first guess; no records yet"

@@ -154,6 +154,31 @@ class Output:
             _rewrite(self.errors_path, errors)
 
 
+def done_fingerprints(path: Path) -> dict[str, Fingerprint]:
+    """Id -> fingerprint of each record in `path`, read only: no lock, no repair."""
+    return {str(line.get("id")): fingerprint(line) for line in _peek(path)}
+
+
+def completion_counts(path: Path) -> list[int]:
+    """Completion tokens of each record in `path`, read only."""
+    return [int(line.get("completion_tokens") or 0) for line in _peek(path)]
+
+
+def _peek(path: Path) -> Iterator[dict[str, Any]]:
+    """Whole JSON-object lines of `path`; a torn or foreign line is passed over."""
+    try:
+        with path.open("rb") as fh:
+            for raw in fh:
+                with contextlib.suppress(ValueError):
+                    obj = json.loads(raw)
+                    if isinstance(obj, dict):
+                        yield obj
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
 def _read_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each whole line; a torn last line is cut off first."""
     if not path.exists():

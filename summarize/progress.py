@@ -17,6 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from .job import Estimate
 from .runner import Outcome, RunResult
 
 
@@ -67,17 +68,27 @@ class ProgressDisplay:
 
 
 def summary_line(result: RunResult, output: Path, errors: Path) -> str:
-    """`666 abstracts: 600 done, 50 skipped, 16 failed (…) | tokens … | 12.3s | 5.1 req/s`."""
+    """`666 abstracts: 600 done, 50 skipped, 16 failed (…) | tokens …, $0.12 | 12.3s | …`."""
     failed = f"{result.failed} failed"
     if result.failed:
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.failures.items()))
         failed += f" ({kinds}; see {errors})"
-    left = result.unique - result.done - result.skipped - result.failed
-    if left > 0:
-        failed += f", {left} left (--limit)"
+    if result.left > 0:
+        failed += f", {result.left} left ({result.stopped or '--limit'})"
+    cost = "" if result.cost_usd is None else f", ${result.cost_usd:.4f}"
     return (
         f"{result.unique} abstracts: {result.done} done, {result.skipped} skipped, {failed}"
         f" | tokens {result.prompt_tokens} in ({result.cached_tokens} cached),"
-        f" {result.completion_tokens} out | {result.elapsed_s:.1f}s"
+        f" {result.completion_tokens} out{cost} | {result.elapsed_s:.1f}s"
         f" | {result.requests_per_second:.2f} req/s -> {output}"
+    )
+
+
+def estimate_line(guess: Estimate) -> str:
+    """`dry run: 666 of 666 abstracts to send to gpt-4o-mini, ~… tokens, ~$0.07; nothing sent`."""
+    cost = "no price for this model" if guess.cost_usd is None else f"~${guess.cost_usd:.4f}"
+    return (
+        f"dry run: {guess.pending} of {guess.unique} abstracts to send to {guess.model},"
+        f" ~{guess.prompt_tokens} prompt + ~{guess.completion_tokens} completion tokens"
+        f" (completion: {guess.completion_basis}), {cost}; nothing sent"
     )

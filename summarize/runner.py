@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .client import Completion, Summarizer
+from .concurrency import Concurrency
+from .cost import Price, SpendCap
 from .errors import ErrorType, InputError, SummaryError
 from .items import Item
 from .output import Fingerprint, Output
@@ -37,13 +39,27 @@ class RunResult:
     completion_tokens: int = 0
     cached_tokens: int = 0
     elapsed_s: float = 0.0
+    cost_usd: float | None = None
+    stopped: str | None = None
     input_problems: list[InputError] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
-        """0 all done, 1 some abstracts failed (see the errors file)."""
-        return 1 if self.failed else 0
+        """0 all done, 1 some abstracts failed, 4 stopped at a spend cap with work left."""
+        if self.failed:
+            return 1
+        return 4 if self.stopped else 0
+
+    @property
+    def left(self) -> int:
+        """Unique abstracts neither done, skipped nor failed (--limit, a spend cap)."""
+        return self.unique - self.done - self.skipped - self.failed
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens of every request this run sent."""
+        return self.prompt_tokens + self.completion_tokens
 
     @property
     def requests_per_second(self) -> float:
@@ -58,6 +74,7 @@ class Outcome:
     item: Item
     record: Record | None
     error: ErrorRecord | None
+    latency: float | None = None  # of the answer's HTTP request, rate-limit waits excluded
 
 
 OnOutcome = Callable[[Outcome], None]
@@ -122,30 +139,62 @@ def pending_items(
     return [item for item in items if force or not output.is_done(item.id, wanted)]
 
 
+@dataclass(frozen=True, slots=True)
+class Spending:
+    """What a run's tokens cost, and when it must stop starting requests."""
+
+    price: Price | None = None
+    cap: SpendCap = field(default_factory=SpendCap)
+
+    def stop_reason(self, result: RunResult, in_flight: int) -> str | None:
+        """Why no new request may start, counting in-flight ones at the mean so far."""
+        finished = result.done + result.failed
+        share = (in_flight / finished) if finished else 0.0
+        tokens = round(result.total_tokens * (1 + share))
+        cost = None if result.cost_usd is None else result.cost_usd * (1 + share)
+        return self.cap.reached(cost=cost, tokens=tokens)
+
+
 async def summarize_items(
     items: list[Item],
     *,
     summarizer: Summarizer,
     output: Output,
     prompt: Prompt,
-    concurrency: int,
+    concurrency: Concurrency,
     result: RunResult,
+    spending: Spending | None = None,
     on_outcome: OnOutcome | None = None,
 ) -> RunResult:
-    """Summarise `items` with at most `concurrency` requests in flight."""
+    """Summarise `items` with at most `concurrency.limit` requests in flight."""
     queue = iter(items)
+    spending = spending or Spending()
+    if spending.price is not None and result.cost_usd is None:
+        result.cost_usd = 0.0
     started = time.perf_counter()
+    in_flight = 0
 
     async def worker() -> None:
+        nonlocal in_flight
         for item in queue:
-            outcome = await _summarize_one(item, summarizer, prompt)
-            _record(outcome, output, result)
+            if (reason := spending.stop_reason(result, in_flight)) is not None:
+                result.stopped = reason
+                return
+            async with concurrency:
+                in_flight += 1
+                try:
+                    outcome = await _summarize_one(item, summarizer, prompt)
+                finally:
+                    in_flight -= 1
+            _record(outcome, output, result, spending.price)
+            if outcome.latency is not None:
+                concurrency.observe(outcome.latency)
             if on_outcome is not None:
                 on_outcome(outcome)
 
     try:
         async with asyncio.TaskGroup() as group:
-            for _ in range(min(concurrency, len(items)) or 1):
+            for _ in range(min(concurrency.maximum, len(items)) or 1):
                 group.create_task(worker())
     except BaseExceptionGroup as group_error:
         # Surface the first real error (a ConfigError such as a rejected key).
@@ -171,10 +220,11 @@ async def _summarize_one(item: Item, summarizer: Summarizer, prompt: Prompt) -> 
     except SummaryError as error:
         return Outcome(item, None, make_error(item, error, model=model, prompt=prompt))
     latency = time.perf_counter() - started
-    return Outcome(item, make_record(item, done, model=model, prompt=prompt, latency=latency), None)
+    record = make_record(item, done, model=model, prompt=prompt, latency=latency)
+    return Outcome(item, record, None, done.service_s or None)
 
 
-def _record(outcome: Outcome, output: Output, result: RunResult) -> None:
+def _record(outcome: Outcome, output: Output, result: RunResult, price: Price | None) -> None:
     line = outcome.record or outcome.error
     if outcome.record is not None:
         output.write_record(outcome.record)
@@ -188,5 +238,9 @@ def _record(outcome: Outcome, output: Output, result: RunResult) -> None:
         result.requests += line.attempts
         result.prompt_tokens += line.prompt_tokens
         result.completion_tokens += line.completion_tokens
-        if isinstance(line, Record):
-            result.cached_tokens += line.cached_tokens
+        cached = line.cached_tokens if isinstance(line, Record) else 0
+        result.cached_tokens += cached
+        if price is not None and result.cost_usd is not None:
+            result.cost_usd += price.cost(
+                prompt=line.prompt_tokens, cached=cached, completion=line.completion_tokens
+            )

@@ -53,6 +53,10 @@ class RunSettings(BaseModel):
     model_file: Path | None = None
     concurrency: int | None = Field(default=None, ge=1, le=1024)
     rpm: float | None = Field(default=None, gt=0)
+    tpm: float | None = Field(default=None, gt=0)
+    max_cost: float | None = Field(default=None, gt=0)
+    max_tokens_total: int | None = Field(default=None, gt=0)
+    prices: Path | None = None
     limit: int | None = Field(default=None, ge=0)
     force: bool = False
     strict: bool = False
@@ -61,7 +65,10 @@ class RunSettings(BaseModel):
 
 # Keys a config file may set, and the settings section they belong to.
 _ENDPOINT_KEYS = set(EndpointSettings.model_fields) - {"api_key", "model_label"}
-_RUN_KEYS = {"output", "concurrency", "rpm", "limit", "strict", "prompt", "local", "model_file"}
+_RUN_KEYS = {
+    "output", "concurrency", "rpm", "tpm", "max_cost", "max_tokens_total", "prices",
+    "limit", "strict", "prompt", "local", "model_file",
+}  # fmt: skip
 
 
 def read_config_file(cwd: Path) -> tuple[dict[str, Any], Path | None]:

@@ -226,10 +226,14 @@ class _TokenBucket:
         return False
 
     def headers(self) -> dict[str, str]:
+        """OpenAI's headers: the limit per minute, what is left, when it is full again."""
+        per_minute = round(self.rate * 60)
         reset = (self.capacity - self.tokens) / self.rate
         return {
-            "x-ratelimit-limit-requests": str(math.floor(self.capacity)),
-            "x-ratelimit-remaining-requests": str(math.floor(self.tokens)),
+            "x-ratelimit-limit-requests": str(per_minute),
+            "x-ratelimit-remaining-requests": str(
+                math.floor(math.floor(self.tokens) / self.capacity * per_minute)
+            ),
             "x-ratelimit-reset-requests": _duration(reset),
         }
 
@@ -462,7 +466,9 @@ class FakeOpenAI:
     """An OpenAI-compatible chat-completions server in a background thread.
 
     Settings are attributes, safe to change between phases of a test (`latency`,
-    `jitter`, `retry_after`, `responder`, `require_key`, `faults`, `rps_limit`, `burst`).
+    `jitter`, `retry_after`, `limit_headers`, `responder`, `require_key`, `faults`,
+    `rps_limit`, `burst`). With `limit_headers`, answers carry OpenAI's
+    `x-ratelimit-*-requests` headers (the limit per minute) when `rps_limit` is set.
     """
 
     def __init__(
@@ -474,6 +480,7 @@ class FakeOpenAI:
         rps_limit: float | None = None,
         burst: float | None = None,
         retry_after: float | None = 1.0,
+        limit_headers: bool = True,
         faults: FaultPlan | None = None,
         responder: Responder | None = None,
         model: str = DEFAULT_MODEL,
@@ -485,6 +492,7 @@ class FakeOpenAI:
         self.latency = latency
         self.jitter = jitter
         self.retry_after = retry_after
+        self.limit_headers = limit_headers
         self.faults = faults if faults is not None else FaultPlan()
         self.responder: Responder = responder or default_responder
         self.model = model
@@ -777,7 +785,8 @@ class FakeOpenAI:
         with self._lock:
             bucket = self._bucket
             allowed = bucket.take(time.monotonic()) if bucket is not None else True
-            limit_headers = bucket.headers() if bucket is not None else {}
+            send = bucket is not None and self.limit_headers
+            limit_headers = bucket.headers() if send else {}
             retry_after = self.retry_after
             if not allowed:
                 self._stats.rate_limited += 1
@@ -922,6 +931,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
     parser.add_argument("--rps", type=float, default=None, help="429 past this many requests/s")
+    parser.add_argument("--jitter", type=float, default=0.0, help="up to this much extra latency")
+    parser.add_argument("--retry-after", type=float, default=1.0, help="seconds, on 429s")
+    parser.add_argument(
+        "--no-limit-headers", action="store_true", help="send no x-ratelimit-* headers"
+    )
     parser.add_argument(
         "--faults",
         default="",
@@ -929,7 +943,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     mix = {k: float(v) for k, v in (p.split("=") for p in args.faults.split(",") if p)}
-    with FakeOpenAI(latency=args.latency, rps_limit=args.rps, port=args.port) as server:
+    with FakeOpenAI(
+        latency=args.latency,
+        jitter=args.jitter,
+        rps_limit=args.rps,
+        retry_after=args.retry_after,
+        limit_headers=not args.no_limit_headers,
+        port=args.port,
+    ) as server:
         server.set_fault_mix(mix)
         print(f"serving {server.base_url} (Ctrl-C stops)", flush=True)
         with contextlib.suppress(KeyboardInterrupt):

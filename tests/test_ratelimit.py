@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from summarize.ratelimit import RateLimiter
+from summarize.ratelimit import RateLimiter, parse_duration
 
 
 class FakeClock:
@@ -68,3 +68,104 @@ async def test_concurrent_waiters_share_the_slots() -> None:
 def test_a_non_positive_rate_is_refused() -> None:
     with pytest.raises(ValueError, match="positive"):
         RateLimiter(0)
+
+
+async def test_tokens_are_paced_under_tpm() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(tpm=60_000, clock=clock, sleep=clock.sleep)  # 1,000 tokens/s
+    starts = []
+    for _ in range(3):
+        await limiter.acquire(2_000)
+        starts.append(clock.now)
+    assert starts == pytest.approx([0.0, 2.0, 4.0])
+
+
+async def test_reported_usage_corrects_the_token_clock() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(tpm=60_000, clock=clock, sleep=clock.sleep)
+    await limiter.acquire(2_000)
+    limiter.settle(estimated=2_000, actual=500)  # 1.5 s of token time handed back
+    await limiter.acquire(1_000)
+    assert clock.now == pytest.approx(0.5)
+
+
+async def test_the_tighter_of_rpm_and_tpm_wins() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(rpm=600, tpm=600_000, clock=clock, sleep=clock.sleep)
+    starts = await start_times(limiter, clock, 3)
+    assert starts == pytest.approx([0.0, 0.1, 0.2])  # rpm binds: tokens=0 cost nothing
+
+
+def test_limits_are_learned_from_openai_headers() -> None:
+    limiter = RateLimiter()
+    limiter.observe({"x-ratelimit-limit-requests": "500", "x-ratelimit-limit-tokens": "200000"})
+    assert limiter.rpm == pytest.approx(500 * 0.97)
+    assert limiter.tpm == pytest.approx(200_000 * 0.97)
+
+
+def test_a_limit_the_user_set_is_not_overridden_by_headers() -> None:
+    limiter = RateLimiter(rpm=100)
+    limiter.observe({"x-ratelimit-limit-requests": "500"})
+    assert limiter.rpm == 100
+
+
+async def test_no_remaining_requests_pauses_until_the_reset() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    limiter.observe({"x-ratelimit-limit-requests": "60000", "x-ratelimit-remaining-requests": "0",
+                     "x-ratelimit-reset-requests": "1.5s"})
+    await limiter.acquire()
+    assert clock.now == pytest.approx(1.5)
+
+
+async def test_a_429_slows_everyone_down_then_the_pace_ramps_back_up() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(rpm=600, clock=clock, sleep=clock.sleep)
+    limiter.rate_limited(1.0)
+    assert limiter.pace == pytest.approx(0.8)
+    starts = await start_times(limiter, clock, 2)
+    assert starts[0] == pytest.approx(1.0)
+    assert starts[1] - starts[0] == pytest.approx(0.1 / 0.8)
+    for _ in range(30):
+        limiter.succeeded()
+    assert limiter.pace == 1.0
+
+
+async def test_429s_of_one_burst_slow_down_once() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(rpm=600, clock=clock, sleep=clock.sleep)
+    for _ in range(5):
+        limiter.rate_limited(1.0)
+    assert limiter.pace == pytest.approx(0.8)
+
+
+async def test_with_no_limit_known_a_429_learns_the_rate_that_got_through() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    for _ in range(50):  # 10 answers per second for 5 seconds
+        await limiter.acquire()
+        limiter.succeeded()
+        clock.now += 0.1
+    limiter.rate_limited(1.0)
+    assert limiter.rpm == pytest.approx(600 * 0.95, rel=0.03)
+    for _ in range(100):  # then probes upwards, slowly
+        limiter.succeeded()
+    assert limiter.rpm == pytest.approx(600 * 0.95 * 1.0005**100, rel=0.03)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("20ms", 0.02), ("1.5s", 1.5), ("6m0s", 360.0), ("1h2m", 3720.0), ("2", 2.0), ("x", None)],
+)
+def test_reset_durations_parse_like_openai_writes_them(text: str, seconds: float | None) -> None:
+    assert parse_duration(text) == (pytest.approx(seconds) if seconds is not None else None)
+
+
+async def test_a_429_with_too_few_answers_to_judge_only_pauses() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    limiter.succeeded()
+    limiter.rate_limited(0.5)
+    assert limiter.rpm is None
+    await limiter.acquire()
+    assert clock.now == pytest.approx(0.5)

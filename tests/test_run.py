@@ -244,9 +244,19 @@ def test_key_never_appears_in_records_or_errors(server: FakeOpenAI, tmp_path: Pa
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(6))
     result = summarize_cli(server, str(papers), "-o", str(tmp_path / "o.jsonl"))
     assert FAKE_KEY not in result.output
-    for name in ("o.jsonl", "o.errors.jsonl"):
+    for name in ("o.jsonl", "o.errors.jsonl", "o.manifest.json"):
         path = tmp_path / name
-        assert not path.exists() or FAKE_KEY not in path.read_text(encoding="utf-8")
+        assert path.exists() and FAKE_KEY not in path.read_text(encoding="utf-8")
+
+
+def test_credentials_in_the_base_url_stay_out_of_the_manifest(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    url = server.base_url.replace("http://", f"http://user:{FAKE_KEY}@")
+    result = summarize_cli(server, str(papers), "-o", str(tmp_path / "o.jsonl"), "--base-url", url)
+    assert result.exit_code == 0
+    manifest = (tmp_path / "o.manifest.json").read_text(encoding="utf-8")
+    assert FAKE_KEY not in manifest and server.base_url in manifest
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,230 @@
+"""Throughput at the rate limit, client CPU and memory, and peers, side by side in one run.
+
+    .venv/bin/python bench/throughput.py            # everything, about 5 minutes
+    .venv/bin/python bench/throughput.py --quick    # smaller sizes, about 1 minute
+
+Every measurement talks over real HTTP to the fake OpenAI server of the tests
+(`python -m tests.fakeserver`), started in its own process so that its CPU is
+not counted as the client's. Inputs are the shared abstracts (666 unique),
+extended with numbered variants where a measurement needs more. Printed:
+
+1. latency-bound: achieved requests/s over the ideal concurrency / latency;
+2. rate-bound: a server that answers 429 past R requests/s, with and without
+   `x-ratelimit-*` headers, no --rpm and no --concurrency given: achieved rate
+   over R, and 429s per 1,000 requests;
+3. client CPU per record (marginal: the difference of two run sizes, so that
+   imports and start-up are not counted);
+4. peak memory (RSS) of a whole run on 10,000 abstracts over one on 1,000;
+5. peers on the same server and abstracts: a plain sequential `instructor`
+   loop, and `bespokelabs-curator` if `bench/setup_curator.sh` installed it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from summarize import EndpointSettings, RunSettings, read_items, run  # noqa: E402
+from summarize.prompt import load_prompt  # noqa: E402
+from summarize.runner import RunResult  # noqa: E402
+
+PAPERS = ROOT.parent / "shared" / "data" / "papers"
+CURATOR_PYTHON = ROOT / "bench" / ".venv-curator" / "bin" / "python"
+KEY = "sk-bench"
+
+
+@contextmanager
+def fake_server(*args: str) -> Iterator[str]:
+    """`python -m tests.fakeserver` in its own process; yields its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakeserver", "--port", "0", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # "serving http://127.0.0.1:PORT/v1 (Ctrl-C stops)"
+        yield line.split()[1]
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def abstracts(count: int, into: Path) -> Path:
+    """A JSONL file of `count` distinct abstracts: the shared ones, then variants."""
+    items, _ = read_items([str(p) for p in sorted(PAPERS.glob("*.txt"))])
+    with into.open("w", encoding="utf-8") as fh:
+        for n in range(count):
+            item = items[n % len(items)]
+            round_ = n // len(items)
+            suffix = f" This is variant {round_}." if round_ else ""
+            title = f"{item.title} ({round_})" if round_ else item.title
+            fh.write(json.dumps({"title": title, "abstract": item.abstract + suffix}) + "\n")
+    return into
+
+
+def job(url: str, papers: Path, out: Path, **settings: object) -> RunResult:
+    for stale in out.parent.glob(f"{out.stem}*"):
+        stale.unlink()
+    return run(
+        RunSettings(
+            inputs=(str(papers),),
+            output=out,
+            endpoint=EndpointSettings(base_url=url, api_key=KEY, model="fake-model"),
+            **settings,  # type: ignore[arg-type]
+        )
+    )
+
+
+def latency_bound(work: Path, n: int, latency: float, concurrency: int) -> None:
+    papers = abstracts(n, work / "latency.jsonl")
+    with fake_server("--latency", str(latency)) as url:
+        result = job(url, papers, work / "latency-out.jsonl", concurrency=concurrency)
+    ideal = concurrency / latency
+    print(f"latency-bound   {n} abstracts, latency {latency} s, concurrency {concurrency}: "
+          f"{result.requests_per_second:.1f} req/s of ideal {ideal:.1f} "
+          f"-> {result.requests_per_second / ideal:.2f} (goal >= 0.9)")  # fmt: skip
+
+
+def rate_bound(work: Path, n: int, rate: float, latency: float, *, headers: bool) -> None:
+    papers = abstracts(n, work / "rate.jsonl")
+    flags = ["--latency", str(latency), "--rps", str(rate), "--retry-after", "1"]
+    with fake_server(*flags, *([] if headers else ["--no-limit-headers"])) as url:
+        result = job(url, papers, work / "rate-out.jsonl")
+    achieved = result.done / result.elapsed_s
+    rejected = result.requests - result.done - result.failed
+    per_1000 = 1000 * rejected / result.requests
+    how = "x-ratelimit headers" if headers else "no headers, 429s only"
+    print(f"rate-bound      {n} abstracts, limit {rate:g} req/s ({how}), no --rpm: "
+          f"{achieved:.1f} req/s -> {achieved / rate:.2f} of the limit (goal >= 0.9); "
+          f"{per_1000:.1f} 429s per 1000 requests (goal < 10)")  # fmt: skip
+
+
+def client_cpu(work: Path, small: int, large: int) -> float:
+    seconds = {}
+    with fake_server() as url:
+        for n in (small, large):
+            papers = abstracts(n, work / f"cpu{n}.jsonl")
+            started = time.process_time()
+            job(url, papers, work / f"cpu{n}-out.jsonl", concurrency=8)
+            seconds[n] = time.process_time() - started
+    per_record = (seconds[large] - seconds[small]) / (large - small) * 1000
+    print(f"client CPU      {per_record:.2f} ms per record, network excluded "
+          f"(runs of {large} and {small} abstracts, difference) (goal < 2 ms)")  # fmt: skip
+    return per_record
+
+
+def peak_memory(work: Path, small: int, large: int) -> None:
+    peaks = {}
+    with fake_server() as url:
+        for n in (small, large):
+            papers = abstracts(n, work / f"mem{n}.jsonl")
+            out = work / f"mem{n}-out.jsonl"
+            child = subprocess.run(
+                [sys.executable, __file__, "--child-memory", url, str(papers), str(out)],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            peaks[n] = int(child.stdout.split()[-1]) / 1024
+    print(f"peak memory     {large} abstracts {peaks[large]:.0f} MB, {small} abstracts "
+          f"{peaks[small]:.0f} MB -> {peaks[large] / peaks[small]:.2f}x "
+          f"for {large // small}x the input (flat: 1.00)")  # fmt: skip
+
+
+def child_memory(url: str, papers: str, out: str) -> None:
+    job(url, Path(papers), Path(out), concurrency=32)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def sequential_instructor(url: str, papers: Path) -> tuple[int, float, float]:
+    """A plain loop: `instructor.from_openai`, one abstract after the other."""
+    import instructor  # noqa: PLC0415 - the peer, not the job, uses it directly
+    import openai  # noqa: PLC0415
+
+    from summarize.schema import Summary, grounded_in  # noqa: PLC0415
+
+    client = instructor.from_openai(openai.OpenAI(base_url=url, api_key=KEY),
+                                    mode=instructor.Mode.TOOLS)  # fmt: skip
+    prompt = load_prompt()
+    rows = [json.loads(line) for line in papers.read_text(encoding="utf-8").splitlines()]
+    valid, wall, cpu = 0, time.perf_counter(), time.process_time()
+    for row in rows:
+        with grounded_in(abstract=row["abstract"], title=row["title"]):
+            client.chat.completions.create(
+                model="fake-model", response_model=Summary, max_retries=2,
+                messages=prompt.messages(title=row["title"], abstract=row["abstract"]),  # type: ignore[arg-type]
+            )  # fmt: skip
+        valid += 1
+    return valid, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def curator(url: str, papers: Path, concurrency: int) -> dict[str, float] | None:
+    if not CURATOR_PYTHON.exists():
+        return None
+    child = subprocess.run(
+        [str(CURATOR_PYTHON), str(ROOT / "bench" / "curator_peer.py"),
+         "--base-url", url, "--input", str(papers), "--concurrency-hint", str(concurrency)],
+        check=True, capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    result: dict[str, float] = json.loads(child.stdout.strip().splitlines()[-1])
+    return result
+
+
+def peers(work: Path, n: int, latency: float, concurrency: int) -> None:
+    papers = abstracts(n, work / "peers.jsonl")
+    with fake_server("--latency", str(latency)) as url:
+        cpu = time.process_time()
+        ours = job(url, papers, work / "peers-out.jsonl", concurrency=concurrency)
+        ours_cpu = (time.process_time() - cpu) / n * 1000
+        ours_rate = ours.done / ours.elapsed_s
+        valid, wall, seq_cpu = sequential_instructor(url, papers)
+        seq_rate = valid / wall
+        print(f"peers           {n} abstracts, latency {latency} s: summarize "
+              f"(concurrency {concurrency}) {ours_rate:.1f} records/s, {ours.done} valid, "
+              f"{ours_cpu:.1f} ms CPU/record")  # fmt: skip
+        print(f"                sequential instructor loop {seq_rate:.1f} records/s, {valid} "
+              f"valid, {seq_cpu / n * 1000:.1f} ms CPU/record -> summarize is "
+              f"{ours_rate / seq_rate:.1f}x faster")  # fmt: skip
+        other = curator(url, papers, concurrency)
+    if other is None:
+        print("                curator: not installed (bash bench/setup_curator.sh)")
+        return
+    rate = other["valid"] / other["wall_s"]
+    print(f"                bespokelabs-curator (max_concurrent_requests {concurrency}) "
+          f"{rate:.1f} records/s, {other['valid']:.0f} valid, "
+          f"{other['cpu_s'] / n * 1000:.1f} ms CPU/record -> summarize is "
+          f"{ours_rate / rate:.2f}x its rate")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--child-memory", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_memory:
+        child_memory(*args.child_memory)
+        return
+    scale = 4 if args.quick else 1
+    with tempfile.TemporaryDirectory(prefix="summarize-bench-") as tmp:
+        work = Path(tmp)
+        latency_bound(work, 800 // scale, latency=0.2, concurrency=16)
+        rate_bound(work, 600 // scale, rate=20, latency=0.2, headers=True)
+        rate_bound(work, 600 // scale, rate=20, latency=0.2, headers=False)
+        client_cpu(work, 200 // scale, 1200 // scale)
+        peak_memory(work, 1000 // scale, 10_000 // scale)
+        peers(work, 100 // scale, latency=0.2, concurrency=16)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""How many requests are in flight: fixed by the user, or sized from the limit.
+
+With a known request rate R (configured or learned) and an observed latency L,
+R x L requests in flight keep the limit busy (Little's law); a little more
+covers the latency's spread. An adaptive gate opens with one request, whose
+answer's headers may tell the limit, so a run does not open with a burst of
+429s; with no known rate it then widens to the default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from types import TracebackType
+
+LATENCY_SMOOTHING = 0.2
+SPREAD = 1.5
+
+
+class Concurrency:
+    """An async gate whose width is fixed, or follows rate x latency."""
+
+    def __init__(
+        self,
+        width: int,
+        *,
+        maximum: int | None = None,
+        rate: Callable[[], float | None] | None = None,
+    ) -> None:
+        self._rate = rate if maximum else None
+        self._default = width
+        self.limit = 1 if self._rate is not None else width
+        self.maximum = maximum or width
+        self._latency: float | None = None
+        self._in_flight = 0
+        self._changed = asyncio.Condition()
+        self.peak = 0
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the width follows the rate limit."""
+        return self._rate is not None
+
+    async def __aenter__(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._in_flight < self.limit)
+            self._in_flight += 1
+            self.peak = max(self.peak, self._in_flight)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        async with self._changed:
+            self._in_flight -= 1
+            self._changed.notify_all()
+
+    def observe(self, latency: float) -> None:
+        """One request took `latency` seconds: resize if adaptive."""
+        if self._rate is None:
+            return
+        previous = self._latency if self._latency is not None else latency
+        self._latency = previous + LATENCY_SMOOTHING * (latency - previous)
+        rate = self._rate()
+        wanted = self._default if rate is None else math.ceil(rate * self._latency * SPREAD) + 1
+        self.limit = max(1, min(self.maximum, wanted))

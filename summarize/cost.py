@@ -1,0 +1,107 @@
+"""What a run costs: a price table in the repo that users can override, and spend caps.
+
+Prices are USD per million tokens (`summarize/data/prices.toml`). A model with no
+row has no price: the run shows its tokens and never a made-up figure.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+PER_MILLION = 1_000_000
+FREE = "free"
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens; `batch` is the Batch API's multiplier."""
+
+    input: float
+    cached_input: float
+    output: float
+    batch: float = 1.0
+
+    def cost(self, *, prompt: int, cached: int, completion: int) -> float:
+        """USD for these tokens; cached prompt tokens are billed at the cached rate."""
+        fresh = max(prompt - cached, 0)
+        total = fresh * self.input + cached * self.cached_input + completion * self.output
+        return total / PER_MILLION
+
+
+ZERO = Price(0.0, 0.0, 0.0)
+
+
+class PriceTable:
+    """Model name -> `Price`, matched exactly or by the longest prefix."""
+
+    def __init__(self, prices: dict[str, Price]) -> None:
+        self._prices = prices
+
+    @classmethod
+    def load(cls, override: Path | None = None) -> PriceTable:
+        """The bundled table, with the rows of `override` (same format) on top."""
+        bundled = resources.files("summarize").joinpath("data/prices.toml").read_text("utf-8")
+        prices = _parse(tomllib.loads(bundled), "summarize/data/prices.toml")
+        if override is not None:
+            prices.update(_parse(_read(override), str(override)))
+        return cls(prices)
+
+    def with_free(self, model: str) -> PriceTable:
+        """The same table, with `model` (e.g. a local one) costing nothing."""
+        return PriceTable({**self._prices, model: ZERO})
+
+    def get(self, model: str) -> Price | None:
+        """The price of `model`, or None if the table does not know it."""
+        if model in self._prices:
+            return self._prices[model]
+        prefixes = [name for name in self._prices if model.startswith(name)]
+        return self._prices[max(prefixes, key=len)] if prefixes else None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read price table ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _parse(data: dict[str, Any], where: str) -> dict[str, Price]:
+    models = data.get("models", {})
+    prices: dict[str, Price] = {}
+    for name, row in models.items():
+        try:
+            prices[name] = Price(
+                input=float(row["input"]),
+                cached_input=float(row.get("cached_input", row["input"])),
+                output=float(row["output"]),
+                batch=float(row.get("batch", 1.0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: [models.{name!r}] needs numbers input and output "
+                              f"({exc})") from None  # fmt: skip
+    return prices
+
+
+@dataclass(frozen=True, slots=True)
+class SpendCap:
+    """Stop starting requests once spend reaches a cost or a token total."""
+
+    max_cost: float | None = None
+    max_tokens: int | None = None
+
+    def reached(self, *, cost: float | None, tokens: int) -> str | None:
+        """Why no new request may start, or None."""
+        if self.max_tokens is not None and tokens >= self.max_tokens:
+            return f"token cap reached ({tokens} of --max-tokens-total {self.max_tokens})"
+        if self.max_cost is not None and cost is not None and cost >= self.max_cost:
+            return f"spend cap reached (${cost:.4f} of --max-cost ${self.max_cost:g})"
+        return None

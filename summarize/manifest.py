@@ -1,0 +1,82 @@
+"""The run manifest: `OUT.manifest.json`, what the last run did and what it cost.
+
+Written whole (temporary file, then `os.replace`) at the end of every run that
+sent requests, interrupted ones included, so a cron job or a report can read it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .cost import Price
+from .errors import OutputError
+from .runner import RunResult
+
+
+def manifest_path_for(path: Path) -> Path:
+    """`out.jsonl` -> `out.manifest.json`."""
+    return path.with_name(f"{path.stem}.manifest.json")
+
+
+def manifest(
+    result: RunResult,
+    *,
+    model: str,
+    base_url: str | None,
+    prompt_version: str,
+    prompt_hash: str,
+    schema_version: str,
+    price: Price | None,
+    limits: dict[str, float | int | None],
+) -> dict[str, Any]:
+    """The manifest's content: provenance, counts, tokens, cost and limits."""
+    return {
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "model": model,
+        "base_url": _without_credentials(base_url),
+        "prompt_version": prompt_version,
+        "prompt_hash": prompt_hash,
+        "schema_version": schema_version,
+        "unique": result.unique,
+        "done": result.done,
+        "skipped": result.skipped,
+        "failed": result.failed,
+        "left": result.left,
+        "failures": result.failures,
+        "stopped": result.stopped,
+        "requests": result.requests,
+        "prompt_tokens": result.prompt_tokens,
+        "cached_tokens": result.cached_tokens,
+        "completion_tokens": result.completion_tokens,
+        "cost_usd": None if result.cost_usd is None else round(result.cost_usd, 6),
+        "price_per_million": None if price is None else asdict(price),
+        "elapsed_s": round(result.elapsed_s, 3),
+        "requests_per_second": round(result.requests_per_second, 3),
+        "limits": limits,
+    }
+
+
+def _without_credentials(url: str | None) -> str | None:
+    """`https://user:secret@host/v1` -> `https://host/v1`: no secret reaches a file."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def write_manifest(path: Path, content: dict[str, Any]) -> None:
+    """Replace `path` with `content` as indented JSON, atomically."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+        temporary.replace(path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write the run manifest ({exc.strerror})") from exc

@@ -1,0 +1,149 @@
+"""Tokens, cost, caps, dry runs and learned limits, end to end against the local server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from summarize import EndpointSettings, RunSettings, estimate, run
+from summarize.tokens import TokenEstimator
+from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
+from tests.fakeserver import DEFAULT_MODEL, FakeOpenAI
+from tests.test_run import summarize_cli
+
+FAKE_PRICES = f'[models."{DEFAULT_MODEL}"]\ninput = 1.0\ncached_input = 0.5\noutput = 2.0\n'
+
+
+def priced(tmp_path: Path) -> Path:
+    path = tmp_path / "prices.toml"
+    path.write_text(FAKE_PRICES, encoding="utf-8")
+    return path
+
+
+def test_summary_line_and_manifest_give_tokens_and_cost(server: FakeOpenAI, tmp_path: Path) -> None:
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(4))
+    out = tmp_path / "out.jsonl"
+    result = summarize_cli(server, str(papers), "-o", str(out), "--model", DEFAULT_MODEL,
+                           "--prices", str(priced(tmp_path)))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out.manifest.json").read_text())
+    tokens_in = sum(int(r["prompt_tokens"]) for r in read_jsonl(out))  # type: ignore[call-overload]
+    tokens_out = sum(int(r["completion_tokens"]) for r in read_jsonl(out))  # type: ignore[call-overload]
+    expected = (tokens_in * 1.0 + tokens_out * 2.0) / 1_000_000
+    assert manifest["prompt_tokens"] == tokens_in and manifest["completion_tokens"] == tokens_out
+    assert manifest["cost_usd"] == round(expected, 6)
+    assert manifest["done"] == 4 and manifest["model"] == DEFAULT_MODEL
+    assert f"${expected:.4f}" in result.output
+
+
+def test_an_unpriced_model_shows_tokens_and_no_made_up_cost(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    result = summarize_cli(server, str(papers), "-o", str(out), "--model", "my-own-model")
+    assert result.exit_code == 0
+    assert "$" not in result.output
+    assert json.loads((tmp_path / "out.manifest.json").read_text())["cost_usd"] is None
+
+
+def test_token_cap_stops_new_requests_exit_4_and_a_rerun_continues(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(10))
+    out = tmp_path / "out.jsonl"
+    first = summarize_cli(server, str(papers), "-o", str(out), "--concurrency", "1",
+                          "--max-tokens-total", "1")  # fmt: skip
+    assert first.exit_code == 4, first.output
+    assert "9 left (token cap reached" in first.output
+    assert len(read_jsonl(out)) == 1 and server.stats.requests == 1
+    second = summarize_cli(server, str(papers), "-o", str(out))
+    assert second.exit_code == 0
+    assert len(read_jsonl(out)) == 10
+
+
+def test_cost_cap_needs_a_price(server: FakeOpenAI, papers: Path, tmp_path: Path) -> None:
+    result = summarize_cli(server, str(papers), "-o", str(tmp_path / "o.jsonl"),
+                           "--model", "unknown-model", "--max-cost", "1")  # fmt: skip
+    assert result.exit_code == 2
+    assert "--max-cost needs a price for model 'unknown-model'" in result.output
+    assert server.stats.requests == 0
+
+
+def test_cost_cap_stops_before_the_budget_is_exceeded_much(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(20))
+    out = tmp_path / "out.jsonl"
+    prices = priced(tmp_path)
+    one = summarize_cli(server, str(papers), "-o", str(tmp_path / "one.jsonl"), "--limit", "1",
+                        "--model", DEFAULT_MODEL, "--prices", str(prices))  # fmt: skip
+    per_record = json.loads((tmp_path / "one.manifest.json").read_text())["cost_usd"]
+    assert one.exit_code == 0 and per_record > 0
+    cap = per_record * 5.5
+    result = summarize_cli(server, str(papers), "-o", str(out), "--model", DEFAULT_MODEL,
+                           "--prices", str(prices), "--max-cost", f"{cap:.8f}",
+                           "--concurrency", "4")  # fmt: skip
+    assert result.exit_code == 4
+    manifest = json.loads((tmp_path / "out.manifest.json").read_text())
+    assert 5 <= manifest["done"] < 20
+    assert manifest["cost_usd"] <= cap + 4 * per_record  # at most the in-flight ones over
+    assert "spend cap reached" in manifest["stopped"]
+
+
+def test_dry_run_estimates_and_sends_and_writes_nothing(server: FakeOpenAI, tmp_path: Path) -> None:
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(6))
+    out = tmp_path / "out.jsonl"
+    result = summarize_cli(server, str(papers), "-o", str(out), "--dry-run",
+                           "--model", "gpt-4o-mini")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("dry run: 6 of 6 abstracts to send to gpt-4o-mini")
+    assert "~$" in result.output
+    assert server.stats.requests == 0
+    assert not out.exists() and not (tmp_path / "out.manifest.json").exists()
+
+
+def test_dry_run_counts_only_what_is_left_and_learns_completion_size(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(6))
+    out = tmp_path / "out.jsonl"
+    assert summarize_cli(server, str(papers), "-o", str(out), "--limit", "4").exit_code == 0
+    settings = RunSettings(
+        inputs=(str(papers),),
+        output=out,
+        endpoint=EndpointSettings(base_url=server.base_url, api_key=FAKE_KEY),
+    )
+    guess = estimate(settings)
+    assert (guess.unique, guess.pending) == (6, 2)
+    mean = sum(int(r["completion_tokens"]) for r in read_jsonl(out)) / 4  # type: ignore[call-overload]
+    assert guess.completion_tokens == 2 * round(mean)
+    assert "mean of 4 records" in guess.completion_basis
+
+
+def test_the_rate_limit_is_learned_from_the_servers_headers(tmp_path: Path) -> None:
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(12))
+    with FakeOpenAI(rps_limit=4, latency=0.25) as server:
+        settings = RunSettings(
+            inputs=(str(papers),),
+            output=tmp_path / "out.jsonl",
+            endpoint=EndpointSettings(base_url=server.base_url, api_key=FAKE_KEY),
+        )
+        result = run(settings)
+    assert result.done == 12
+    assert server.stats.rate_limited == 0
+    limits = json.loads((tmp_path / "out.manifest.json").read_text())["limits"]
+    assert limits["rpm"] == 4 * 60 * 0.97
+    # Sized from rate x latency (4/s x 0.25 s, x1.5, +1), not the default of 8.
+    assert 2 <= limits["concurrency"] <= 5
+
+
+def test_token_estimates_learn_from_reported_usage() -> None:
+    estimator = TokenEstimator(max_tokens=500)
+    messages = [{"role": "user", "content": "x" * 4000}]
+    first = estimator.prompt_tokens(messages)
+    assert first == 1004  # 4 characters a token, plus the message's overhead
+    for _ in range(30):  # this endpoint's tokenizer counts half as many
+        estimator.learn(estimated_prompt=estimator.prompt_tokens(messages), prompt=first // 2,
+                        completion=200)  # fmt: skip
+    assert abs(estimator.prompt_tokens(messages) - first // 2) <= 3
+    assert estimator.completion_tokens() == 200
