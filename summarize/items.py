@@ -59,13 +59,15 @@ def abstract_key(abstract: str) -> str:
     return digest.hexdigest()[:ID_LENGTH]
 
 
-def collect_items(
+def index_items(
     entries: Iterable[Entry], *, problems: list[InputError] | None = None
-) -> list[Item]:
-    """Fold entries into unique items, in first-seen order.
+) -> dict[str, Item]:
+    """Fold entries into unique items, in first-seen order, keeping no abstract text.
 
-    An explicit id that is reused for a different abstract is a problem with the
-    later entry: it is appended to `problems` (or raised when `problems` is None).
+    The index (abstract key -> item with every source) is what a run holds for the
+    whole input; `stream_items` brings the text back one item at a time. An
+    explicit id that is reused for a different abstract is a problem with the later
+    entry: it is appended to `problems` (or raised when `problems` is None).
     """
     by_key: dict[str, Item] = {}
     owner_of_id: dict[str, str] = {}
@@ -87,10 +89,29 @@ def collect_items(
             problems.append(problem)
             continue
         owner_of_id[item_id] = key
-        by_key[key] = Item(item_id, entry.title, entry.abstract, [entry.source])
-    return list(by_key.values())
+        by_key[key] = Item(item_id, entry.title, "", [entry.source])
+    return by_key
 
 
-def iter_limited(items: list[Item], limit: int | None) -> Iterator[Item]:
-    """The first `limit` items (all of them when limit is None)."""
-    yield from items if limit is None else items[:limit]
+def stream_items(
+    entries: Iterable[Entry], index: dict[str, Item], *, wanted: set[str] | None = None
+) -> Iterator[Item]:
+    """The items of `index` with their text, from a second pass over the same entries.
+
+    Only each item's first occurrence yields it, so the order is the index's;
+    `wanted` (ids) leaves out the rest.
+    """
+    for entry in entries:
+        item = index.get(abstract_key(entry.abstract))
+        if item is None or item.sources[0] != entry.source:
+            continue
+        if wanted is None or item.id in wanted:
+            yield Item(item.id, item.title, entry.abstract, item.sources)
+
+
+def collect_items(
+    entries: Iterable[Entry], *, problems: list[InputError] | None = None
+) -> list[Item]:
+    """Unique items with their text, all in memory (see `index_items` for the rules)."""
+    seen = list(entries)
+    return list(stream_items(seen, index_items(seen, problems=problems)))

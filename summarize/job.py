@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -22,14 +22,14 @@ from .client import OpenAISummarizer, Summarizer
 from .concurrency import Concurrency
 from .cost import Price, PriceTable, SpendCap
 from .errors import ConfigError, InputError
-from .items import Item, collect_items
+from .items import Item, index_items, stream_items
 from .local import EmbeddedServer, ModelFile, embedded_model, model_file
 from .manifest import manifest, manifest_path_for, write_manifest
 from .output import Output, completion_counts, done_fingerprints
 from .prompt import DEFAULT_PROMPT, Prompt, load_prompt
 from .ratelimit import RateLimiter
-from .readers import read_entries
-from .runner import OnOutcome, RunResult, Spending, pending_items, summarize_items
+from .readers import Inputs
+from .runner import OnOutcome, RunResult, Spending, summarize_items
 from .schema import SCHEMA_VERSION, Summary
 from .settings import EndpointSettings, RunSettings, wants_local
 from .tokens import TokenEstimator
@@ -42,15 +42,33 @@ MAX_AUTO_CONCURRENCY = 256
 def read_items(
     inputs: Sequence[str], *, strict: bool = False, stdin: TextIO | None = None
 ) -> tuple[list[Item], list[InputError]]:
-    """Unique items from every input, and the per-entry problems skipped on the way."""
+    """Unique items from every input, all in memory, and the problems skipped on the way.
+
+    `run` does not hold them all: it indexes the input, then streams the texts.
+    """
+    with closing(Inputs(inputs, stdin=stdin)) as source:
+        index, problems = index_inputs(source, strict=strict)
+        return list(stream_items(source.entries([]), index)), problems
+
+
+def index_inputs(source: Inputs, *, strict: bool) -> tuple[dict[str, Item], list[InputError]]:
+    """Every unique abstract's id, title and sources (no text), and the problems found."""
     problems: list[InputError] = []
-    entries = [e for path in inputs for e in read_entries(path, problems=problems, stdin=stdin)]
-    items = collect_items(entries, problems=problems)
+    index = index_items(source.entries(problems), problems=problems)
     if strict and problems:
         raise problems[0]
-    if not items:
-        raise InputError("no abstracts found", path=", ".join(inputs))
-    return items, problems
+    if not index:
+        raise InputError("no abstracts found", path=", ".join(source.paths))
+    return index, problems
+
+
+def _pending(
+    index: dict[str, Item], done: Callable[[str], bool], *, force: bool, limit: int | None
+) -> tuple[list[str], int]:
+    """Ids to summarise (in input order, at most `limit`), and how many were already done."""
+    pending = [item_id for item_id in (i.id for i in index.values()) if force or not done(item_id)]
+    skipped = len(index) - len(pending)
+    return (pending if limit is None else pending[:limit]), skipped
 
 
 def _local_model(settings: RunSettings) -> ModelFile | None:
@@ -113,47 +131,68 @@ def run(
     to use your own model caller instead of an OpenAI-compatible endpoint.
     """
     prompt = load_prompt(settings.prompt or DEFAULT_PROMPT)
-    items, problems = read_items(settings.inputs, strict=settings.strict, stdin=stdin)
-    local = None if summarizer is not None else _local_model(settings)
-    model_name = _model_name(settings, local, summarizer)
-    price = _price(settings, model_name, local=local is not None)
-    with Output(settings.output) as output:
-        pending = pending_items(items, output, (model_name, prompt.hash, SCHEMA_VERSION),
-                                force=settings.force)  # fmt: skip
-        result = RunResult(
-            unique=len(items), skipped=len(items) - len(pending), input_problems=problems
-        )
-        pending = pending if settings.limit is None else pending[: settings.limit]
-        if on_start is not None:
-            on_start(len(pending))
-        if not pending:
-            return result
-        limiter = RateLimiter(settings.rpm, settings.tpm)
-        concurrency = _concurrency(settings, limiter, local=local is not None)
-        spending = Spending(price, SpendCap(settings.max_cost, settings.max_tokens_total))
-        with _endpoint(settings, local) as endpoint:
-            caller = summarizer or OpenAISummarizer(endpoint, prompt, limiter=limiter)
-            try:
-                work = _summarize(
-                    pending,
-                    summarizer=caller,
-                    output=output,
-                    prompt=prompt,
-                    concurrency=concurrency,
-                    result=result,
-                    spending=spending,
-                    on_outcome=on_outcome,
-                )
-                return asyncio.run(work)
-            finally:
-                limits = {
-                    "rpm": limiter.rpm,
-                    "tpm": limiter.tpm,
-                    "concurrency": concurrency.limit,
-                    "peak_in_flight": concurrency.peak,
-                }
-                _write_manifest(settings.output, result, model=model_name, endpoint=endpoint,
-                                prompt=prompt, price=price, limits=limits)  # fmt: skip
+    with closing(Inputs(settings.inputs, stdin=stdin)) as source:
+        index, problems = index_inputs(source, strict=settings.strict)
+        local = None if summarizer is not None else _local_model(settings)
+        model_name = _model_name(settings, local, summarizer)
+        price = _price(settings, model_name, local=local is not None)
+        with Output(settings.output) as output:
+            wanted = (model_name, prompt.hash, SCHEMA_VERSION)
+            pending, skipped = _pending(index, lambda i: output.is_done(i, wanted),
+                                        force=settings.force, limit=settings.limit)  # fmt: skip
+            result = RunResult(unique=len(index), skipped=skipped, input_problems=problems)
+            if on_start is not None:
+                on_start(len(pending))
+            if not pending:
+                return result
+            items = stream_items(source.entries([]), index, wanted=set(pending))
+            return _run_items(items, len(pending), settings, result, output=output,
+                              prompt=prompt, local=local, summarizer=summarizer,
+                              model_name=model_name, price=price,
+                              on_outcome=on_outcome)  # fmt: skip
+
+
+def _run_items(
+    items: Iterator[Item],
+    count: int,
+    settings: RunSettings,
+    result: RunResult,
+    *,
+    output: Output,
+    prompt: Prompt,
+    local: ModelFile | None,
+    summarizer: Summarizer | None,
+    model_name: str,
+    price: Price | None,
+    on_outcome: OnOutcome | None,
+) -> RunResult:
+    limiter = RateLimiter(settings.rpm, settings.tpm)
+    concurrency = _concurrency(settings, limiter, local=local is not None)
+    spending = Spending(price, SpendCap(settings.max_cost, settings.max_tokens_total))
+    with _endpoint(settings, local) as endpoint:
+        caller = summarizer or OpenAISummarizer(endpoint, prompt, limiter=limiter)
+        try:
+            work = _summarize(
+                items,
+                count=count,
+                summarizer=caller,
+                output=output,
+                prompt=prompt,
+                concurrency=concurrency,
+                result=result,
+                spending=spending,
+                on_outcome=on_outcome,
+            )
+            return asyncio.run(work)
+        finally:
+            limits = {
+                "rpm": limiter.rpm,
+                "tpm": limiter.tpm,
+                "concurrency": concurrency.limit,
+                "peak_in_flight": concurrency.peak,
+            }
+            _write_manifest(settings.output, result, model=model_name, endpoint=endpoint,
+                            prompt=prompt, price=price, limits=limits)  # fmt: skip
 
 
 def _write_manifest(
@@ -180,8 +219,9 @@ def _write_manifest(
 
 
 async def _summarize(
-    items: list[Item],
+    items: Iterator[Item],
     *,
+    count: int,
     summarizer: Summarizer,
     output: Output,
     prompt: Prompt,
@@ -193,6 +233,7 @@ async def _summarize(
     try:
         return await summarize_items(
             items,
+            count=count,
             summarizer=summarizer,
             output=output,
             prompt=prompt,
@@ -221,26 +262,28 @@ class Estimate:
 def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
     """Estimate tokens and cost of `run(settings)` without a request or a write."""
     prompt = load_prompt(settings.prompt or DEFAULT_PROMPT)
-    items, _ = read_items(settings.inputs, strict=settings.strict, stdin=stdin)
     local = _local_model(settings)
     model_name = _model_name(settings, local, None)
     price = _price(settings, model_name, local=local is not None)
     done = done_fingerprints(settings.output)
     wanted = (model_name, prompt.hash, SCHEMA_VERSION)
-    pending = [i for i in items if settings.force or done.get(i.id) != wanted]
-    pending = pending if settings.limit is None else pending[: settings.limit]
     estimator = TokenEstimator(settings.endpoint.max_tokens)
     tool = {"parameters": Summary.model_json_schema()}
-    prompt_tokens = sum(
-        estimator.prompt_tokens(prompt.messages(title=i.title, abstract=i.abstract), tool)
-        for i in pending
-    )
+    with closing(Inputs(settings.inputs, stdin=stdin)) as source:
+        index, _ = index_inputs(source, strict=settings.strict)
+        pending, _ = _pending(index, lambda i: done.get(i) == wanted,
+                              force=settings.force, limit=settings.limit)  # fmt: skip
+        prompt_tokens = sum(
+            estimator.prompt_tokens(prompt.messages(title=i.title, abstract=i.abstract), tool)
+            for i in stream_items(source.entries([]), index, wanted=set(pending))
+        )
+        unique = len(index)
     per_answer, basis = _completion_guess(settings.output, estimator)
     completion_tokens = per_answer * len(pending)
     cost = None if price is None else price.cost(
         prompt=prompt_tokens, cached=0, completion=completion_tokens
     )  # fmt: skip
-    return Estimate(model_name, len(items), len(pending), prompt_tokens, completion_tokens,
+    return Estimate(model_name, unique, len(pending), prompt_tokens, completion_tokens,
                     basis, cost)  # fmt: skip
 
 

@@ -20,10 +20,11 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import IO, Protocol, TextIO, cast
 
 from .errors import InputError
 from .items import Entry, Source
@@ -31,6 +32,7 @@ from .items import Entry, Source
 __all__ = ["MAX_LINE_BYTES", "MIN_ABSTRACT_CHARS", "STDIN_PATH", "read_entries"]
 
 STDIN_PATH = "-"
+SPOOL_IN_MEMORY = 8 << 20  # standard input beyond this is spooled to a temporary file
 
 # A line longer than this is skipped as a problem instead of read: no abstract is
 # this long, and it keeps memory bounded on a file that is one huge line.
@@ -91,7 +93,9 @@ class _TextAsBytes:
         return self._text.readline(size).encode("utf-8", "surrogatepass")
 
 
-def _read(path: str, problems: list[InputError], stdin: TextIO | None) -> Iterator[Entry]:
+def _read(
+    path: str, problems: list[InputError], stdin: TextIO | IO[bytes] | None
+) -> Iterator[Entry]:
     known, found = len(problems), 0
     with _open(path, stdin) as stream:
         lines = _numbered_lines(stream, path, problems)
@@ -113,7 +117,43 @@ def _read(path: str, problems: list[InputError], stdin: TextIO | None) -> Iterat
     )
 
 
-def _open(path: str, stdin: TextIO | None) -> contextlib.AbstractContextManager[_Readable]:
+class Inputs:
+    """The input paths, readable as many times as a run needs (standard input is spooled).
+
+    A run reads its input twice: once to index every unique abstract and its sources,
+    once to stream the texts to the model, so memory does not grow with the input.
+    """
+
+    def __init__(self, paths: Sequence[str], *, stdin: TextIO | None = None) -> None:
+        self.paths = tuple(paths)
+        self._spool: IO[bytes] | None = None
+        if STDIN_PATH in self.paths:
+            self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+            source = _open(STDIN_PATH, stdin)
+            with source as stream:
+                while line := stream.readline():
+                    self._spool.write(line)
+
+    def entries(self, problems: list[InputError]) -> Iterator[Entry]:
+        """Every entry of every path, in order; problems as `read_entries` reports them."""
+        for path in self.paths:
+            if path == STDIN_PATH and self._spool is not None:
+                self._spool.seek(0)
+                yield from _read(path, problems, self._spool)
+            else:
+                yield from read_entries(path, problems=problems)
+
+    def close(self) -> None:
+        """Drop the spooled standard input."""
+        if self._spool is not None:
+            self._spool.close()
+
+
+def _open(
+    path: str, stdin: TextIO | IO[bytes] | None
+) -> contextlib.AbstractContextManager[_Readable]:
+    if stdin is not None and "b" in getattr(stdin, "mode", ""):  # a spool of bytes
+        return contextlib.nullcontext(cast("_Readable", stdin))
     if path != STDIN_PATH:
         try:
             return Path(path).open("rb")
@@ -121,7 +161,8 @@ def _open(path: str, stdin: TextIO | None) -> contextlib.AbstractContextManager[
             raise InputError(f"cannot open: {exc.strerror}", path=path) from None
     if stdin is None and hasattr(sys.stdin, "buffer"):
         return contextlib.nullcontext(sys.stdin.buffer)
-    return contextlib.nullcontext(_TextAsBytes(stdin if stdin is not None else sys.stdin))
+    text = cast("TextIO", stdin) if stdin is not None else sys.stdin
+    return contextlib.nullcontext(_TextAsBytes(text))
 
 
 def _up_to_first_text(lines: _Lines) -> list[tuple[int, str]]:

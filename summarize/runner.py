@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -19,7 +19,7 @@ from .concurrency import Concurrency
 from .cost import Price, SpendCap
 from .errors import ErrorType, InputError, SummaryError
 from .items import Item
-from .output import Fingerprint, Output
+from .output import Output
 from .prompt import Prompt
 from .schema import SCHEMA_VERSION, ErrorRecord, Record
 
@@ -132,13 +132,6 @@ def make_error(item: Item, error: SummaryError, *, model: str, prompt: Prompt) -
     )
 
 
-def pending_items(
-    items: list[Item], output: Output, wanted: Fingerprint, *, force: bool
-) -> list[Item]:
-    """Items that still need a request: not yet in OUT.jsonl made the same way."""
-    return [item for item in items if force or not output.is_done(item.id, wanted)]
-
-
 @dataclass(frozen=True, slots=True)
 class Spending:
     """What a run's tokens cost, and when it must stop starting requests."""
@@ -156,8 +149,9 @@ class Spending:
 
 
 async def summarize_items(
-    items: list[Item],
+    items: Iterable[Item],
     *,
+    count: int | None = None,
     summarizer: Summarizer,
     output: Output,
     prompt: Prompt,
@@ -166,7 +160,11 @@ async def summarize_items(
     spending: Spending | None = None,
     on_outcome: OnOutcome | None = None,
 ) -> RunResult:
-    """Summarise `items` with at most `concurrency.limit` requests in flight."""
+    """Summarise `items` with at most `concurrency.limit` requests in flight.
+
+    `items` is read lazily, one item per free worker; `count` (if known) saves
+    starting more workers than there are items.
+    """
     queue = iter(items)
     spending = spending or Spending()
     if spending.price is not None and result.cost_usd is None:
@@ -194,7 +192,8 @@ async def summarize_items(
 
     try:
         async with asyncio.TaskGroup() as group:
-            for _ in range(min(concurrency.maximum, len(items)) or 1):
+            workers = concurrency.maximum if count is None else min(concurrency.maximum, count)
+            for _ in range(workers or 1):
                 group.create_task(worker())
     except BaseExceptionGroup as group_error:
         # Surface the first real error (a ConfigError such as a rejected key).

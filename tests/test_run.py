@@ -326,3 +326,32 @@ def test_schema_command_prints_the_record_json_schema() -> None:
     schema = json.loads(result.output)
     assert list(schema["properties"]) == RECORD_KEYS
     assert "claimed_gain" in schema["required"]
+
+
+def test_stdin_is_read_once_and_summarised_like_a_file(server: FakeOpenAI, tmp_path: Path) -> None:
+    rows = [{"title": t, "abstract": a} for t, a in ABSTRACTS]
+    text = "".join(json.dumps(row) + "\n" for row in [*rows, rows[0]])
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(
+        cli,
+        ["run", "-", "-o", str(out), "--base-url", server.base_url],
+        input=text,
+        env={"OPENAI_API_KEY": FAKE_KEY},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    records = {r["title"]: r for r in read_jsonl(out)}
+    assert len(records) == 3 and server.stats.requests == 3
+    assert records[ABSTRACTS[0][0]]["sources"] == ["-:1", "-:4"]
+
+
+def test_undecodable_stdin_is_one_line_naming_it(server: FakeOpenAI, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["run", "-", "-o", str(tmp_path / "o.jsonl"), "--base-url", server.base_url],
+        input=b'{"title": "T", "abstract": "\xff\xfe bad"}\n',
+        env={"OPENAI_API_KEY": FAKE_KEY},
+    )
+    assert result.exit_code == 2
+    assert result.output.startswith("summarize: error: -")
+    assert server.stats.requests == 0
