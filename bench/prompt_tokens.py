@@ -25,13 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import instructor  # noqa: E402
-import openai  # noqa: E402
 from llama_cpp import Llama  # noqa: E402
 
 from summarize.local import embedded_model  # noqa: E402
-from summarize.prompt import load_prompt  # noqa: E402
-from summarize.schema import Summary, grounded_in  # noqa: E402
 from tests.fakeserver import FakeOpenAI  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from throughput import instructor_loop  # noqa: E402
 
 GOLD = ROOT / "tests" / "data" / "gold.jsonl"
 MODES = {"tools (the job's)": instructor.Mode.TOOLS, "json_schema": instructor.Mode.JSON_SCHEMA,
@@ -39,17 +39,8 @@ MODES = {"tools (the job's)": instructor.Mode.TOOLS, "json_schema": instructor.M
 
 
 def bodies(mode: instructor.Mode, papers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    prompt = load_prompt()
     with FakeOpenAI() as server:
-        client = instructor.from_openai(
-            openai.OpenAI(base_url=server.base_url, api_key="sk-bench"), mode=mode
-        )
-        for paper in papers:
-            with grounded_in(abstract=paper["abstract"], title=paper["title"]):
-                client.chat.completions.create(
-                    model="fake-model", response_model=Summary, max_retries=0,
-                    messages=prompt.messages(title=paper["title"], abstract=paper["abstract"]),  # type: ignore[arg-type]
-                )  # fmt: skip
+        instructor_loop(server.base_url, papers, mode, retries=0)
         return server.requests
 
 

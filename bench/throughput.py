@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -147,25 +148,31 @@ def child_memory(url: str, papers: str, out: str) -> None:
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
-def sequential_instructor(url: str, papers: Path) -> tuple[int, float, float]:
-    """A plain loop: `instructor.from_openai`, one abstract after the other."""
-    import instructor  # noqa: PLC0415 - the peer, not the job, uses it directly
+def instructor_loop(url: str, rows: list[dict[str, str]], mode: Any, retries: int) -> int:
+    """A plain loop: `instructor.from_openai`, one abstract after the other; valid answers."""
+    import instructor  # noqa: PLC0415 - the peers, not the job, use it directly
     import openai  # noqa: PLC0415
 
     from summarize.schema import Summary, grounded_in  # noqa: PLC0415
 
-    client = instructor.from_openai(openai.OpenAI(base_url=url, api_key=KEY),
-                                    mode=instructor.Mode.TOOLS)  # fmt: skip
+    client = instructor.from_openai(openai.OpenAI(base_url=url, api_key=KEY), mode=mode)
     prompt = load_prompt()
-    rows = [json.loads(line) for line in papers.read_text(encoding="utf-8").splitlines()]
-    valid, wall, cpu = 0, time.perf_counter(), time.process_time()
     for row in rows:
         with grounded_in(abstract=row["abstract"], title=row["title"]):
             client.chat.completions.create(
-                model="fake-model", response_model=Summary, max_retries=2,
+                model="fake-model", response_model=Summary, max_retries=retries,
                 messages=prompt.messages(title=row["title"], abstract=row["abstract"]),  # type: ignore[arg-type]
             )  # fmt: skip
-        valid += 1
+    return len(rows)
+
+
+def sequential_instructor(url: str, papers: Path) -> tuple[int, float, float]:
+    """The sequential peer: valid answers, wall seconds, CPU seconds."""
+    import instructor  # noqa: PLC0415
+
+    rows = [json.loads(line) for line in papers.read_text(encoding="utf-8").splitlines()]
+    wall, cpu = time.perf_counter(), time.process_time()
+    valid = instructor_loop(url, rows, instructor.Mode.TOOLS, retries=2)
     return valid, time.perf_counter() - wall, time.process_time() - cpu
 
 

@@ -12,7 +12,7 @@ only `EndpointSettings` and a `Summarizer`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,7 +172,7 @@ def _run_items(
     with _endpoint(settings, local) as endpoint:
         caller = summarizer or OpenAISummarizer(endpoint, prompt, limiter=limiter)
         try:
-            work = _summarize(
+            work = summarize_items(
                 items,
                 count=count,
                 summarizer=caller,
@@ -183,7 +183,7 @@ def _run_items(
                 spending=spending,
                 on_outcome=on_outcome,
             )
-            return asyncio.run(work)
+            return asyncio.run(_closing(caller, work))
         finally:
             limits = {
                 "rpm": limiter.rpm,
@@ -218,30 +218,10 @@ def _write_manifest(
     write_manifest(manifest_path_for(output), content)
 
 
-async def _summarize(
-    items: Iterator[Item],
-    *,
-    count: int,
-    summarizer: Summarizer,
-    output: Output,
-    prompt: Prompt,
-    concurrency: Concurrency,
-    result: RunResult,
-    spending: Spending,
-    on_outcome: OnOutcome | None,
-) -> RunResult:
+async def _closing(summarizer: Summarizer, work: Awaitable[RunResult]) -> RunResult:
+    """Run `work`, then release the summarizer's connections whatever happened."""
     try:
-        return await summarize_items(
-            items,
-            count=count,
-            summarizer=summarizer,
-            output=output,
-            prompt=prompt,
-            concurrency=concurrency,
-            result=result,
-            spending=spending,
-            on_outcome=on_outcome,
-        )
+        return await work
     finally:
         await summarizer.aclose()
 
