@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .client import OpenAISummarizer, Summarizer
 from .concurrency import Concurrency
@@ -25,7 +25,7 @@ from .errors import ConfigError, InputError
 from .items import Item, index_items, stream_items
 from .local import EmbeddedServer, ModelFile, embedded_model, model_file
 from .manifest import manifest, manifest_path_for, write_manifest
-from .output import Output, completion_counts, done_fingerprints
+from .output import Output, fingerprint, peek_records
 from .prompt import DEFAULT_PROMPT, Prompt, load_prompt
 from .ratelimit import RateLimiter
 from .readers import Inputs
@@ -245,7 +245,8 @@ def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
     local = _local_model(settings)
     model_name = _model_name(settings, local, None)
     price = _price(settings, model_name, local=local is not None)
-    done = done_fingerprints(settings.output)
+    written = list(peek_records(settings.output))
+    done = {str(record.get("id")): fingerprint(record) for record in written}
     wanted = (model_name, prompt.hash, SCHEMA_VERSION)
     estimator = TokenEstimator(settings.endpoint.max_tokens)
     tool = {"parameters": Summary.model_json_schema()}
@@ -258,7 +259,7 @@ def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
             for i in stream_items(source.entries([]), index, wanted=set(pending))
         )
         unique = len(index)
-    per_answer, basis = _completion_guess(settings.output, estimator)
+    per_answer, basis = _completion_guess(written, settings.output, estimator)
     completion_tokens = per_answer * len(pending)
     cost = None if price is None else price.cost(
         prompt=prompt_tokens, cached=0, completion=completion_tokens
@@ -267,9 +268,11 @@ def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
                     basis, cost)  # fmt: skip
 
 
-def _completion_guess(output: Path, estimator: TokenEstimator) -> tuple[int, str]:
+def _completion_guess(
+    written: list[dict[str, Any]], output: Path, estimator: TokenEstimator
+) -> tuple[int, str]:
     """Completion tokens per answer: the mean of the records already written, if any."""
-    counts = [c for c in completion_counts(output) if c > 0]
+    counts = [c for c in (int(r.get("completion_tokens") or 0) for r in written) if c > 0]
     if counts:
         return round(sum(counts) / len(counts)), f"mean of {len(counts)} records in {output}"
     return estimator.completion_tokens(), "a first guess; no records yet"

@@ -154,18 +154,8 @@ class Output:
             _rewrite(self.errors_path, errors)
 
 
-def done_fingerprints(path: Path) -> dict[str, Fingerprint]:
-    """Id -> fingerprint of each record in `path`, read only: no lock, no repair."""
-    return {str(line.get("id")): fingerprint(line) for line in _peek(path)}
-
-
-def completion_counts(path: Path) -> list[int]:
-    """Completion tokens of each record in `path`, read only."""
-    return [int(line.get("completion_tokens") or 0) for line in _peek(path)]
-
-
-def _peek(path: Path) -> Iterator[dict[str, Any]]:
-    """Whole JSON-object lines of `path`; a torn or foreign line is passed over."""
+def peek_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of `path`, read only (no lock, no repair): a torn line is passed over."""
     try:
         with path.open("rb") as fh:
             for raw in fh:
