@@ -1,8 +1,9 @@
 """The command line: parse flags into settings, call the library, map errors to exit codes.
 
 Exit codes: 0 all done; 1 some abstracts failed (see OUT.errors.jsonl); 2 usage,
-input or configuration error; 3 internal error; 4 stopped at --max-cost or
---max-tokens-total with abstracts left; 130 interrupted.
+input or configuration error; 3 internal or Batch API error; 4 stopped at
+--max-cost or --max-tokens-total with abstracts left; 5 batches still open at
+the provider (`summarize batch collect` again later); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,12 +20,21 @@ from typing import Any
 
 import click
 
+from .batch import BatchOptions, cancel, collect, status, submit
 from .errors import OutputError, SummarizeError, UsageError
 from .evaluate import evaluate
 from .job import estimate, run
 from .local import EMBEDDED, embedded_model
 from .output import errors_path_for
-from .progress import ProgressDisplay, estimate_line, summary_line
+from .progress import (
+    ProgressDisplay,
+    WaitDisplay,
+    collect_line,
+    estimate_line,
+    status_lines,
+    submit_line,
+    summary_line,
+)
 from .report import Report, render_digest, render_html, write_csv
 from .review import diff_records, read_json_lines, validate_file
 from .runner import RunResult
@@ -116,7 +126,7 @@ def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
         flags["local"] = True
     dry_run = flags.pop("dry_run")
     signal.signal(signal.SIGTERM, _interrupt)
-    try:
+    with _job_errors():
         settings = resolve_settings({"inputs": inputs, **flags}, env=os.environ, cwd=Path.cwd())
         if dry_run:
             click.echo(estimate_line(estimate(settings)))
@@ -124,22 +134,137 @@ def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
         display = ProgressDisplay(enabled=sys.stderr.isatty())
         with display:
             result = run(settings, on_start=display.start, on_outcome=display.advance)
+    _report(result, settings.output)
+    sys.exit(result.exit_code)
+
+
+@contextmanager
+def _job_errors() -> Iterator[None]:
+    """Exit codes for a job: 2 for the user's mistakes, 3 for the rest, 130 interrupted."""
+    try:
+        yield
     except KeyboardInterrupt:
         _fail("interrupted; run the same command again to continue", EXIT_INTERRUPTED)
     except UsageError as exc:
         _fail(str(exc))
     except SummarizeError as exc:
         _fail(str(exc), EXIT_INTERNAL)
-    _report(result, settings.output)
+
+
+@cli.group("batch")
+def batch_group() -> None:
+    """Nightly mode on the provider's Batch API: half the cost, the same records.
+
+    \b
+    summarize batch submit INPUT... -o OUT.jsonl     # returns at once
+    summarize batch status -o OUT.jsonl              # what is pending, per batch
+    summarize batch collect -o OUT.jsonl [--wait]    # download, validate, merge
+    summarize batch cancel -o OUT.jsonl              # stop spending on open batches
+    """
+
+
+_output_option = click.option(
+    "-o", "--output", type=click.Path(path_type=Path),
+    help="Records file [default: outputs/summaries.jsonl]; its batches live in OUT.batches/.",
+)  # fmt: skip
+_model_option = click.option("--model", help="Model name [env SUMMARIZE_MODEL].")
+_base_url_option = click.option(
+    "--base-url", help="OpenAI-compatible endpoint [env OPENAI_BASE_URL]."
+)
+_prices_option = click.option(
+    "--prices", type=click.Path(path_type=Path), help="Price table (TOML) over the bundled one."
+)
+
+
+def _batch_settings(inputs: tuple[str, ...], flags: dict[str, Any]) -> Any:
+    signal.signal(signal.SIGTERM, _interrupt)
+    return resolve_settings({"inputs": inputs, **flags}, env=os.environ, cwd=Path.cwd())
+
+
+@batch_group.command("submit")
+@click.argument("inputs", nargs=-1, required=True)
+@_output_option
+@_model_option
+@_base_url_option
+@_prices_option
+@click.option("--limit", type=int, help="Submit at most N of the pending abstracts.")
+@click.option("--strict", is_flag=True, default=None, help="Fail on any bad input line.")
+@click.option("--prompt", type=click.Path(path_type=Path), help="Prompt file.")
+@click.option("--batch-size", type=click.IntRange(1, 50_000), default=50_000, show_default=True,
+              help="Requests per batch at most (the cap: 50,000 and 200 MB).")  # fmt: skip
+def batch_submit_command(inputs: tuple[str, ...], batch_size: int, **flags: Any) -> None:
+    """Build, upload and create batches for every pending abstract in INPUTS; returns at once."""
+    with _job_errors():
+        settings = _batch_settings(inputs, flags)
+        result = submit(settings, BatchOptions(max_requests=batch_size))
+    _show_problems(result.input_problems)
+    for problem in result.problems:
+        click.echo(f"summarize: {problem}", err=True)
+    click.echo(submit_line(result, settings.output))
     sys.exit(result.exit_code)
 
 
-def _report(result: RunResult, output: Path) -> None:
-    for problem in result.input_problems[:MAX_PROBLEMS_SHOWN]:
+@batch_group.command("status")
+@_output_option
+@_base_url_option
+def batch_status_command(**flags: Any) -> None:
+    """What is pending at the provider, per batch."""
+    with _job_errors():
+        rows, collected = status(_batch_settings((), flags))
+    for line in status_lines(rows, collected):
+        click.echo(line)
+
+
+@batch_group.command("collect")
+@_output_option
+@_base_url_option
+@_prices_option
+@click.option("--wait", is_flag=True, help="Poll until every batch is collected.")
+@click.option("--poll", type=click.FloatRange(min=0.0), default=60.0, show_default=True,
+              help="Seconds between polls with --wait.")  # fmt: skip
+@click.option("--repair", type=click.Choice(["batch", "live", "none"]), default="batch",
+              show_default=True, help="What to do with answers that failed validation, that the "
+              "provider failed, or that expired: resubmit them in a follow-up batch, re-ask them "
+              "live now, or write them to the errors file.")  # fmt: skip
+@click.option("--concurrency", type=int, help="Live re-asks in flight (--repair live).")
+@click.option("--rpm", type=float, help="Live re-asks per minute at most (--repair live).")
+@click.option("--tpm", type=float, help="Live tokens per minute at most (--repair live).")
+@click.option("--max-reasks", type=int, help="Re-asks of an invalid answer per abstract.")
+@click.option("--max-retries", type=int, help="Resends of a failed or expired request.")
+def batch_collect_command(wait: bool, poll: float, repair: str, **flags: Any) -> None:
+    """Download finished batches, validate every answer, merge the records into OUT."""
+    options = BatchOptions(repair=repair, wait=wait, poll_s=poll)  # type: ignore[arg-type]
+    with _job_errors():
+        settings = _batch_settings((), flags)
+        with WaitDisplay(terminal=wait and sys.stderr.isatty()) as display:
+            result = collect(settings, options, on_poll=display if wait else None)
+    for problem in result.problems:
+        click.echo(f"summarize: {problem}", err=True)
+    click.echo(collect_line(result, settings.output, errors_path_for(settings.output)))
+    sys.exit(result.exit_code)
+
+
+@batch_group.command("cancel")
+@_output_option
+@_base_url_option
+def batch_cancel_command(**flags: Any) -> None:
+    """Cancel the open batches; `collect` then keeps what they answered and releases the rest."""
+    with _job_errors():
+        cancelled, released = cancel(_batch_settings((), flags))
+    click.echo(f"{cancelled} batches cancelled, {released} unsent abstracts released; "
+               "collect to keep what was answered")  # fmt: skip
+
+
+def _show_problems(problems: list[Any]) -> None:
+    for problem in problems[:MAX_PROBLEMS_SHOWN]:
         click.echo(f"summarize: skipped {problem}", err=True)
-    hidden = len(result.input_problems) - MAX_PROBLEMS_SHOWN
+    hidden = len(problems) - MAX_PROBLEMS_SHOWN
     if hidden > 0:
         click.echo(f"summarize: … and {hidden} more skipped input problems", err=True)
+
+
+def _report(result: RunResult, output: Path) -> None:
+    _show_problems(result.input_problems)
     click.echo(summary_line(result, output, errors_path_for(output)))
 
 

@@ -19,7 +19,7 @@ import email.utils
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -82,6 +82,7 @@ class _CallLog:
     last_response: Any = None
     responses: int = field(default=0)
     service_s: float = 0.0
+    sent: int = 0
 
     def on_response(self, response: Any) -> None:
         self.last_response = response
@@ -96,7 +97,8 @@ class _CallLog:
 
     @property
     def attempts(self) -> int:
-        return self.transient_failures + self.invalid_answers + 1
+        """Requests sent for this abstract (the last one included, whatever its fate)."""
+        return self.sent or self.transient_failures + self.invalid_answers + 1
 
 
 # instructor wraps a plain model in a new class on every call, which regenerates
@@ -117,9 +119,12 @@ class OpenAISummarizer:
         prompt: Prompt,
         *,
         limiter: RateLimiter | None = None,
+        repairs: Mapping[str, Sequence[dict[str, str]]] | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._prompt = prompt
+        # Turns that follow the prompt for some ids: a rejected answer and why (batch repair).
+        self._repairs = repairs or {}
         self._limiter = limiter or RateLimiter(None)
         self._estimator = TokenEstimator(endpoint.max_tokens)
         self._client = openai.AsyncOpenAI(
@@ -152,7 +157,10 @@ class OpenAISummarizer:
             with grounded_in(abstract=item.abstract, title=item.title):
                 summary = await self._create(
                     response_model=response_model,
-                    messages=self._prompt.messages(title=item.title, abstract=item.abstract),
+                    messages=[
+                        *self._prompt.messages(title=item.title, abstract=item.abstract),
+                        *self._repairs.get(item.id, ()),
+                    ],
                     model=self._endpoint.model,
                     max_retries=self._retrying(log),
                     hooks=hooks,
@@ -180,6 +188,7 @@ class OpenAISummarizer:
     async def _send(self, **request: Any) -> Any:
         """One HTTP attempt: wait for a rate-limit slot, send, learn from the answer."""
         log = _current_log.get()
+        log.sent += 1
         schema = request.get("tools") or request.get("response_format")
         prompt_guess = self._estimator.prompt_tokens(request["messages"], schema)
         expected = prompt_guess + self._estimator.completion_tokens()
@@ -285,15 +294,16 @@ def _describe(exc: BaseException, last_response: Any) -> tuple[ErrorType, str]:
     if kind == "truncated":
         return ErrorType.TRUNCATED, "the answer was cut off at the token limit"
     if isinstance(exc, openai.RateLimitError):
-        return ErrorType.RATE_LIMIT, f"still rate limited after retries: {_first_line(exc)}"
+        return ErrorType.RATE_LIMIT, f"still rate limited after retries: {error_line(exc)}"
     if kind == "invalid":
-        return ErrorType.VALIDATION, _first_line(exc)
+        return ErrorType.VALIDATION, error_line(exc)
     if isinstance(exc, openai.APIStatusError):
-        return ErrorType.PROVIDER, f"HTTP {exc.status_code}: {_first_line(exc)}"
-    return ErrorType.PROVIDER, f"{type(exc).__name__}: {_first_line(exc)}"
+        return ErrorType.PROVIDER, f"HTTP {exc.status_code}: {error_line(exc)}"
+    return ErrorType.PROVIDER, f"{type(exc).__name__}: {error_line(exc)}"
 
 
-def _first_line(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
+    """One line saying why: every field a validation error names, or the first line."""
     if isinstance(exc, ValidationError):
         return "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'answer'}: {err['msg']}"

@@ -5,6 +5,7 @@
     │   ├── InputError              a file or line of input is bad; names file and line
     │   ├── ConfigError             a setting, flag or config file is bad
     │   └── OutputError             the output cannot be written, or is locked
+    ├── ProviderError               the provider's Batch API failed or is unreachable (exit code 3)
     └── SummaryError                one abstract could not be summarised (exit code 1)
                                     carries error_type, attempts and the last raw output
 
@@ -27,6 +28,7 @@ class ErrorType(StrEnum):
     REFUSED = "refused"
     RATE_LIMIT = "rate_limit"
     PROVIDER = "provider"
+    EXPIRED = "expired"
     INPUT = "input"
 
 
@@ -55,6 +57,10 @@ class ConfigError(UsageError):
 
 class OutputError(UsageError):
     """The output file cannot be opened, written or locked."""
+
+
+class ProviderError(SummarizeError):
+    """The provider failed a call that is not one abstract's (the Batch API's files, batches)."""
 
 
 class SummaryError(SummarizeError):

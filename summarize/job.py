@@ -62,7 +62,7 @@ def index_inputs(source: Inputs, *, strict: bool) -> tuple[dict[str, Item], list
     return index, problems
 
 
-def _pending(
+def pending_ids(
     index: dict[str, Item], done: Callable[[str], bool], *, force: bool, limit: int | None
 ) -> tuple[list[str], int]:
     """Ids to summarise (in input order, at most `limit`), and how many were already done."""
@@ -138,7 +138,7 @@ def run(
         price = _price(settings, model_name, local=local is not None)
         with Output(settings.output) as output:
             wanted = (model_name, prompt.hash, SCHEMA_VERSION)
-            pending, skipped = _pending(index, lambda i: output.is_done(i, wanted),
+            pending, skipped = pending_ids(index, lambda i: output.is_done(i, wanted),
                                         force=settings.force, limit=settings.limit)  # fmt: skip
             result = RunResult(unique=len(index), skipped=skipped, input_problems=problems)
             if on_start is not None:
@@ -183,7 +183,7 @@ def _run_items(
                 spending=spending,
                 on_outcome=on_outcome,
             )
-            return asyncio.run(_closing(caller, work))
+            return asyncio.run(close_after(caller, work))
         finally:
             limits = {
                 "rpm": limiter.rpm,
@@ -218,7 +218,7 @@ def _write_manifest(
     write_manifest(manifest_path_for(output), content)
 
 
-async def _closing(summarizer: Summarizer, work: Awaitable[RunResult]) -> RunResult:
+async def close_after(summarizer: Summarizer, work: Awaitable[RunResult]) -> RunResult:
     """Run `work`, then release the summarizer's connections whatever happened."""
     try:
         return await work
@@ -252,7 +252,7 @@ def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
     tool = {"parameters": Summary.model_json_schema()}
     with closing(Inputs(settings.inputs, stdin=stdin)) as source:
         index, _ = index_inputs(source, strict=settings.strict)
-        pending, _ = _pending(index, lambda i: done.get(i) == wanted,
+        pending, _ = pending_ids(index, lambda i: done.get(i) == wanted,
                               force=settings.force, limit=settings.limit)  # fmt: skip
         prompt_tokens = sum(
             estimator.prompt_tokens(prompt.messages(title=i.title, abstract=i.abstract), tool)

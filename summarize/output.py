@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
@@ -226,10 +226,15 @@ def _last_per_id(path: Path) -> tuple[dict[str, dict[str, Any]], int]:
 
 
 def _rewrite(path: Path, lines: dict[str, dict[str, Any]]) -> None:
+    replace_file(path, ((dumps(line) + "\n").encode("utf-8") for line in lines.values()))
+
+
+def replace_file(path: Path, chunks: Iterable[bytes]) -> None:
+    """Write `path` whole: a temporary file, fsync, rename. A failure leaves the old one."""
     temporary = path.with_name(f".{path.name}.tmp")
     try:
-        with temporary.open("wb") as fh, jsonlines.Writer(fh, dumps=dumps) as writer:
-            writer.write_all(lines.values())
+        with temporary.open("wb") as fh:
+            fh.writelines(chunks)
             fh.flush()
             os.fsync(fh.fileno())
         temporary.replace(path)

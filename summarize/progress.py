@@ -17,6 +17,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from .batch import ChunkStatus, CollectResult, SubmitResult
+from .batch.state import BatchState
 from .job import Estimate
 from .runner import Outcome, RunResult
 
@@ -67,6 +69,53 @@ class ProgressDisplay:
             self._progress.update(self._task, advance=1, failed=self._failed)
 
 
+class WaitDisplay:
+    """While `batch collect --wait` polls: a bar of answered requests on a terminal, else
+    one line on stderr whenever an open batch changes (cron mails stay short)."""
+
+    def __init__(self, *, terminal: bool) -> None:
+        self._console = Console(stderr=True)
+        self._last = ""
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        if terminal:
+            self._progress = Progress(
+                TextColumn("[bold]batches"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.description}"), TimeElapsedColumn(),
+                console=self._console, transient=True,
+            )  # fmt: skip
+
+    def __enter__(self) -> Self:
+        if self._progress is not None:
+            self._progress.start()
+            self._task = self._progress.add_task("", total=None)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, state: BatchState) -> None:
+        """Show the open batches after one poll."""
+        chunks = state.open_chunks()
+        answered = sum(c.completed + c.failed for c in chunks)
+        total = sum(c.count for c in chunks)
+        statuses = ", ".join(sorted({c.status for c in chunks}))
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, total=total or None, completed=answered,
+                                  description=f"{len(chunks)} open: {statuses}")  # fmt: skip
+            return
+        line = f"{_batches(len(chunks))} open ({statuses}): {answered}/{total} answered"
+        if chunks and line != self._last:
+            self._console.print(f"summarize: {line}", highlight=False, soft_wrap=True)
+            self._last = line
+
+
 def summary_line(result: RunResult, output: Path, errors: Path) -> str:
     """`666 abstracts: 600 done, 50 skipped, 16 failed (…) | tokens …, $0.12 | 12.3s | …`."""
     failed = f"{result.failed} failed"
@@ -92,3 +141,57 @@ def estimate_line(guess: Estimate) -> str:
         f" ~{guess.prompt_tokens} prompt + ~{guess.completion_tokens} completion tokens"
         f" (completion: {guess.completion_basis}), {cost}; nothing sent"
     )
+
+
+def submit_line(result: SubmitResult, output: Path) -> str:
+    """`666 abstracts: 666 submitted in 1 batch (batch_…), 0 done, 0 out | ~… tokens, ~$0.07`."""
+    count = len(result.batches)
+    ids = f" ({', '.join(result.batches)})" if result.batches else ""
+    extra = f", {result.rejected} rejected as input" if result.rejected else ""
+    if result.left > 0:
+        extra += f", {result.left} left (--limit)"
+    cost = "" if result.cost_usd is None else f", ~${result.cost_usd:.4f} at batch price"
+    return (
+        f"{result.unique} abstracts: {result.submitted} submitted in {_batches(count)}{ids}, "
+        f"{result.done} already done, "
+        f"{result.out} already in a batch{extra} | ~{result.prompt_tokens} prompt tokens{cost}"
+        f" -> {output}; collect with: summarize batch collect -o {output}"
+    )
+
+
+def collect_line(result: CollectResult, output: Path, errors: Path) -> str:
+    """`2 batches collected: 660 done, 6 resubmitted, 0 failed | … | 1 batch open (in_progress)`."""
+    failed = f"{result.failed} failed"
+    if result.failed:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.failures.items()))
+        failed += f" ({kinds}; see {errors})"
+    live = f" ({result.repaired_live} re-asked live)" if result.repaired_live else ""
+    if result.released:
+        live += f", {result.released} released (submit again to send them)"
+    cost = "" if result.cost_usd is None else f", ${result.cost_usd:.4f} (batch price)"
+    still = sum(result.open.values())
+    pending = ", ".join(f"{n} {status}" for status, n in sorted(result.open.items()))
+    tail = f" | {_batches(still)} still open ({pending})" if still else ""
+    return (
+        f"{_batches(result.collected)} collected: "
+        f"{result.done} done{live}, {result.resubmitted} resubmitted, {failed}"
+        f" | tokens {result.prompt_tokens} in ({result.cached_tokens} cached),"
+        f" {result.completion_tokens} out{cost} | {result.elapsed_s:.1f}s -> {output}{tail}"
+    )
+
+
+def status_lines(rows: list[ChunkStatus], collected: int) -> list[str]:
+    """One line per open batch, then a total."""
+    lines = [
+        f"{row.batch_id or '(not sent yet)'}  {row.status:<11} {row.completed + row.failed}/"
+        f"{row.count} answered, {row.failed} failed  attempt {row.attempt}  "
+        f"submitted {row.created_at}"
+        for row in rows
+    ]
+    pending = sum(row.count for row in rows)
+    lines.append(f"{_batches(len(rows))} open holding {pending} abstracts; {collected} collected")
+    return lines
+
+
+def _batches(count: int) -> str:
+    return f"{count} batch" if count == 1 else f"{count} batches"

@@ -19,7 +19,9 @@ from typing import Any
 from .errors import ConfigError
 from .schema import Summary
 
-DEFAULT_PROMPT = Path(__file__).resolve().parents[1] / "prompts" / "summarize.md"
+PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
+DEFAULT_PROMPT = PROMPTS / "summarize.md"
+REPAIR_PROMPT = PROMPTS / "repair.md"
 _FRONT_MATTER = re.compile(r"\A\+\+\+\n(?P<meta>.*?)\n\+\+\+\n", re.DOTALL)
 _SECTION = re.compile(r"^\[(system|user)\]\n", re.MULTILINE)
 
@@ -73,6 +75,45 @@ def _resolve(root: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
 
 def load_prompt(path: Path = DEFAULT_PROMPT) -> Prompt:
     """Read, check and pre-render a prompt file."""
+    raw, meta, sections = _parse(path, {"system", "user"})
+    try:
+        system = Template(sections["system"]).substitute(fields=field_instructions()).strip()
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"{path}: system template has unknown variable {exc}") from exc
+    return Prompt(
+        path=path,
+        version=str(meta["version"]),
+        hash=hashlib.sha256(raw).hexdigest()[:12],
+        system=system,
+        user_template=Template(sections["user"].strip()),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RepairPrompt:
+    """What follows a rejected answer (`prompts/repair.md`): the answer, then why it failed."""
+
+    path: Path
+    version: str
+    user_template: Template
+
+    def messages(self, *, answer: str, error: str) -> list[dict[str, str]]:
+        """The rejected answer as the assistant's turn, and the user's request to fix it."""
+        try:
+            user = self.user_template.substitute(error=error)
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"{self.path}: user template needs {exc}") from exc
+        return [{"role": "assistant", "content": answer}, {"role": "user", "content": user}]
+
+
+def load_repair_prompt(path: Path = REPAIR_PROMPT) -> RepairPrompt:
+    """Read and check the repair prompt file."""
+    _, meta, sections = _parse(path, {"user"})
+    return RepairPrompt(path, str(meta["version"]), Template(sections["user"].strip()))
+
+
+def _parse(path: Path, wanted: set[str]) -> tuple[bytes, dict[str, Any], dict[str, str]]:
+    """The raw bytes, the front matter and the sections of a prompt file."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -92,16 +133,7 @@ def load_prompt(path: Path = DEFAULT_PROMPT) -> Prompt:
         raise ConfigError(f"{path}: front matter needs a `version`")
     parts = _SECTION.split(text[front.end() :])
     sections = dict(zip(parts[1::2], parts[2::2], strict=True))
-    if set(sections) != {"system", "user"}:
-        raise ConfigError(f"{path}: needs exactly one [system] and one [user] section")
-    try:
-        system = Template(sections["system"]).substitute(fields=field_instructions()).strip()
-    except (KeyError, ValueError) as exc:
-        raise ConfigError(f"{path}: system template has unknown variable {exc}") from exc
-    return Prompt(
-        path=path,
-        version=str(meta["version"]),
-        hash=hashlib.sha256(raw).hexdigest()[:12],
-        system=system,
-        user_template=Template(sections["user"].strip()),
-    )
+    if set(sections) != wanted:
+        names = " and ".join(f"one [{name}]" for name in sorted(wanted))
+        raise ConfigError(f"{path}: needs exactly {names} section")
+    return raw, meta, sections

@@ -30,7 +30,7 @@ CSV_COLUMNS = (
     "id", "title", "problem", "method", "result", "claim", "qualitative",
     *(f"gain_{i}_{part}" for i in range(1, MAX_GAINS + 1) for part in ("metric", "value", "quote")),
     "model", "prompt_version", "schema_version", "prompt_tokens", "completion_tokens",
-    "created_at", "sources",
+    "created_at", "sources", "batch_id",
 )  # fmt: skip
 
 
@@ -151,7 +151,7 @@ def write_csv(report: Report, path: Path) -> None:
 
 def flat_row(record: dict[str, Any]) -> dict[str, Any]:
     """A record as one spreadsheet row."""
-    row = {key: record.get(key, "") for key in CSV_COLUMNS}
+    row = {key: "" if record.get(key) is None else record[key] for key in CSV_COLUMNS}
     row["claim"] = claim_kind(record)
     row["qualitative"] = record["claimed_gain"].get("qualitative") or ""
     for i, gain in enumerate(record["claimed_gain"]["gains"][:MAX_GAINS], 1):

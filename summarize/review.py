@@ -23,7 +23,15 @@ SUMMARY_FIELDS = tuple(Summary.model_fields)
 REQUIRED = frozenset({"id", "abstract", *SUMMARY_FIELDS})
 # Provenance that changes on every run without the record meaning anything new.
 VOLATILE = frozenset(
-    {"created_at", "latency_s", "attempts", "prompt_tokens", "completion_tokens", "cached_tokens"}
+    {
+        "created_at",
+        "latency_s",
+        "attempts",
+        "prompt_tokens",
+        "completion_tokens",
+        "cached_tokens",
+        "batch_id",
+    }
 )
 
 

@@ -263,6 +263,9 @@ class Record(BaseModel):
     latency_s: float
     created_at: str
     sources: list[str]
+    batch_id: str | None = Field(
+        default=None, description="The provider's batch that answered; null for a live answer."
+    )
 
 
 class ErrorRecord(BaseModel):
@@ -285,6 +288,7 @@ class ErrorRecord(BaseModel):
     attempts: int
     created_at: str
     sources: list[str]
+    batch_id: str | None = None
 
 
 def record_json_schema() -> dict[str, Any]:
@@ -293,3 +297,43 @@ def record_json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"summarize-record-v{SCHEMA_VERSION}"
     return schema
+
+
+# What OpenAI's strict structured outputs accept besides structure; the rest
+# (string lengths, titles) is left to Pydantic's validation of the answer.
+_STRICT_KEYWORDS = frozenset(
+    {"type", "properties", "required", "additionalProperties", "items", "anyOf", "enum",
+     "const", "description", "$defs", "$ref", "pattern", "minItems", "maxItems"}
+)  # fmt: skip
+
+
+def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`model`'s JSON Schema in OpenAI's strict form: every property required, no extras."""
+    schema = model.model_json_schema()
+    strict: dict[str, Any] = _strict(schema, schema.get("$defs", {}))
+    return strict
+
+
+def _strict(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_strict(child, defs) for child in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node and len(node) > 1:
+        # A $ref with siblings (a field's description) is inlined: strict mode wants it bare.
+        target = defs[node["$ref"].rsplit("/", 1)[-1]]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key not in _STRICT_KEYWORDS:
+            continue
+        if key in {"properties", "$defs"}:
+            out[key] = {name: _strict(spec, defs) for name, spec in value.items()}
+        elif key in {"items", "anyOf"}:
+            out[key] = _strict(value, defs)
+        else:
+            out[key] = value
+    if "properties" in out:
+        out["required"] = list(out["properties"])
+        out["additionalProperties"] = False
+    return out

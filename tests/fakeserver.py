@@ -1,4 +1,4 @@
-"""A fake OpenAI-compatible chat-completions server for tests and benchmarks.
+"""A fake OpenAI-compatible chat-completions and Batch API server for tests and benchmarks.
 
 `FakeOpenAI` is a real HTTP server (aiohttp) on 127.0.0.1 and a free port, run
 in a background thread with its own event loop, so sync and async tests talk to
@@ -17,6 +17,21 @@ asks for streaming); 401 when `require_key` is set and the bearer token differs;
 `FaultPlan` (a scripted queue first, then the `fault_for` rule, then the seeded
 random mix, else "ok"), after `latency` (+ up to `jitter`) seconds.
 
+The Batch API speaks OpenAI's wire format: `/v1/files` (multipart upload, retrieve,
+content, delete) and `/v1/batches` (create, retrieve, cancel, list with an `after`
+cursor). A batch moves only when it is retrieved, one step every `batch_polls`
+retrieves: validating -> in_progress -> finalizing -> completed. Leaving "validating"
+it checks its input lines as OpenAI does ("failed" with `errors`); on the last step it
+answers every line, in order, through the same `FaultPlan` and responder as chat (no
+rate limit, no latency): 200 answers go to the output file, failed requests to the
+error file. `enqueue_batch_outcome` scripts batches that expire, fail or are cancelled
+part-way; `cancel` moves a batch to "cancelling", then "cancelled":
+
+    file = client.files.create(file=("in.jsonl", data), purpose="batch")
+    batch = client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
+                                  completion_window="24h")
+    server.enqueue_batch_outcome("expired", answered=10)  # the next batch expires ...
+
 An "ok" answer is a tool call with the `responder`'s arguments when the request
 has `tools`, else (`response_format` json_schema / json_object, or plain JSON
 prompting) the same JSON in `message.content`. The default responder is
@@ -28,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import math
 import random
@@ -39,9 +55,9 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Final, Literal, get_args
+from typing import Any, ClassVar, Final, Literal, get_args
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from pydantic import ValidationError
 
 from summarize import grounding
@@ -176,8 +192,11 @@ class ServerStats:
     """Counters of one server; `FakeOpenAI.stats` returns a copy.
 
     `requests`: chat-completion POSTs received (any outcome); `faults`: the kind chosen
-    for each request that passed validation, auth and the rate limit ("ok" included);
-    `statuses`: status codes of complete responses (a dropped or hung request has none).
+    for each request that passed validation, auth and the rate limit, and for each batch
+    request answered ("ok" included); `statuses`: status codes of complete responses, on
+    every route (a dropped or hung request has none). `files_uploaded` and
+    `batches_created` count successful uploads and creations; `batch_retrieves` counts
+    `GET /v1/batches/{id}` requests received (any outcome).
     """
 
     requests: int = 0
@@ -189,6 +208,9 @@ class ServerStats:
     max_in_flight: int = 0
     faults: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
+    files_uploaded: int = 0
+    batches_created: int = 0
+    batch_retrieves: int = 0
 
     def copy(self) -> ServerStats:
         """An independent snapshot."""
@@ -202,6 +224,9 @@ class ServerStats:
             max_in_flight=self.max_in_flight,
             faults=Counter(self.faults),
             statuses=Counter(self.statuses),
+            files_uploaded=self.files_uploaded,
+            batches_created=self.batches_created,
+            batch_retrieves=self.batch_retrieves,
         )
 
 
@@ -400,8 +425,8 @@ def _ungrounded_summary(summary: JSON, abstract: str) -> JSON:
 # --------------------------------------------------------------------------- responses
 
 
-def _error(message: str, kind: str, code: str | None) -> JSON:
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+def _error(message: str, kind: str, code: str | None, param: str | None = None) -> JSON:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
 _HTTP_ERRORS: Final[dict[str, tuple[int, JSON]]] = {
@@ -459,17 +484,180 @@ def _prompt_tokens(body: JSON) -> int:
     return max(1, chars // _TOKEN_CHARS + extra // _TOKEN_CHARS)
 
 
+# --------------------------------------------------------------------------- batches
+
+BatchOutcome = Literal["completed", "expired", "failed", "cancelled"]
+BATCH_OUTCOMES: Final[tuple[str, ...]] = get_args(BatchOutcome)
+BATCH_ENDPOINT: Final = "/v1/chat/completions"
+COMPLETION_WINDOW: Final = "24h"
+_WINDOW_SECONDS: Final = 86_400
+# OpenAI deletes `purpose="batch"` uploads after 30 days unless told otherwise.
+_BATCH_FILE_SECONDS: Final = 30 * 86_400
+_UPLOAD_PURPOSES: Final = frozenset(
+    {"assistants", "batch", "fine-tune", "vision", "user_data", "evals"}
+)
+_METADATA_PAIRS: Final = 16
+_METADATA_KEY_MAX: Final = 64
+_METADATA_VALUE_MAX: Final = 512
+_BATCH_DONE: Final = frozenset({"completed", "failed", "expired", "cancelled"})
+# What the error file says of the requests a batch never ran, by how it ended.
+_NOT_RUN: Final[dict[str, JSON]] = {
+    "expired": {
+        "code": "batch_expired",
+        "message": "This request could not be executed before the completion window expired.",
+    },
+    "cancelled": {
+        "code": "batch_cancelled",
+        "message": "This request could not be executed before the batch was cancelled.",
+    },
+}
+_TIMED_OUT: Final[JSON] = {
+    "code": "request_timeout",
+    "message": "The request timed out before the model answered.",
+}
+# Kinds whose chat answer is a 200 completion; in a batch they go to the output file.
+_ANSWERED_KINDS: Final = frozenset(FAULT_KINDS) - {
+    "http_429", "http_429_no_retry_after", "http_500", "http_502", "http_503",
+    "hang", "drop", "not_json",
+}  # fmt: skip
+
+
+def _check_outcome(outcome: str) -> str:
+    if outcome not in BATCH_OUTCOMES:
+        raise ValueError(
+            f"unknown batch outcome {outcome!r}; expected one of {', '.join(BATCH_OUTCOMES)}"
+        )
+    return outcome
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How a batch ends, and how many of its requests are answered before that."""
+
+    status: str
+    answered: int = 0
+
+
+@dataclass
+class _Batch:
+    """A batch's API object and what moves it on (guarded by the server's lock).
+
+    The input is parsed at creation (a file cannot change), but its errors show only
+    when the batch leaves "validating", as they do at OpenAI.
+    """
+
+    obj: JSON
+    requests: list[JSON]
+    errors: list[JSON]
+    polls: int = 0
+    outcome: _Outcome | None = None
+
+
+def _batch_error(
+    code: str, message: str, line: int | None = None, param: str | None = None
+) -> JSON:
+    return {"code": code, "message": message, "param": param, "line": line}
+
+
+def _request_problem(line: Any, endpoint: str) -> tuple[str, str, str | None] | None:
+    """`(code, message, param)` of the first thing wrong with one input line, or None."""
+    if not isinstance(line, dict):
+        return "invalid_json_line", "This line is not parseable as valid JSON.", None
+    for key, kind in (("custom_id", str), ("method", str), ("url", str), ("body", dict)):
+        if key not in line:
+            return "missing_required_parameter", f"Missing required parameter: '{key}'.", key
+        if not isinstance(line[key], kind):
+            expected = "an object" if kind is dict else "a string"
+            return "invalid_type", f"Invalid type for '{key}': expected {expected}.", key
+    if line["method"] != "POST":
+        message = f"Invalid value for 'method': {line['method']!r}; only 'POST' is supported."
+        return "invalid_value", message, "method"
+    if line["url"] != endpoint:
+        message = f"The url {line['url']!r} does not match the batch's endpoint {endpoint!r}."
+        return "url_mismatch", message, "url"
+    return None
+
+
+def _parse_batch_input(content: bytes, endpoint: str, limit: int) -> tuple[list[JSON], list[JSON]]:
+    """`(requests, errors)` of a batch input file: the lines in order, or what is wrong.
+
+    Blank lines (a trailing newline) are skipped but keep their number in `line`.
+    """
+    numbered = [(n, raw) for n, raw in enumerate(content.split(b"\n"), start=1) if raw.strip()]
+    if not numbered:
+        return [], [_batch_error("empty_file", "The batch input file is empty.")]
+    if len(numbered) > limit:
+        message = f"The input file has {len(numbered):,} requests; a batch takes at most {limit:,}."
+        return [], [_batch_error("too_many_tasks", message)]
+    requests: list[JSON] = []
+    errors: list[JSON] = []
+    seen: set[str] = set()
+    model: Any = None
+    for number, raw in numbered:
+        try:
+            line: Any = json.loads(raw)
+        except ValueError:  # bad JSON and bad UTF-8 alike
+            line = None
+        problem = _request_problem(line, endpoint)
+        if problem is not None:
+            code, message, param = problem
+            errors.append(_batch_error(code, message, number, param))
+            continue
+        if line["custom_id"] in seen:
+            message = (
+                "The custom_id for this request is a duplicate of another request. "
+                "The custom_id parameter must be unique for each request in a batch."
+            )
+            errors.append(_batch_error("duplicate_custom_id", message, number, "custom_id"))
+            continue
+        seen.add(line["custom_id"])
+        # One batch serves one model, as at OpenAI.
+        line_model = line["body"].get("model")
+        if model is None:
+            model = line_model
+        elif line_model != model:
+            message = f"The model {line_model!r} differs from the batch's model {model!r}."
+            errors.append(_batch_error("model_mismatch", message, number, "body.model"))
+            continue
+        requests.append(line)
+    return ([] if errors else requests), errors
+
+
+def _metadata_problem(metadata: Any) -> str | None:
+    """Why `metadata` is not OpenAI's up to 16 string pairs (keys <= 64, values <= 512)."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        return "Invalid type for 'metadata': expected an object."
+    if len(metadata) > _METADATA_PAIRS:
+        return f"Invalid 'metadata': at most {_METADATA_PAIRS} pairs are allowed."
+    for key, value in metadata.items():
+        if not isinstance(value, str):
+            return f"Invalid type for 'metadata.{key}': expected a string."
+        if len(key) > _METADATA_KEY_MAX or len(value) > _METADATA_VALUE_MAX:
+            return f"Invalid 'metadata.{key}': keys take 64 characters, values 512."
+    return None
+
+
+def _jsonl(records: list[JSON]) -> bytes:
+    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records).encode()
+
+
 # --------------------------------------------------------------------------- server
 
 
 class FakeOpenAI:
-    """An OpenAI-compatible chat-completions server in a background thread.
+    """An OpenAI-compatible chat-completions and Batch API server in a background thread.
 
     Settings are attributes, safe to change between phases of a test (`latency`,
     `jitter`, `retry_after`, `limit_headers`, `responder`, `require_key`, `faults`,
-    `rps_limit`, `burst`). With `limit_headers`, answers carry OpenAI's
+    `rps_limit`, `burst`, `batch_polls`). With `limit_headers`, answers carry OpenAI's
     `x-ratelimit-*-requests` headers (the limit per minute) when `rps_limit` is set.
     """
+
+    # OpenAI's limit of requests in one batch input file; set a smaller one on an
+    # instance to test the limit without a huge file.
+    MAX_BATCH_REQUESTS: ClassVar[int] = 50_000
 
     def __init__(
         self,
@@ -486,9 +674,12 @@ class FakeOpenAI:
         model: str = DEFAULT_MODEL,
         require_key: str | None = None,
         hang_seconds: float = 3600.0,
+        batch_polls: int = 1,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        if batch_polls < 1:
+            raise ValueError("batch_polls must be at least 1")
         self.latency = latency
         self.jitter = jitter
         self.retry_after = retry_after
@@ -498,6 +689,10 @@ class FakeOpenAI:
         self.model = model
         self.require_key = require_key
         self.hang_seconds = hang_seconds
+        self.batch_polls = batch_polls
+        # Batch creations to perform and then answer with a 502, as when the
+        # response is lost on the way back (tests of double-submission).
+        self.lose_create_responses = 0
         self.host = host
         self._requested_port = port
         self._port: int | None = None
@@ -508,6 +703,11 @@ class FakeOpenAI:
         self._bucket: _TokenBucket | None = None
         self.set_rate_limit(rps_limit, burst=burst)
         self._requests: list[JSON] = []
+        self._batch_requests: list[JSON] = []
+        self._files: dict[str, JSON] = {}
+        self._file_data: dict[str, bytes] = {}
+        self._batches: dict[str, _Batch] = {}  # in creation order
+        self._outcomes: deque[_Outcome] = deque()
         self._stats = ServerStats()
         self._ids = 0
         self._thread: threading.Thread | None = None
@@ -541,6 +741,47 @@ class FakeOpenAI:
         """The chat-completion bodies received so far (a copy)."""
         with self._lock:
             return list(self._requests)
+
+    @property
+    def batch_requests(self) -> list[JSON]:
+        """The request bodies batches have answered so far, in order (a copy)."""
+        with self._lock:
+            return list(self._batch_requests)
+
+    @property
+    def batches(self) -> list[JSON]:
+        """Copies of the batch objects, oldest first, as the API would return them now."""
+        with self._lock:
+            return [copy.deepcopy(batch.obj) for batch in self._batches.values()]
+
+    @property
+    def files(self) -> list[JSON]:
+        """Copies of the file objects (uploads and batch outputs), oldest first."""
+        with self._lock:
+            return [copy.deepcopy(file) for file in self._files.values()]
+
+    def file_content(self, file_id: str) -> bytes:
+        """The bytes of a stored file (KeyError for an unknown id)."""
+        with self._lock:
+            return self._file_data[file_id]
+
+    def enqueue_batch_outcome(self, outcome: BatchOutcome | str, *, answered: int = 0) -> None:
+        """Script how a coming batch ends; outcomes are consumed in order.
+
+        A batch takes the next outcome when it leaves "validating" with a valid input
+        (default: "completed"): "failed" fails it there (`errors`: token_limit_exceeded,
+        no files); "expired" makes it end "expired" after "finalizing", with its first
+        `answered` requests answered and the rest `batch_expired` in the error file;
+        "cancelled" makes it cancel itself (as from the dashboard): "cancelling" after
+        "in_progress", then "cancelled" with `answered` requests answered. A client's
+        cancel of a batch still validating takes a queued "cancelled" outcome too (only
+        when it is the next one), for its `answered`.
+        """
+        _check_outcome(outcome)
+        if answered < 0:
+            raise ValueError("answered must not be negative")
+        with self._lock:
+            self._outcomes.append(_Outcome(outcome, answered))
 
     @property
     def stats(self) -> ServerStats:
@@ -601,9 +842,17 @@ class FakeOpenAI:
             self.faults = FaultPlan()
 
     def reset(self) -> None:
-        """Forget the received requests and zero the counters (in-flight stays)."""
+        """Forget requests, files, batches and scripted batch outcomes; zero the counters.
+
+        The in-flight count stays: those requests are still being answered.
+        """
         with self._lock:
             self._requests.clear()
+            self._batch_requests.clear()
+            self._files.clear()
+            self._file_data.clear()
+            self._batches.clear()
+            self._outcomes.clear()
             in_flight = self._stats.in_flight
             self._stats = ServerStats(in_flight=in_flight, max_in_flight=in_flight)
 
@@ -697,11 +946,21 @@ class FakeOpenAI:
 
     async def _serve(self, sock: socket.socket) -> None:
         self._stopping = asyncio.Event()
-        app = web.Application()
+        # Batch input files run to 200 MB at OpenAI; aiohttp refuses bodies over 1 MB by default.
+        app = web.Application(client_max_size=256 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/models", self._models)
+        for prefix in ("/v1", ""):
+            app.router.add_post(f"{prefix}/files", self._upload_file)
+            app.router.add_get(f"{prefix}/files/{{file_id}}", self._retrieve_file)
+            app.router.add_delete(f"{prefix}/files/{{file_id}}", self._delete_file)
+            app.router.add_get(f"{prefix}/files/{{file_id}}/content", self._file_content)
+            app.router.add_post(f"{prefix}/batches", self._create_batch)
+            app.router.add_get(f"{prefix}/batches", self._list_batches)
+            app.router.add_get(f"{prefix}/batches/{{batch_id}}", self._retrieve_batch)
+            app.router.add_post(f"{prefix}/batches/{{batch_id}}/cancel", self._cancel_batch)
         runner = web.AppRunner(
             app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
         )
@@ -786,7 +1045,7 @@ class FakeOpenAI:
             bucket = self._bucket
             allowed = bucket.take(time.monotonic()) if bucket is not None else True
             send = bucket is not None and self.limit_headers
-            limit_headers = bucket.headers() if send else {}
+            limit_headers = bucket.headers() if send and bucket is not None else {}
             retry_after = self.retry_after
             if not allowed:
                 self._stats.rate_limited += 1
@@ -900,6 +1159,361 @@ class FakeOpenAI:
             },
         }
 
+    # ----------------------------------------------------------------- files and batches
+
+    def _invalid(
+        self, message: str, param: str | None, code: str | None = None, status: int = 400
+    ) -> web.Response:
+        return self._respond(status, _error(message, "invalid_request_error", code, param))
+
+    def _no_file(self, file_id: str) -> web.Response:
+        return self._invalid(f"No such File object: {file_id}", "id", status=404)
+
+    def _no_batch(self, batch_id: str) -> web.Response:
+        return self._invalid(f"No batch found with id '{batch_id}'.", "batch_id", status=404)
+
+    def _add_file(self, data: bytes, filename: str, purpose: str, expires_at: int | None) -> JSON:
+        file: JSON = {
+            "id": f"file-fake{self._next_id():08d}",
+            "object": "file",
+            "bytes": len(data),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+            "expires_at": expires_at,
+            "status_details": None,
+        }
+        with self._lock:
+            self._files[file["id"]] = file
+            self._file_data[file["id"]] = data
+        return copy.deepcopy(file)
+
+    async def _upload_file(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._unauthorized(request)
+        if not request.content_type.startswith("multipart/"):
+            return self._invalid("Uploads must be multipart/form-data.", None)
+        fields: dict[str, str] = {}
+        data: bytes | None = None
+        filename = "upload"
+        async for part in await request.multipart():
+            if not isinstance(part, BodyPartReader):
+                continue  # a nested multipart: OpenAI's client never sends one
+            if part.name == "file":
+                filename = part.filename or filename
+                data = bytes(await part.read())
+            elif part.name:
+                fields[part.name] = await part.text()
+        purpose = fields.get("purpose")
+        if data is None or purpose is None:
+            missing = "file" if data is None else "purpose"
+            message = f"Missing required parameter: '{missing}'."
+            return self._invalid(message, missing, "missing_required_parameter")
+        if purpose not in _UPLOAD_PURPOSES:
+            allowed = ", ".join(sorted(_UPLOAD_PURPOSES))
+            return self._invalid(
+                f"Invalid purpose {purpose!r}; expected one of {allowed}.", "purpose"
+            )
+        if purpose == "batch" and not filename.endswith(".jsonl"):
+            # OpenAI's own words: a batch input named otherwise is refused.
+            return self._invalid("Invalid file format for Batch API. Must be .jsonl", "file")
+        now = int(time.time())
+        expires_at = now + _BATCH_FILE_SECONDS if purpose == "batch" else None
+        seconds = fields.get("expires_after[seconds]")
+        if fields.get("expires_after[anchor]") == "created_at" and seconds and seconds.isdigit():
+            expires_at = now + int(seconds)
+        file = self._add_file(data, filename, purpose, expires_at)
+        with self._lock:
+            self._stats.files_uploaded += 1
+        return self._respond(200, file)
+
+    async def _retrieve_file(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._unauthorized(request)
+        file_id = request.match_info["file_id"]
+        with self._lock:
+            file = copy.deepcopy(self._files.get(file_id))
+        if file is None:
+            return self._no_file(file_id)
+        return self._respond(200, file)
+
+    async def _delete_file(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._unauthorized(request)
+        file_id = request.match_info["file_id"]
+        with self._lock:
+            deleted = self._files.pop(file_id, None)
+            self._file_data.pop(file_id, None)
+        if deleted is None:
+            return self._no_file(file_id)
+        return self._respond(200, {"id": file_id, "object": "file", "deleted": True})
+
+    async def _file_content(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._unauthorized(request)
+        file_id = request.match_info["file_id"]
+        with self._lock:
+            data = self._file_data.get(file_id)
+            if data is not None:
+                self._stats.statuses[200] += 1
+        if data is None:
+            return self._no_file(file_id)
+        return web.Response(status=200, body=data, content_type="application/octet-stream")
+
+    async def _create_batch(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._unauthorized(request)
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return self._invalid("We could not parse the JSON body of your request.", None)
+        file_id = body.get("input_file_id")
+        endpoint = body.get("endpoint")
+        window = body.get("completion_window")
+        metadata = body.get("metadata")
+        with self._lock:
+            file = self._files.get(file_id) if isinstance(file_id, str) else None
+            content = self._file_data.get(file_id) if isinstance(file_id, str) else None
+        if file is None or content is None:
+            return self._invalid(f"No such File object: {file_id}", "input_file_id")
+        if file["purpose"] != "batch":
+            message = f"File {file_id} was not uploaded with purpose 'batch'."
+            return self._invalid(message, "input_file_id")
+        if endpoint != BATCH_ENDPOINT:
+            message = f"Invalid endpoint {endpoint!r}; FakeOpenAI batches only {BATCH_ENDPOINT!r}."
+            return self._invalid(message, "endpoint")
+        if window != COMPLETION_WINDOW:
+            message = (
+                f"Invalid completion_window {window!r}; only {COMPLETION_WINDOW!r} is supported."
+            )
+            return self._invalid(message, "completion_window")
+        problem = _metadata_problem(metadata)
+        if problem is not None:
+            return self._invalid(problem, "metadata")
+
+        requests, errors = _parse_batch_input(content, endpoint, self.MAX_BATCH_REQUESTS)
+        now = int(time.time())
+        obj: JSON = {
+            "id": f"batch_fake{self._next_id():08d}",
+            "object": "batch",
+            "endpoint": endpoint,
+            "model": None,
+            "errors": None,
+            "input_file_id": file_id,
+            "completion_window": window,
+            "status": "validating",
+            "output_file_id": None,
+            "error_file_id": None,
+            "created_at": now,
+            "in_progress_at": None,
+            "expires_at": now + _WINDOW_SECONDS,
+            "finalizing_at": None,
+            "completed_at": None,
+            "failed_at": None,
+            "expired_at": None,
+            "cancelling_at": None,
+            "cancelled_at": None,
+            "request_counts": {"total": 0, "completed": 0, "failed": 0},
+            "usage": _batch_usage([]),
+            "metadata": metadata,
+        }
+        with self._lock:
+            self._batches[obj["id"]] = _Batch(obj, requests, errors)
+            self._stats.batches_created += 1
+            payload = copy.deepcopy(obj)
+            lost = self.lose_create_responses > 0
+            self.lose_create_responses -= lost
+        if lost:
+            return self._respond(502, _HTTP_ERRORS["http_502"][1])
+        return self._respond(200, payload)
+
+    async def _retrieve_batch(self, request: web.Request) -> web.Response:
+        with self._lock:
+            self._stats.batch_retrieves += 1
+        if not self._authorized(request):
+            return self._unauthorized(request)
+        batch_id = request.match_info["batch_id"]
+        with self._lock:
+            batch = self._batches.get(batch_id)
+            if batch is None:
+                return self._no_batch(batch_id)
+            if batch.obj["status"] not in _BATCH_DONE:
+                batch.polls += 1
+                if batch.polls >= max(1, self.batch_polls):
+                    batch.polls = 0
+                    self._advance(batch)
+            payload = copy.deepcopy(batch.obj)
+        return self._respond(200, payload)
+
+    async def _cancel_batch(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._unauthorized(request)
+        batch_id = request.match_info["batch_id"]
+        with self._lock:
+            batch = self._batches.get(batch_id)
+            if batch is None:
+                return self._no_batch(batch_id)
+            status = batch.obj["status"]
+            if status in _BATCH_DONE:
+                message = f"Cannot cancel a batch with status '{status}'."
+                return self._invalid(message, None, status=409)
+            if status != "cancelling":  # cancelling twice changes nothing, as at OpenAI
+                queued = self._outcomes[0] if self._outcomes else None
+                if batch.outcome is None and queued is not None and queued.status == "cancelled":
+                    batch.outcome = self._outcomes.popleft()
+                batch.obj.update(status="cancelling", cancelling_at=int(time.time()))
+                batch.polls = 0
+            payload = copy.deepcopy(batch.obj)
+        return self._respond(200, payload)
+
+    async def _list_batches(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._unauthorized(request)
+        try:
+            limit = int(request.query.get("limit", "20"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 100:
+            return self._invalid("Invalid 'limit': expected an integer from 1 to 100.", "limit")
+        after = request.query.get("after")
+        with self._lock:
+            newest_first = [batch.obj for batch in reversed(self._batches.values())]
+            ids = [obj["id"] for obj in newest_first]
+            # An unknown cursor gives an empty last page rather than an error.
+            start = 0 if after is None else (ids.index(after) + 1 if after in ids else len(ids))
+            page = copy.deepcopy(newest_first[start : start + limit])
+        return self._respond(
+            200,
+            {
+                "object": "list",
+                "data": page,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+                "has_more": start + limit < len(newest_first),
+            },
+        )
+
+    # Called with the lock held: a batch moves as a whole, between two requests.
+
+    def _advance(self, batch: _Batch) -> None:
+        """One step of the batch's life (see `enqueue_batch_outcome` for the endings)."""
+        obj = batch.obj
+        now = int(time.time())
+        status = obj["status"]
+        if status == "validating":
+            if batch.errors:
+                self._fail(batch, batch.errors, now)
+                return
+            outcome = self._outcomes.popleft() if self._outcomes else _Outcome("completed")
+            batch.outcome = outcome
+            model = batch.requests[0]["body"].get("model")
+            obj["model"] = model if isinstance(model, str) else self.model
+            obj["request_counts"]["total"] = len(batch.requests)
+            if outcome.status == "failed":
+                message = (
+                    f"Enqueued token limit reached for {obj['model']} in organization "
+                    "org-fakeserver. Limit: 90,000 enqueued tokens. Please try again once "
+                    "some in_progress batches have been completed."
+                )
+                self._fail(batch, [_batch_error("token_limit_exceeded", message)], now)
+                return
+            obj.update(status="in_progress", in_progress_at=now)
+        elif status == "in_progress":
+            if batch.outcome is not None and batch.outcome.status == "cancelled":
+                obj.update(status="cancelling", cancelling_at=now)
+            else:
+                obj.update(status="finalizing", finalizing_at=now)
+        elif status == "finalizing":
+            if batch.outcome is not None and batch.outcome.status == "expired":
+                self._finish(batch, "expired", batch.outcome.answered, now)
+            else:
+                self._finish(batch, "completed", len(batch.requests), now)
+        elif status == "cancelling":
+            ending = batch.outcome
+            answered = ending.answered if ending and ending.status == "cancelled" else 0
+            self._finish(batch, "cancelled", answered, now)
+
+    def _fail(self, batch: _Batch, errors: list[JSON], now: int) -> None:
+        batch.obj.update(
+            status="failed", failed_at=now, errors={"object": "list", "data": list(errors)}
+        )
+
+    def _finish(self, batch: _Batch, status: str, answered: int, now: int) -> None:
+        """Answer the first `answered` requests; the rest never ran. Write the files."""
+        outputs: list[JSON] = []
+        failures: list[JSON] = []
+        for index, request in enumerate(batch.requests):
+            if index < answered:
+                record = self._answer_batch_request(request)
+                response = record["response"]
+                ok = response is not None and response["status_code"] == 200
+                (outputs if ok else failures).append(record)
+            else:
+                failures.append(self._batch_record(request, None, _NOT_RUN[status]))
+        batch_id = batch.obj["id"]
+        batch.obj.update(
+            {
+                "status": status,
+                f"{status}_at": now,
+                "output_file_id": self._output_file(f"{batch_id}_output.jsonl", outputs),
+                "error_file_id": self._output_file(f"{batch_id}_error.jsonl", failures),
+                "request_counts": {
+                    "total": len(batch.requests),
+                    "completed": len(outputs),
+                    "failed": len(failures),
+                },
+                "usage": _batch_usage(outputs),
+            }
+        )
+
+    def _output_file(self, filename: str, records: list[JSON]) -> str | None:
+        # OpenAI writes no file rather than an empty one.
+        if not records:
+            return None
+        return str(self._add_file(_jsonl(records), filename, "batch_output", None)["id"])
+
+    def _batch_record(self, request: JSON, response: JSON | None, error: JSON | None) -> JSON:
+        return {
+            "id": f"batch_req_fake{self._next_id():08d}",
+            "custom_id": request["custom_id"],
+            "response": response,
+            "error": error,
+        }
+
+    def _answer_batch_request(self, request: JSON) -> JSON:
+        """One line of an output or error file: the chat fault machinery, minus the wire."""
+        body: JSON = request["body"]
+        kind = self.faults.next_fault(body)
+        self._stats.faults[kind] += 1
+        self._batch_requests.append(body)
+        request_id = f"req_fake{self._next_id():08d}"
+        if kind == "hang":
+            return self._batch_record(request, None, _TIMED_OUT)
+        if kind in _ANSWERED_KINDS:
+            status, payload = 200, self._completion(body, kind)
+        else:
+            # A dropped connection or an HTML page is, to a batch, a server error.
+            status, payload = _HTTP_ERRORS.get(kind, _HTTP_ERRORS["http_500"])
+        response = {"status_code": status, "request_id": request_id, "body": payload}
+        return self._batch_record(request, response, None)
+
+
+def _batch_usage(outputs: list[JSON]) -> JSON:
+    """OpenAI's batch `usage`: the token counts of the completions in the output file."""
+    usages = [record["response"]["body"]["usage"] for record in outputs]
+    prompt = sum(usage["prompt_tokens"] for usage in usages)
+    completion = sum(usage["completion_tokens"] for usage in usages)
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": prompt + completion,
+    }
+
 
 def _retry(retry_after: float | None) -> dict[str, str]:
     if retry_after is None:
@@ -908,8 +1522,11 @@ def _retry(retry_after: float | None) -> dict[str, str]:
 
 
 __all__ = [
+    "BATCH_ENDPOINT",
+    "BATCH_OUTCOMES",
     "DEFAULT_MODEL",
     "FAULT_KINDS",
+    "BatchOutcome",
     "FakeOpenAI",
     "FaultKind",
     "FaultPlan",
@@ -923,7 +1540,10 @@ __all__ = [
 
 
 def main() -> None:
-    """Serve until Ctrl-C: `python -m tests.fakeserver --port 8000 --latency 0.2 --rps 50`."""
+    """Serve until Ctrl-C: `python -m tests.fakeserver --port 8000 --latency 0.2 --rps 50`.
+
+    `--batch-polls 3` makes a batch take three retrieves per step of its life.
+    """
     import argparse  # noqa: PLC0415 - only the command line needs it
     import time  # noqa: PLC0415
 
@@ -935,6 +1555,12 @@ def main() -> None:
     parser.add_argument("--retry-after", type=float, default=1.0, help="seconds, on 429s")
     parser.add_argument(
         "--no-limit-headers", action="store_true", help="send no x-ratelimit-* headers"
+    )
+    parser.add_argument(
+        "--batch-polls",
+        type=int,
+        default=1,
+        help="retrieves of a batch per step of its status (validating, in_progress, ...)",
     )
     parser.add_argument(
         "--faults",
@@ -949,6 +1575,7 @@ def main() -> None:
         rps_limit=args.rps,
         retry_after=args.retry_after,
         limit_headers=not args.no_limit_headers,
+        batch_polls=args.batch_polls,
         port=args.port,
     ) as server:
         server.set_fault_mix(mix)

@@ -460,3 +460,497 @@ async def test_async_context_manager_and_restart() -> None:
         assert first.base_url.startswith("http://127.0.0.1:")
         assert call(again).choices
     assert first.stats.statuses == {200: 2}
+
+
+# ------------------------------------------------------------------ files and batches
+
+BATCH_URL: Any = "/v1/chat/completions"
+SCHEMA_FORMAT: Any = {
+    "type": "json_schema",
+    "json_schema": {"name": "Summary", "schema": Summary.model_json_schema()},
+}
+OTHER_TITLE = "Sparse Attention for Long Documents"
+OTHER_ABSTRACT = (
+    "Long documents overwhelm dense attention. We introduce a sparse attention pattern "
+    "that keeps memory linear in the length. It matches dense attention on four tasks."
+)
+TERMINAL = {"completed", "failed", "expired", "cancelled"}
+
+
+@pytest.fixture
+def batch_fake(fake: FakeOpenAI) -> FakeOpenAI:
+    """The shared server with batches moving one step per retrieve."""
+    fake.batch_polls = 1
+    return fake
+
+
+def batch_line(
+    custom_id: str, abstract: str = ABSTRACT, title: str = TITLE, **body: Any
+) -> dict[str, Any]:
+    """One line of a batch input file, carrying the product's prompt shape."""
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": "test-model", "messages": messages(abstract, title), **body},
+    }
+
+
+def tool_line(custom_id: str) -> dict[str, Any]:
+    return batch_line(custom_id, tools=TOOLS, tool_choice=TOOL_CHOICE)
+
+
+def jsonl(lines: list[Any]) -> bytes:
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
+def upload(client: openai.OpenAI, lines: list[Any]) -> Any:
+    return client.files.create(file=("requests.jsonl", jsonl(lines)), purpose="batch")
+
+
+def submit(client: openai.OpenAI, lines: list[Any], **extra: Any) -> Any:
+    file = upload(client, lines)
+    return client.batches.create(
+        input_file_id=file.id, endpoint=BATCH_URL, completion_window="24h", **extra
+    )
+
+
+def statuses_until_done(client: openai.OpenAI, batch_id: str) -> list[str]:
+    """The status each retrieve sees, until the batch has ended (10 retrieves at most)."""
+    seen: list[str] = []
+    for _ in range(10):
+        seen.append(client.batches.retrieve(batch_id).status)
+        if seen[-1] in TERMINAL:
+            break
+    return seen
+
+
+def read_lines(client: openai.OpenAI, file_id: str | None) -> list[dict[str, Any]]:
+    assert file_id is not None
+    return [json.loads(line) for line in client.files.content(file_id).text.splitlines()]
+
+
+def test_upload_retrieve_content_and_delete_round_trip(
+    fake: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    data = jsonl([tool_line("a"), tool_line("b")])
+    uploaded = client.files.create(file=("requests.jsonl", data), purpose="batch")
+    assert uploaded.id.startswith("file-")
+    assert (uploaded.object, uploaded.bytes, uploaded.filename) == (
+        "file",
+        len(data),
+        "requests.jsonl",
+    )
+    assert (uploaded.purpose, uploaded.status) == ("batch", "processed")
+    assert uploaded.expires_at == uploaded.created_at + 30 * 86_400  # OpenAI's default
+    assert client.files.retrieve(uploaded.id) == uploaded
+    assert client.files.content(uploaded.id).content == data
+    assert fake.file_content(uploaded.id) == data
+    assert [file["id"] for file in fake.files] == [uploaded.id]
+    assert fake.stats.files_uploaded == 1
+
+    # OpenAI refuses batch input that is not named .jsonl, and unknown purposes.
+    with pytest.raises(openai.BadRequestError, match=r"Must be \.jsonl"):
+        client.files.create(file=("requests.txt", data), purpose="batch")
+    with pytest.raises(openai.BadRequestError, match="purpose"):
+        client.files.create(file=("x.jsonl", data), purpose="nonsense")  # type: ignore[arg-type]
+    assert fake.stats.files_uploaded == 1
+
+    assert client.files.delete(uploaded.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.files.retrieve(uploaded.id)
+
+
+def test_batch_moves_one_step_per_retrieve_and_completes_with_chat_completions(
+    batch_fake: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    lines = [
+        batch_line("schema", response_format=SCHEMA_FORMAT),
+        tool_line("tools"),
+        batch_line("other", OTHER_ABSTRACT, OTHER_TITLE, response_format=SCHEMA_FORMAT),
+    ]
+    batch = submit(client, lines, metadata={"run": "r1"})
+    assert batch.id.startswith("batch_")
+    assert (batch.object, batch.status, batch.endpoint) == ("batch", "validating", BATCH_URL)
+    assert batch.completion_window == "24h"
+    assert batch.metadata == {"run": "r1"}
+    assert batch.expires_at == batch.created_at + 86_400
+    assert batch.in_progress_at is None
+    assert batch.output_file_id is None
+    assert batch.error_file_id is None
+
+    assert statuses_until_done(client, batch.id) == ["in_progress", "finalizing", "completed"]
+    done = client.batches.retrieve(batch.id)  # a finished batch stays as it is
+    assert done.status == "completed"
+    assert done.in_progress_at is not None
+    assert done.finalizing_at is not None
+    assert done.completed_at is not None
+    assert (done.failed_at, done.expired_at, done.cancelled_at) == (None, None, None)
+    assert done.request_counts is not None
+    assert done.request_counts.model_dump() == {"total": 3, "completed": 3, "failed": 0}
+    assert done.error_file_id is None
+    assert done.model == "test-model"
+    assert done.usage is not None
+    assert done.usage.total_tokens > 0
+
+    output = client.files.retrieve(done.output_file_id or "")
+    assert (output.purpose, output.filename) == ("batch_output", f"{batch.id}_output.jsonl")
+    records = read_lines(client, done.output_file_id)
+    assert [record["custom_id"] for record in records] == ["schema", "tools", "other"]
+    for record in records:
+        assert record["id"].startswith("batch_req_")
+        assert record["error"] is None
+        assert record["response"]["status_code"] == 200
+        assert record["response"]["request_id"].startswith("req_")
+    completions = [
+        openai.types.chat.ChatCompletion.model_validate(record["response"]["body"])
+        for record in records
+    ]
+    schema, tools, other = (completion.choices[0] for completion in completions)
+    assert schema.finish_reason == "stop"
+    assert schema.message.content is not None
+    summary = Summary.model_validate_json(schema.message.content, context=CONTEXT)
+    assert summary.claimed_gain.gains[0].quote == GAIN_QUOTE
+    assert tools.finish_reason == "tool_calls"
+    assert tools.message.tool_calls is not None
+    Summary.model_validate_json(
+        tools.message.tool_calls[0].function.arguments,  # type: ignore[union-attr]
+        context=CONTEXT,
+    )
+    assert other.message.content is not None
+    Summary.model_validate_json(
+        other.message.content, context={"abstract": OTHER_ABSTRACT, "title": OTHER_TITLE}
+    )
+
+    assert batch_fake.batch_requests == [line["body"] for line in lines]
+    assert batch_fake.requests == []  # chat's list stays chat-only
+    stats = batch_fake.stats
+    assert (stats.requests, stats.batches_created, stats.batch_retrieves) == (0, 1, 4)
+    assert stats.faults == {"ok": 3}
+    assert batch_fake.batches[0]["status"] == "completed"
+
+
+def test_batch_polls_sets_retrieves_per_step(batch_fake: FakeOpenAI, client: openai.OpenAI) -> None:
+    batch_fake.batch_polls = 2
+    batch = submit(client, [tool_line("a")])
+    assert statuses_until_done(client, batch.id) == [
+        "validating",
+        "in_progress",
+        "in_progress",
+        "finalizing",
+        "finalizing",
+        "completed",
+    ]
+    assert batch_fake.stats.batch_retrieves == 6
+
+
+def test_scripted_faults_land_in_error_file_or_as_bad_answers_in_order(
+    batch_fake: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    batch_fake.enqueue("http_500", "invented_number", "hang", "http_429", "drop", "not_json")
+    lines = [tool_line(f"c{i}") for i in range(7)]  # the last one is "ok"
+    batch = submit(client, lines)
+    assert statuses_until_done(client, batch.id)[-1] == "completed"
+    done = client.batches.retrieve(batch.id)
+    assert done.request_counts is not None
+    assert (done.request_counts.completed, done.request_counts.failed) == (2, 5)
+
+    answers = read_lines(client, done.output_file_id)
+    assert [record["custom_id"] for record in answers] == ["c1", "c6"]
+    invented = answers[0]["response"]["body"]["choices"][0]["message"]["tool_calls"][0]
+    with pytest.raises(ValidationError, match="does not occur in the abstract"):
+        Summary.model_validate_json(invented["function"]["arguments"], context=CONTEXT)
+
+    errors = read_lines(client, done.error_file_id)
+    assert [record["custom_id"] for record in errors] == ["c0", "c2", "c3", "c4", "c5"]
+    by_id = {record["custom_id"]: record for record in errors}
+    assert by_id["c0"]["response"]["status_code"] == 500
+    assert by_id["c0"]["response"]["body"]["error"]["type"] == "server_error"
+    assert by_id["c0"]["error"] is None
+    assert by_id["c2"]["response"] is None
+    assert by_id["c2"]["error"]["code"] == "request_timeout"
+    assert by_id["c3"]["response"]["status_code"] == 429
+    assert by_id["c3"]["response"]["body"]["error"]["code"] == "rate_limit_exceeded"
+    for dropped in ("c4", "c5"):  # a lost connection is a server error to a batch
+        assert by_id[dropped]["response"]["status_code"] == 500
+        assert by_id[dropped]["response"]["body"]["error"]["type"] == "server_error"
+
+    assert batch_fake.stats.faults == {
+        "http_500": 1,
+        "invented_number": 1,
+        "hang": 1,
+        "http_429": 1,
+        "drop": 1,
+        "not_json": 1,
+        "ok": 1,
+    }
+    assert len(batch_fake.batch_requests) == 7
+
+
+def test_batch_where_every_request_failed_completes_with_only_an_error_file(
+    batch_fake: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    batch_fake.enqueue("http_503", "http_503")
+    batch = submit(client, [tool_line("a"), tool_line("b")])
+    assert statuses_until_done(client, batch.id)[-1] == "completed"
+    done = client.batches.retrieve(batch.id)
+    assert done.output_file_id is None
+    assert done.request_counts is not None
+    assert done.request_counts.model_dump() == {"total": 2, "completed": 0, "failed": 2}
+    statuses = [
+        record["response"]["status_code"] for record in read_lines(client, done.error_file_id)
+    ]
+    assert statuses == [503, 503]
+
+
+def test_expired_batch_answers_only_the_first_requests(
+    batch_fake: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    batch_fake.enqueue_batch_outcome("expired", answered=2)
+    batch_fake.enqueue("http_500")  # the first answered request fails
+    lines = [tool_line(f"c{i}") for i in range(4)]
+    batch = submit(client, lines)
+    assert statuses_until_done(client, batch.id) == ["in_progress", "finalizing", "expired"]
+    done = client.batches.retrieve(batch.id)
+    assert done.expired_at is not None
+    assert done.completed_at is None
+    assert done.request_counts is not None
+    assert done.request_counts.model_dump() == {"total": 4, "completed": 1, "failed": 3}
+    assert [r["custom_id"] for r in read_lines(client, done.output_file_id)] == ["c1"]
+    errors = read_lines(client, done.error_file_id)
+    assert [record["custom_id"] for record in errors] == ["c0", "c2", "c3"]
+    assert errors[0]["response"]["status_code"] == 500
+    for record in errors[1:]:
+        assert record["response"] is None
+        assert record["error"] == {
+            "code": "batch_expired",
+            "message": "This request could not be executed before the completion window expired.",
+        }
+    assert batch_fake.batch_requests == [lines[0]["body"], lines[1]["body"]]
+
+    # The outcome was consumed: the next batch completes.
+    again = submit(client, lines)
+    assert statuses_until_done(client, again.id)[-1] == "completed"
+
+
+def test_invalid_input_lines_fail_validation_with_line_numbers(
+    batch_fake: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    wrong_url = {**tool_line("wrong-url"), "url": "/v1/embeddings"}
+    get = {**tool_line("get"), "method": "GET"}
+    no_body = {key: value for key, value in tool_line("no-body").items() if key != "body"}
+    other_model = tool_line("other-model")
+    other_model["body"]["model"] = "another-model"
+    data = jsonl([tool_line("a"), tool_line("a"), wrong_url]) + b"{not json\n\n"
+    data += jsonl([get, no_body, other_model, {"custom_id": 7}])
+    file = client.files.create(file=("requests.jsonl", data), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=file.id, endpoint=BATCH_URL, completion_window="24h"
+    )
+    failed = client.batches.retrieve(batch.id)
+    assert failed.status == "failed"
+    assert failed.failed_at is not None
+    assert failed.in_progress_at is None
+    assert (failed.output_file_id, failed.error_file_id) == (None, None)
+    assert failed.errors is not None
+    assert failed.errors.object == "list"
+    assert [(e.code, e.line, e.param) for e in failed.errors.data or []] == [
+        ("duplicate_custom_id", 2, "custom_id"),
+        ("url_mismatch", 3, "url"),
+        ("invalid_json_line", 4, None),
+        # line 5 is blank: skipped, but it keeps its number
+        ("invalid_value", 6, "method"),
+        ("missing_required_parameter", 7, "body"),
+        ("model_mismatch", 8, "body.model"),
+        ("invalid_type", 9, "custom_id"),
+    ]
+    assert client.batches.retrieve(batch.id).status == "failed"  # it stays failed
+    assert batch_fake.batch_requests == []
+    assert batch_fake.stats.faults == {}
+
+
+def test_empty_and_oversized_inputs_fail_validation(
+    batch_fake: FakeOpenAI, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_fake, "MAX_BATCH_REQUESTS", 2)
+    too_many = submit(client, [tool_line(f"c{i}") for i in range(3)])
+    empty_file = client.files.create(file=("empty.jsonl", b"\n"), purpose="batch")
+    empty = client.batches.create(
+        input_file_id=empty_file.id, endpoint=BATCH_URL, completion_window="24h"
+    )
+    for batch, code in ((too_many, "too_many_tasks"), (empty, "empty_file")):
+        failed = client.batches.retrieve(batch.id)
+        assert failed.status == "failed"
+        assert failed.errors is not None
+        assert [error.code for error in failed.errors.data or []] == [code]
+
+
+def test_scripted_failure_fails_the_next_batch_only(
+    batch_fake: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    batch_fake.enqueue_batch_outcome("failed")
+    first = submit(client, [tool_line("a")])
+    failed = client.batches.retrieve(first.id)
+    assert failed.status == "failed"
+    assert failed.errors is not None
+    assert [error.code for error in failed.errors.data or []] == ["token_limit_exceeded"]
+    assert (failed.output_file_id, failed.error_file_id) == (None, None)
+    second = submit(client, [tool_line("a")])
+    assert statuses_until_done(client, second.id)[-1] == "completed"
+
+
+def test_cancel_answers_the_scripted_count_and_marks_the_rest_cancelled(
+    batch_fake: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    batch_fake.enqueue_batch_outcome("cancelled", answered=1)
+    batch = submit(client, [tool_line(f"c{i}") for i in range(3)])
+    assert client.batches.retrieve(batch.id).status == "in_progress"
+    cancelling = client.batches.cancel(batch.id)
+    assert cancelling.status == "cancelling"
+    assert cancelling.cancelling_at is not None
+    assert client.batches.cancel(batch.id).status == "cancelling"  # twice changes nothing
+    cancelled = client.batches.retrieve(batch.id)
+    assert cancelled.status == "cancelled"
+    assert cancelled.cancelled_at is not None
+    assert cancelled.request_counts is not None
+    assert cancelled.request_counts.model_dump() == {"total": 3, "completed": 1, "failed": 2}
+    assert [r["custom_id"] for r in read_lines(client, cancelled.output_file_id)] == ["c0"]
+    errors = read_lines(client, cancelled.error_file_id)
+    assert [record["custom_id"] for record in errors] == ["c1", "c2"]
+    assert {record["error"]["code"] for record in errors} == {"batch_cancelled"}
+    assert all(record["response"] is None for record in errors)
+
+    with pytest.raises(openai.ConflictError):  # a finished batch cannot be cancelled
+        client.batches.cancel(batch.id)
+
+
+def test_cancel_while_validating_answers_nothing(
+    batch_fake: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    batch = submit(client, [tool_line("a"), tool_line("b")])
+    assert client.batches.cancel(batch.id).status == "cancelling"
+    cancelled = client.batches.retrieve(batch.id)
+    assert cancelled.status == "cancelled"
+    assert cancelled.output_file_id is None
+    errors = read_lines(client, cancelled.error_file_id)
+    assert [record["error"]["code"] for record in errors] == ["batch_cancelled"] * 2
+    assert batch_fake.batch_requests == []
+
+
+def test_scripted_cancel_happens_without_the_client(
+    batch_fake: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    batch_fake.enqueue_batch_outcome("cancelled", answered=2)
+    batch = submit(client, [tool_line(f"c{i}") for i in range(3)])
+    assert statuses_until_done(client, batch.id) == ["in_progress", "cancelling", "cancelled"]
+    done = client.batches.retrieve(batch.id)
+    assert [r["custom_id"] for r in read_lines(client, done.output_file_id)] == ["c0", "c1"]
+    assert [r["custom_id"] for r in read_lines(client, done.error_file_id)] == ["c2"]
+
+
+def test_list_is_newest_first_and_paginates_with_after(
+    batch_fake: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    file = upload(client, [tool_line("a")])
+    created = [
+        client.batches.create(input_file_id=file.id, endpoint=BATCH_URL, completion_window="24h").id
+        for _ in range(5)
+    ]
+    newest = created[::-1]
+    raw = client.batches.with_raw_response.list(limit=2).http_response.json()
+    assert raw["object"] == "list"
+    assert [batch["id"] for batch in raw["data"]] == newest[:2]
+    assert (raw["first_id"], raw["last_id"], raw["has_more"]) == (newest[0], newest[1], True)
+    page = client.batches.list(limit=2, after=newest[1])
+    assert [batch.id for batch in page.data] == newest[2:4]
+    last = client.batches.list(limit=2, after=newest[3])
+    assert ([batch.id for batch in last.data], last.has_more) == ([newest[4]], False)
+    assert [batch.id for batch in client.batches.list(limit=2)] == newest  # auto-pagination
+    assert [batch.id for batch in client.batches.list()] == newest  # default limit 20
+    assert client.batches.list(after="batch_unknown").data == []
+    assert [batch["id"] for batch in batch_fake.batches] == created
+
+
+def test_unknown_ids_are_404_and_bad_batch_requests_are_400(client: openai.OpenAI) -> None:
+    for fetch in (
+        lambda: client.files.retrieve("file-nope"),
+        lambda: client.files.content("file-nope"),
+        lambda: client.batches.retrieve("batch_nope"),
+        lambda: client.batches.cancel("batch_nope"),
+    ):
+        with pytest.raises(openai.NotFoundError) as missing:
+            fetch()
+        error: Any = missing.value.body
+        assert error["type"] == "invalid_request_error"
+        assert "nope" in error["message"]
+
+    file = upload(client, [tool_line("a")])
+    other = client.files.create(file=("notes.txt", b"hello"), purpose="user_data")
+    for kwargs in (
+        {"input_file_id": "file-nope"},
+        {"input_file_id": other.id},  # not a batch file
+        {"endpoint": "/v1/embeddings"},
+        {"completion_window": "48h"},
+        {"metadata": {"key": 1}},
+    ):
+        arguments_: dict[str, Any] = {
+            "input_file_id": file.id,
+            "endpoint": BATCH_URL,
+            "completion_window": "24h",
+            **kwargs,
+        }
+        with pytest.raises(openai.BadRequestError):
+            client.batches.create(**arguments_)
+
+
+def test_batch_routes_require_the_key_with_or_without_v1(fake: FakeOpenAI) -> None:
+    fake.require_key = "sk-right"
+    with openai.OpenAI(base_url=fake.base_url, api_key="sk-wrong", max_retries=0) as wrong:
+        for attempt in (
+            lambda: upload(wrong, [tool_line("a")]),
+            lambda: wrong.files.retrieve("file-x"),
+            lambda: wrong.files.content("file-x"),
+            lambda: wrong.batches.create(
+                input_file_id="file-x", endpoint=BATCH_URL, completion_window="24h"
+            ),
+            lambda: wrong.batches.retrieve("batch_x"),
+            lambda: wrong.batches.cancel("batch_x"),
+            wrong.batches.list,
+        ):
+            with pytest.raises(openai.AuthenticationError):
+                attempt()
+    assert fake.stats.unauthorized == 7
+    assert fake.files == []
+
+    # The routes answer without the /v1 prefix too, like the chat routes.
+    with openai.OpenAI(base_url=fake.url, api_key="sk-right", max_retries=0) as right:
+        batch = submit(right, [tool_line("a")])
+        assert statuses_until_done(right, batch.id)[-1] == "completed"
+        assert [
+            r["custom_id"]
+            for r in read_lines(right, right.batches.retrieve(batch.id).output_file_id)
+        ] == ["a"]
+
+
+def test_reset_forgets_files_batches_and_outcomes(
+    batch_fake: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    batch = submit(client, [tool_line("a")])
+    statuses_until_done(client, batch.id)
+    batch_fake.enqueue_batch_outcome("failed")
+    batch_fake.reset()
+    assert (batch_fake.files, batch_fake.batches, batch_fake.batch_requests) == ([], [], [])
+    stats = batch_fake.stats
+    assert (stats.files_uploaded, stats.batches_created, stats.batch_retrieves) == (0, 0, 0)
+    fresh = submit(client, [tool_line("a")])
+    assert statuses_until_done(client, fresh.id)[-1] == "completed"  # no scripted failure
+
+
+def test_batch_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="batch_polls"):
+        FakeOpenAI(batch_polls=0)
+    server = FakeOpenAI()
+    with pytest.raises(ValueError, match="unknown batch outcome"):
+        server.enqueue_batch_outcome("lost")
+    with pytest.raises(ValueError, match="negative"):
+        server.enqueue_batch_outcome("expired", answered=-1)

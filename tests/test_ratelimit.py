@@ -112,8 +112,13 @@ def test_a_limit_the_user_set_is_not_overridden_by_headers() -> None:
 async def test_no_remaining_requests_pauses_until_the_reset() -> None:
     clock = FakeClock()
     limiter = RateLimiter(clock=clock, sleep=clock.sleep)
-    limiter.observe({"x-ratelimit-limit-requests": "60000", "x-ratelimit-remaining-requests": "0",
-                     "x-ratelimit-reset-requests": "1.5s"})
+    limiter.observe(
+        {
+            "x-ratelimit-limit-requests": "60000",
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": "1.5s",
+        }
+    )
     await limiter.acquire()
     assert clock.now == pytest.approx(1.5)
 

@@ -1,0 +1,153 @@
+"""Chunks: request files cut at the provider's limits, and sending them as batches.
+
+Sending is the step where a crash or a lost response could create one chunk
+twice. The chunk is saved as "creating" before the create call, the create is
+never retried blindly (the SDK's retries are off for it), and before any new
+create the provider is searched for a batch carrying the chunk's key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from openai.types import Batch
+
+from ..errors import OutputError, ProviderError
+from ..output import dumps
+from ..prompt import Prompt
+from ..schema import SCHEMA_VERSION
+from ..settings import EndpointSettings
+from ..tokens import TokenEstimator
+from .options import BatchOptions
+from .provider import BatchAPI
+from .requests import request_line
+from .state import UNSENT, BatchState, Chunk, ChunkFiles, Pending, StateDir, new_key, now
+
+CREATING = "creating"
+CREATE_TRIES = 3
+CREATE_BACKOFF_S = 2.0
+
+
+def request_settings(endpoint: EndpointSettings) -> dict[str, Any]:
+    """What a chunk's requests are sent with, kept so re-asks are sent the same way."""
+    return endpoint.model_dump(include={"model", "temperature", "max_tokens", "extra_body",
+                                        "constrain_quotes"})  # fmt: skip
+
+
+class ChunkWriter:
+    """Cut pending abstracts into request files at the provider's limits, a chunk at a time."""
+
+    def __init__(self, states: StateDir, *, prompt: Prompt, endpoint: EndpointSettings,
+                 model: str, options: BatchOptions) -> None:  # fmt: skip
+        self._states = states
+        self._prompt = prompt
+        self._prompt_file = states.save_prompt(prompt)
+        self._endpoint = endpoint
+        self._model = model
+        self._options = options
+        self.estimator = TokenEstimator(endpoint.max_tokens)
+        self.prompt_tokens = 0
+
+    def write(
+        self, work: Iterable[Pending], *, attempt: int, parent: str | None = None
+    ) -> Iterator[Chunk]:
+        """Chunks of `work`, each on disk whole; lines stream, so memory stays flat."""
+        files: ChunkFiles | None = None
+        try:
+            for pending in work:
+                line = request_line(pending.item, prompt=self._prompt, endpoint=self._endpoint,
+                                    repair=pending.repair)  # fmt: skip
+                raw = (dumps(line) + "\n").encode("utf-8")
+                body = line["body"]
+                self.prompt_tokens += self.estimator.prompt_tokens(
+                    body["messages"], body["response_format"]
+                )
+                if files is not None and not files.fits(len(raw), self._options.max_requests,
+                                                        self._options.max_bytes):  # fmt: skip
+                    yield self._chunk(files, attempt, parent)
+                    files = None
+                files = files or ChunkFiles(self._states, new_key())
+                spent = {**pending.spent, "attempt": attempt}
+                files.add(Pending(pending.item, spent, pending.repair).line(), raw, pending.item.id)
+            if files is not None:
+                yield self._chunk(files, attempt, parent)
+                files = None
+        finally:
+            if files is not None:
+                files.abort()
+
+    def _chunk(self, files: ChunkFiles, attempt: int, parent: str | None) -> Chunk:
+        files.finish()
+        return Chunk(key=files.key, created_at=now(), count=len(files.ids), ids=files.ids,
+                     attempt=attempt, parent=parent, model=self._model,
+                     prompt_version=self._prompt.version, prompt_hash=self._prompt.hash,
+                     prompt_file=self._prompt_file, schema_version=SCHEMA_VERSION,
+                     request=request_settings(self._endpoint), bytes=files.bytes)  # fmt: skip
+
+
+def send_unsent(
+    state: BatchState, states: StateDir, api: BatchAPI, problems: list[str]
+) -> list[Chunk]:
+    """Upload and create every open chunk without a batch; the ones that now have one.
+
+    A chunk that cannot be sent is noted in `problems` and left for the next call;
+    the others go on.
+    """
+    sent: list[Chunk] = []
+    for chunk in state.open_chunks():
+        if chunk.batch_id is not None:
+            continue
+        try:
+            _send(chunk, state, states, api)
+        except (ProviderError, OutputError) as exc:
+            problems.append(f"{chunk.count} abstracts not sent yet (chunk {chunk.key[:8]}): {exc}")
+            continue
+        sent.append(chunk)
+    return sent
+
+
+def _send(chunk: Chunk, state: BatchState, states: StateDir, api: BatchAPI) -> None:
+    if chunk.file_id is None:
+        chunk.file_id = api.upload(states.file(chunk.key, "requests"))
+        states.save(state)
+    for attempt in range(CREATE_TRIES):
+        batch = None
+        if chunk.status == CREATING:  # an earlier create may have worked after all
+            batch = api.find(chunk.key, since=_timestamp(chunk.created_at))
+        if batch is None:
+            chunk.status = CREATING
+            states.save(state)
+            try:
+                batch = api.create(chunk.file_id, chunk.key, str(states.output))
+            except ProviderError:
+                if attempt == CREATE_TRIES - 1:
+                    raise
+                time.sleep(CREATE_BACKOFF_S * 2**attempt)
+                continue
+        update(chunk, batch)
+        states.save(state)
+        return
+
+
+def resend_failed_batch(chunk: Chunk) -> None:
+    """A batch that failed as a whole is created again from the same file, as it was."""
+    chunk.batch_id = None
+    chunk.status = UNSENT
+    chunk.completed = chunk.failed = 0
+    chunk.batch_failures += 1
+
+
+def _timestamp(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def update(chunk: Chunk, batch: Batch) -> None:
+    """Copy a batch's id, status and counts into its chunk."""
+    chunk.batch_id = batch.id
+    chunk.status = batch.status
+    counts = batch.request_counts
+    if counts is not None:
+        chunk.completed, chunk.failed = counts.completed, counts.failed

@@ -1,0 +1,423 @@
+"""`summarize batch collect`, `status` and `cancel`: finished batches become records.
+
+Every answer is judged by the live path's models and checks (`requests.judge`).
+What failed is re-asked in a follow-up batch, re-asked live, or written to the
+errors file (`BatchOptions.repair`), within the live run's budgets. A chunk is
+marked collected, and its follow-ups saved, in one write of `state.json` after
+its records are written: a crash before that write makes the next collect do
+the chunk again, skipping the abstracts whose records are already there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from openai.types import Batch
+
+from ..client import Completion, OpenAISummarizer
+from ..cost import Price
+from ..errors import ProviderError, SummaryError
+from ..items import Item
+from ..job import REMOTE_CONCURRENCY
+from ..output import Output
+from ..prompt import Prompt, RepairPrompt, load_prompt, load_repair_prompt
+from ..ratelimit import RateLimiter
+from ..runner import make_error, make_record
+from ..settings import EndpointSettings, RunSettings
+from .chunks import ChunkWriter, resend_failed_batch, send_unsent, update
+from .options import DEFAULT_OPTIONS, BatchOptions, open_api, price_of, remote_endpoint
+from .provider import BatchAPI
+from .requests import Answer, Verdict, judge, read_answers
+from .state import COLLECTED, FINISHED, BatchState, Chunk, LostChunk, Pending, StateDir
+
+OnPoll = Callable[[BatchState], None]
+Turns = tuple[dict[str, str], ...]
+
+
+@dataclass(slots=True)
+class CollectResult:
+    """What `collect` did, for the summary line and the exit code."""
+
+    collected: int = 0
+    open: dict[str, int] = field(default_factory=dict)
+    done: int = 0
+    failed: int = 0
+    resubmitted: int = 0
+    repaired_live: int = 0
+    released: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float | None = None
+    elapsed_s: float = 0.0
+    failures: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """3 a batch could not be read or sent, 5 batches still open, 1 abstracts failed."""
+        if self.problems:
+            return 3
+        if self.open:
+            return 5
+        return 1 if self.failed else 0
+
+    def count_failure(self, kind: str) -> None:
+        """One more error line of this type."""
+        self.failed += 1
+        self.failures[kind] = self.failures.get(kind, 0) + 1
+
+    def spend(self, price: Price | None, *, prompt: int, cached: int, completion: int,
+              discount: float) -> None:  # fmt: skip
+        """Count tokens, and their cost at `discount` times the price (1.0 for live)."""
+        self.prompt_tokens += prompt
+        self.cached_tokens += cached
+        self.completion_tokens += completion
+        if price is not None:
+            cost = price.cost(prompt=prompt, cached=cached, completion=completion)
+            self.cost_usd = (self.cost_usd or 0.0) + discount * cost
+
+
+def collect(
+    settings: RunSettings, options: BatchOptions = DEFAULT_OPTIONS, *, on_poll: OnPoll | None = None
+) -> CollectResult:
+    """Download, validate and merge every finished batch; with `options.wait`, until all are."""
+    endpoint = remote_endpoint(settings)
+    states = StateDir(settings.output)
+    started = time.perf_counter()
+    result = CollectResult()
+    with Output(settings.output) as output, open_api(endpoint) as api:
+        collector = _Collector(settings, options, output=output, states=states, api=api,
+                               result=result)  # fmt: skip
+        state = states.load()
+        while True:
+            result.problems.clear()  # only what still stands after the last poll counts
+            collector.poll(state)
+            send_unsent(state, states, api, result.problems)
+            if on_poll is not None:
+                on_poll(state)
+            if not options.wait or not state.open_chunks():
+                break
+            time.sleep(options.poll_s)
+        for chunk in state.open_chunks():
+            result.open[chunk.status] = result.open.get(chunk.status, 0) + 1
+    result.elapsed_s = time.perf_counter() - started
+    return result
+
+
+class _Collector:
+    """Resolves finished batches into records, error lines, live re-asks and follow-ups."""
+
+    def __init__(self, settings: RunSettings, options: BatchOptions, *, output: Output,
+                 states: StateDir, api: BatchAPI, result: CollectResult) -> None:  # fmt: skip
+        self.settings = settings
+        self.options = options
+        self.output = output
+        self.states = states
+        self.api = api
+        self.result = result
+        self.repair_prompt: RepairPrompt = load_repair_prompt()
+
+    def poll(self, state: BatchState) -> None:
+        """Refresh every open batch and resolve the finished ones; one bad batch stops none."""
+        for chunk in state.open_chunks():
+            if chunk.batch_id is None:
+                continue
+            try:
+                batch = self.api.retrieve(chunk.batch_id)
+                update(chunk, batch)
+                if batch.status in FINISHED:
+                    self._finish(state, chunk, batch)
+            except ProviderError as exc:
+                self.result.problems.append(f"batch {chunk.batch_id}: {exc}")
+            except LostChunk as exc:
+                self._lose(chunk, str(exc))
+            self.states.save(state)
+
+    def _finish(self, state: BatchState, chunk: Chunk, batch: Batch) -> None:
+        endpoint = self.settings.endpoint
+        if batch.status == "failed" and chunk.batch_failures < endpoint.max_retries:
+            # The batch as a whole (often the provider's queue limit), not its requests.
+            resend_failed_batch(chunk)
+            return
+        _Resolution(self, chunk, batch).run(state)
+
+    def _lose(self, chunk: Chunk, why: str) -> None:
+        self.result.released += chunk.count
+        self.result.problems.append(
+            f"batch {chunk.batch_id}: {why}; its {chunk.count} abstracts are released "
+            "for the next submit"
+        )
+        chunk.status, chunk.note, chunk.ids = COLLECTED, f"lost: {why}", []
+
+    def prompt(self, chunk: Chunk) -> Prompt:
+        """The copy of the prompt file the chunk was written with."""
+        return load_prompt(self.states.root / chunk.prompt_file)
+
+    def endpoint(self, chunk: Chunk) -> EndpointSettings:
+        """This collect's endpoint, sending what the chunk's requests were sent with."""
+        return self.settings.endpoint.model_copy(update=chunk.request)
+
+
+class _Resolution:
+    """One finished batch: each abstract's answer judged, and what follows from it."""
+
+    def __init__(self, collector: _Collector, chunk: Chunk, batch: Batch) -> None:
+        self.c = collector
+        self.chunk = chunk
+        self.batch = batch
+        self.prompt = collector.prompt(chunk)
+        self.price = price_of(collector.settings, chunk.model)
+        self.again: list[Pending] = []
+        self.live: list[Pending] = []
+
+    def run(self, state: BatchState) -> None:
+        c, chunk = self.c, self.chunk
+        answers = self._answers()
+        for pending in c.states.read_items(chunk.key):
+            if c.output.is_done(pending.item.id, chunk.fingerprint):
+                continue  # written before a crash cut an earlier collect short
+            self._judge(pending, answers.get(pending.item.id))
+        if self.live:
+            asyncio.run(_Live(c, chunk, self.prompt, self.price).run(self.live))
+        endpoint = c.endpoint(chunk)
+        writer = ChunkWriter(c.states, prompt=self.prompt, endpoint=endpoint,
+                             model=chunk.model, options=c.options)  # fmt: skip
+        followups = list(writer.write(self.again, attempt=chunk.attempt + 1, parent=chunk.key))
+        chunk.status, chunk.ids = COLLECTED, []
+        state.chunks.extend(followups)
+        c.states.save(state)
+        c.states.forget(chunk.key)
+        c.result.collected += 1
+        c.result.resubmitted += len(self.again)
+
+    def _answers(self) -> dict[str, Answer]:
+        found: dict[str, Answer] = {}
+        batch = self.batch
+        for kind, file_id in (("errors", batch.error_file_id), ("output", batch.output_file_id)):
+            if file_id is None:
+                continue
+            path = self.c.states.file(self.chunk.key, kind)
+            if not path.exists():
+                self.c.api.download(file_id, path)
+            # Output lines are read last: an answered request wins over an error line.
+            found.update((answer.custom_id, answer) for answer in read_answers(path))
+        return found
+
+    def _judge(self, pending: Pending, answer: Answer | None) -> None:
+        result, item = self.c.result, pending.item
+        unanswered = answer is None or answer.error_code == "batch_cancelled"
+        if self.batch.status == "cancelled" and unanswered:
+            result.released += 1  # the user stopped it: the next submit sends it again
+            return
+        verdict = judge(answer, item, batch_status=self.batch.status,
+                        batch_error=_batch_error(self.batch))  # fmt: skip
+        usage = verdict.usage
+        result.spend(self.price, prompt=usage.prompt_tokens, cached=usage.cached_tokens,
+                     completion=usage.completion_tokens,
+                     discount=self.price.batch if self.price else 1.0)  # fmt: skip
+        total = _add(pending.spent, verdict)
+        turns = self._repair(verdict, total, pending.repair)
+        if verdict.summary is not None:
+            self._record(item, verdict, total)
+        elif turns is None:
+            self._error(item, verdict, total)
+        elif self.c.options.repair == "live":
+            self.live.append(Pending(item, total, turns))
+        else:
+            self.again.append(Pending(item, total, turns))
+
+    def _repair(self, verdict: Verdict, spent: dict[str, int], turns: Turns) -> Turns | None:
+        """The turns of another try, or None when none is allowed or left.
+
+        Resends (expired, provider errors) and re-asks (invalid answers) have separate
+        budgets, `max_retries` and `max_reasks`, as in a live run.
+        """
+        if verdict.error is None or verdict.repair is None or self.c.options.repair == "none":
+            return None
+        endpoint = self.c.settings.endpoint
+        if verdict.repair == "resend":
+            resends = spent["attempt"] - 1 - spent["reasks"]
+            return turns if resends < endpoint.max_retries else None
+        if spent["reasks"] >= endpoint.max_reasks or verdict.answer is None:
+            return None
+        spent["reasks"] += 1
+        message = verdict.error.message
+        return tuple(self.c.repair_prompt.messages(answer=verdict.answer, error=message))
+
+    def _record(self, item: Item, verdict: Verdict, total: dict[str, int]) -> None:
+        assert verdict.summary is not None
+        done = Completion(verdict.summary, total["prompt_tokens"], total["completion_tokens"],
+                          total["cached_tokens"], total["attempt"])  # fmt: skip
+        record = make_record(item, done, model=self.chunk.model, prompt=_made_by(self),
+                             latency=_batch_seconds(self.batch))  # fmt: skip
+        self.c.output.write_record(record.model_copy(update={"batch_id": self.batch.id}))
+        self.c.result.done += 1
+
+    def _error(self, item: Item, verdict: Verdict, total: dict[str, int]) -> None:
+        assert verdict.error is not None
+        error = verdict.error
+        error.attempts = total["attempt"]
+        error.prompt_tokens = total["prompt_tokens"]
+        error.completion_tokens = total["completion_tokens"]
+        line = make_error(item, error, model=self.chunk.model, prompt=_made_by(self))
+        self.c.output.write_error(line.model_copy(update={"batch_id": self.batch.id}))
+        self.c.result.count_failure(error.error_type.value)
+
+
+class _Live:
+    """`--repair live`: re-ask at once through the live client, within what budget is left."""
+
+    def __init__(self, collector: _Collector, chunk: Chunk, prompt: Prompt,
+                 price: Price | None) -> None:  # fmt: skip
+        self.c = collector
+        self.chunk = chunk
+        self.prompt = prompt
+        self.price = price
+        self.endpoint = collector.endpoint(chunk)
+        settings = collector.settings
+        self.limiter = RateLimiter(settings.rpm, settings.tpm)
+        self.gate = asyncio.Semaphore(settings.concurrency or REMOTE_CONCURRENCY)
+        self.callers: dict[tuple[int, int], OpenAISummarizer] = {}
+        self.repairs: dict[str, list[dict[str, str]]] = {}
+
+    async def run(self, work: list[Pending]) -> None:
+        self.repairs.update((p.item.id, list(p.repair)) for p in work)
+        try:
+            await asyncio.gather(*(self._one(p) for p in work))
+        finally:
+            for caller in self.callers.values():
+                await caller.aclose()
+
+    def _caller(self, spent: dict[str, int]) -> OpenAISummarizer:
+        """A live client whose budgets are what this abstract has left."""
+        reasks = max(0, self.endpoint.max_reasks - spent["reasks"])
+        retries = max(0, self.endpoint.max_retries - (spent["attempt"] - spent["reasks"]))
+        if (reasks, retries) not in self.callers:
+            budgets = self.endpoint.model_copy(update={"max_reasks": reasks,
+                                                       "max_retries": retries})  # fmt: skip
+            self.callers[reasks, retries] = OpenAISummarizer(
+                budgets, self.prompt, limiter=self.limiter, repairs=self.repairs
+            )
+        return self.callers[reasks, retries]
+
+    async def _one(self, pending: Pending) -> None:
+        item, spent, result = pending.item, pending.spent, self.c.result
+        async with self.gate:
+            started = time.perf_counter()
+            try:
+                done = await self._caller(spent).summarize(item)
+            except SummaryError as error:
+                result.spend(self.price, prompt=error.prompt_tokens, cached=0,
+                             completion=error.completion_tokens, discount=1.0)  # fmt: skip
+                error.attempts += spent["attempt"]
+                error.prompt_tokens += spent["prompt_tokens"]
+                error.completion_tokens += spent["completion_tokens"]
+                line = make_error(item, error, model=self.chunk.model, prompt=self.prompt)
+                self.c.output.write_error(line)
+                result.count_failure(error.error_type.value)
+                return
+        result.spend(self.price, prompt=done.prompt_tokens, cached=done.cached_tokens,
+                     completion=done.completion_tokens, discount=1.0)  # fmt: skip
+        total = replace(done, prompt_tokens=done.prompt_tokens + spent["prompt_tokens"],
+                        completion_tokens=done.completion_tokens + spent["completion_tokens"],
+                        cached_tokens=done.cached_tokens + spent["cached_tokens"],
+                        attempts=done.attempts + spent["attempt"])  # fmt: skip
+        record = make_record(item, total, model=self.chunk.model, prompt=self.prompt,
+                             latency=time.perf_counter() - started)  # fmt: skip
+        self.c.output.write_record(record)
+        result.done += 1
+        result.repaired_live += 1
+
+
+def _add(spent: dict[str, int], verdict: Verdict) -> dict[str, int]:
+    usage = verdict.usage
+    return {
+        "attempt": spent.get("attempt", 1),
+        "reasks": spent.get("reasks", 0),
+        "prompt_tokens": spent.get("prompt_tokens", 0) + usage.prompt_tokens,
+        "completion_tokens": spent.get("completion_tokens", 0) + usage.completion_tokens,
+        "cached_tokens": spent.get("cached_tokens", 0) + usage.cached_tokens,
+    }
+
+
+def _made_by(resolution: _Resolution) -> Prompt:
+    """The prompt's version and hash as the chunk records them."""
+    chunk, prompt = resolution.chunk, resolution.prompt
+    if prompt.hash == chunk.prompt_hash:
+        return prompt
+    return replace(prompt, version=chunk.prompt_version, hash=chunk.prompt_hash)
+
+
+def _batch_seconds(batch: Batch) -> float:
+    """From the batch's creation to its end, on the provider's clock."""
+    ended = batch.completed_at or batch.expired_at or batch.cancelled_at or batch.failed_at
+    return float(ended - batch.created_at) if ended else 0.0
+
+
+def _batch_error(batch: Batch) -> str | None:
+    if batch.status != "failed":
+        return None
+    errors = batch.errors.data if batch.errors and batch.errors.data else []
+    if not errors:
+        return "no reason given"
+    first = errors[0]
+    return f"{first.code or 'error'}: {first.message or ''}".strip()
+
+
+# --------------------------------------------------------------------------- status, cancel
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkStatus:
+    """One batch, as `summarize batch status` shows it."""
+
+    batch_id: str | None
+    status: str
+    count: int
+    completed: int
+    failed: int
+    attempt: int
+    created_at: str
+
+
+def status(settings: RunSettings, *, refresh: bool = True) -> tuple[list[ChunkStatus], int]:
+    """Every open batch (refreshed from the provider, not saved), and how many were collected."""
+    state = StateDir(settings.output).load()
+    chunks = state.open_chunks()
+    if refresh and any(chunk.batch_id for chunk in chunks):
+        with open_api(remote_endpoint(settings)) as api:
+            for chunk in chunks:
+                if chunk.batch_id is not None:
+                    update(chunk, api.retrieve(chunk.batch_id))
+    rows = [ChunkStatus(c.batch_id, c.status, c.count, c.completed, c.failed, c.attempt,
+                        c.created_at) for c in chunks]  # fmt: skip
+    return rows, len(state.chunks) - len(chunks)
+
+
+def cancel(settings: RunSettings) -> tuple[int, int]:
+    """Cancel every open batch; drop chunks not sent yet. (batches cancelled, abstracts released).
+
+    A cancelled batch is still collected: what it answered becomes records, the rest
+    is released for the next submit, not resubmitted.
+    """
+    endpoint = remote_endpoint(settings)
+    states = StateDir(settings.output)
+    cancelled = released = 0
+    with Output(settings.output), open_api(endpoint) as api:
+        state = states.load()
+        for chunk in state.open_chunks():
+            if chunk.batch_id is None:
+                chunk.status, chunk.note, chunk.ids = COLLECTED, "cancelled before sending", []
+                released += chunk.count
+                states.save(state)
+                states.forget(chunk.key)
+                continue
+            if chunk.status not in FINISHED | {"cancelling"}:
+                update(chunk, api.cancel(chunk.batch_id))
+                cancelled += 1
+                states.save(state)
+    return cancelled, released

@@ -1,0 +1,261 @@
+"""What is out at the provider, kept next to the output so any later run can pick it up.
+
+For `outputs/summaries.jsonl` the directory `outputs/summaries.batches/` holds
+`state.json` (every chunk of requests: its ids, file id, batch id, status) and, per
+chunk, the items it holds and the request file uploaded, and the provider's
+output and error files once downloaded. `state.json` is only ever replaced whole
+(temporary file, fsync, rename), so `kill -9` leaves the old or the new one.
+
+A chunk is written to `state.json` before anything is sent, and its key goes into
+the batch's metadata, so a crash between "created" and "saved" is recovered by
+finding the batch by its key instead of creating a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import OutputError
+from ..items import Item, Source
+from ..output import Fingerprint, dumps, replace_file
+from ..prompt import Prompt
+
+STATE_VERSION = 1
+COLLECTED = "collected"
+UNSENT = "unsent"
+# The provider's statuses after which nothing more will be answered.
+FINISHED = frozenset({"completed", "expired", "cancelled", "failed"})
+
+
+class Chunk(BaseModel):
+    """One batch's worth of requests, from the moment it is written to its collection."""
+
+    key: str
+    created_at: str
+    count: int
+    ids: list[str]
+    attempt: int = 1
+    parent: str | None = None
+    model: str
+    prompt_version: str
+    prompt_hash: str
+    prompt_file: str
+    schema_version: str
+    # What the requests were sent with (model, temperature, ...), for re-asks and follow-ups.
+    request: dict[str, Any] = {}
+    bytes: int = 0
+    file_id: str | None = None
+    batch_id: str | None = None
+    status: str = UNSENT
+    completed: int = 0
+    failed: int = 0
+    batch_failures: int = 0
+    note: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """Not collected yet: its ids must not be submitted again."""
+        return self.status != COLLECTED
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        """The model, prompt and schema its records are made with."""
+        return (self.model, self.prompt_hash, self.schema_version)
+
+
+class BatchState(BaseModel):
+    """Every chunk this output has sent to a Batch API, newest last."""
+
+    version: int = STATE_VERSION
+    output: str | None = None
+    chunks: list[Chunk] = []
+
+    def open_chunks(self) -> list[Chunk]:
+        """Chunks not collected yet."""
+        return [chunk for chunk in self.chunks if chunk.is_open]
+
+    def open_ids(self) -> set[str]:
+        """Ids that are out at the provider (or about to be sent)."""
+        return {item_id for chunk in self.open_chunks() for item_id in chunk.ids}
+
+
+def new_key() -> str:
+    """A unique chunk key, also put in the batch's metadata."""
+    return uuid.uuid4().hex
+
+
+def now() -> str:
+    """UTC, ISO 8601, seconds."""
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class LostChunk(Exception):
+    """A chunk's items file is gone: its abstracts cannot be turned into records."""
+
+
+class StateDir:
+    """The `OUT.batches/` directory of one output file."""
+
+    def __init__(self, output: Path) -> None:
+        self.output = output
+        self.root = output.with_name(f"{output.stem}.batches")
+        self.path = self.root / "state.json"
+
+    def load(self) -> BatchState:
+        """The saved state; an empty one if nothing was ever submitted."""
+        try:
+            text = self.path.read_text("utf-8")
+        except FileNotFoundError:
+            return BatchState()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise OutputError(f"{self.path}: cannot read batch state ({exc})") from exc
+        try:
+            state = BatchState.model_validate_json(text)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise OutputError(f"{self.path}: not a batch state file ({where}: {first['msg']})"
+                              ) from None  # fmt: skip
+        if state.output not in {None, self.output.name}:
+            raise OutputError(
+                f"{self.path}: holds the batches of {state.output}, not of {self.output.name}"
+            )
+        if state.version != STATE_VERSION:
+            raise OutputError(
+                f"{self.path}: batch state version {state.version} is not {STATE_VERSION}; "
+                "collect it with the version that wrote it"
+            )
+        return state
+
+    def save(self, state: BatchState) -> None:
+        """Replace `state.json` whole."""
+        state.output = self.output.name
+        self._replace(self.path, [state.model_dump_json(indent=1).encode("utf-8")])
+
+    def file(self, key: str, kind: str) -> Path:
+        """`<key>.items.jsonl`, `.requests.jsonl`, `.output.jsonl` or `.errors.jsonl`."""
+        return self.root / f"{key}.{kind}.jsonl"
+
+    def save_prompt(self, prompt: Prompt) -> str:
+        """Keep a copy of the prompt file the requests were built with; its name here."""
+        name = f"prompt-{prompt.hash}.md"
+        copy = self.root / name
+        if not copy.exists():
+            try:
+                raw = prompt.path.read_bytes()
+            except OSError as exc:
+                raise OutputError(f"{prompt.path}: cannot read ({exc.strerror})") from exc
+            self._replace(copy, [raw])
+        return name
+
+    def read_items(self, key: str) -> Iterator[Pending]:
+        """The items a chunk holds, with what earlier attempts spent and the turns they add."""
+        path = self.file(key, "items")
+        try:
+            with path.open("rb") as fh:
+                for raw in fh:
+                    line = json.loads(raw)
+                    sources = [_source(text) for text in line["sources"]]
+                    item = Item(line["id"], line["title"], line["abstract"], sources)
+                    spent = {k: int(line.get(k, 0)) for k in _SPENT}
+                    yield Pending(item, spent, tuple(line.get("repair") or ()))
+        except FileNotFoundError:
+            raise LostChunk(f"{path} is missing") from None
+        except (OSError, ValueError, KeyError) as exc:
+            raise LostChunk(f"{path}: cannot read ({exc})") from None
+
+    def forget(self, key: str) -> None:
+        """Delete a collected chunk's files; `state.json` keeps its summary."""
+        for kind in ("items", "requests", "output", "errors"):
+            self.file(key, kind).unlink(missing_ok=True)
+
+    def _replace(self, path: Path, chunks: Iterable[bytes]) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{self.root}: cannot create ({exc.strerror})") from exc
+        replace_file(path, chunks)
+
+
+class ChunkFiles:
+    """The items and request files of one chunk as it is written: whole on `finish`, or none."""
+
+    def __init__(self, states: StateDir, key: str) -> None:
+        self.key = key
+        self.ids: list[str] = []
+        self.bytes = 0
+        self._final = [states.file(key, "items"), states.file(key, "requests")]
+        self._temporary = [path.with_name(f".{path.name}.tmp") for path in self._final]
+        try:
+            states.root.mkdir(parents=True, exist_ok=True)
+            self._files = [path.open("wb") for path in self._temporary]
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"{states.root}: cannot write ({exc.strerror})") from exc
+
+    def fits(self, size: int, max_requests: int, max_bytes: int) -> bool:
+        """Whether one more request of `size` bytes stays within the limits."""
+        return len(self.ids) < max_requests and self.bytes + size <= max_bytes
+
+    def add(self, item: dict[str, object], request: bytes, item_id: str) -> None:
+        """Append one item and its request line."""
+        try:
+            self._files[0].write((dumps(item) + "\n").encode("utf-8"))
+            self._files[1].write(request)
+        except OSError as exc:
+            raise OutputError(f"{self._final[1]}: cannot write ({exc.strerror})") from exc
+        self.ids.append(item_id)
+        self.bytes += len(request)
+
+    def finish(self) -> None:
+        """Flush both files to disk and give them their names."""
+        try:
+            for fh in self._files:
+                fh.flush()
+                os.fsync(fh.fileno())
+                fh.close()
+            for temporary, final in zip(self._temporary, self._final, strict=True):
+                temporary.replace(final)
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"{self._final[1]}: cannot write ({exc.strerror})") from exc
+
+    def abort(self) -> None:
+        """Close and delete what was written."""
+        for fh in getattr(self, "_files", []):
+            fh.close()
+        for temporary in self._temporary:
+            temporary.unlink(missing_ok=True)
+
+
+_SPENT = ("attempt", "reasks", "prompt_tokens", "completion_tokens", "cached_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An abstract on its way through batches: what it cost so far, the turns it adds."""
+
+    item: Item
+    spent: dict[str, int]
+    repair: tuple[dict[str, str], ...] = ()
+
+    def line(self) -> dict[str, object]:
+        """Its line in a chunk's items file."""
+        item = self.item
+        return {"id": item.id, "title": item.title, "abstract": item.abstract,
+                "sources": [str(s) for s in item.sources], **self.spent,
+                "repair": list(self.repair)}  # fmt: skip
+
+
+def _source(text: str) -> Source:
+    path, _, line = text.rpartition(":")
+    return Source(path, int(line)) if path and line.isdigit() else Source(text, 0)

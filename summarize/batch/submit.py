@@ -1,0 +1,113 @@
+"""`summarize batch submit`: pending abstracts in, batches created at the provider, at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from ..errors import ErrorType, InputError, SummaryError
+from ..items import Entry, Item, stream_items
+from ..job import index_inputs, pending_ids
+from ..output import Output
+from ..prompt import DEFAULT_PROMPT, Prompt, load_prompt
+from ..readers import Inputs
+from ..runner import MAX_ABSTRACT_CHARS, make_error
+from ..schema import SCHEMA_VERSION
+from ..settings import RunSettings
+from .chunks import ChunkWriter, send_unsent
+from .options import DEFAULT_OPTIONS, BatchOptions, open_api, price_of, remote_endpoint
+from .state import Pending, StateDir
+
+
+@dataclass(slots=True)
+class SubmitResult:
+    """What `submit` sent, and what it left alone."""
+
+    unique: int = 0
+    done: int = 0
+    out: int = 0
+    submitted: int = 0
+    rejected: int = 0
+    batches: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    cost_usd: float | None = None
+    problems: list[str] = field(default_factory=list)
+    input_problems: list[InputError] = field(default_factory=list)
+
+    @property
+    def left(self) -> int:
+        """Unique abstracts neither done, out, sent nor rejected (--limit)."""
+        return self.unique - self.done - self.out - self.submitted - self.rejected
+
+    @property
+    def exit_code(self) -> int:
+        """3 a chunk could not be sent (the next call retries), 1 an abstract was rejected."""
+        if self.problems:
+            return 3
+        return 1 if self.rejected else 0
+
+
+def submit(
+    settings: RunSettings, options: BatchOptions = DEFAULT_OPTIONS, *, stdin: TextIO | None = None
+) -> SubmitResult:
+    """Send every pending abstract of `settings.inputs` to the Batch API; returns at once.
+
+    Abstracts already in the output, or already out in a batch, are not sent again;
+    chunks left unsent by an earlier call are sent first.
+    """
+    endpoint = remote_endpoint(settings)
+    prompt = load_prompt(settings.prompt or DEFAULT_PROMPT)
+    model = endpoint.model_label or endpoint.model
+    states = StateDir(settings.output)
+    with closing(Inputs(settings.inputs, stdin=stdin)) as source, Output(settings.output) as output:
+        index, problems = index_inputs(source, strict=settings.strict)
+        state = states.load()
+        out = state.open_ids()
+        wanted = (model, prompt.hash, SCHEMA_VERSION)
+        pending, _ = pending_ids(index, lambda i: output.is_done(i, wanted) or i in out,
+                                 force=False, limit=settings.limit)  # fmt: skip
+        ids = {item.id for item in index.values()}
+        result = SubmitResult(unique=len(index), out=len(out & ids), input_problems=problems)
+        result.done = sum(1 for i in ids if output.is_done(i, wanted))
+        items = _sendable(source.entries([]), index, set(pending), output=output, prompt=prompt,
+                          model=model, result=result)  # fmt: skip
+        writer = ChunkWriter(states, prompt=prompt, endpoint=endpoint, model=model,
+                             options=options)  # fmt: skip
+        for chunk in writer.write((Pending(item, {}) for item in items), attempt=1):
+            state.chunks.append(chunk)
+            states.save(state)
+            result.submitted += chunk.count
+        with open_api(endpoint) as api:
+            sent = send_unsent(state, states, api, result.problems)
+    result.batches = [chunk.batch_id for chunk in sent if chunk.batch_id]
+    result.prompt_tokens = writer.prompt_tokens
+    price = price_of(settings, model)
+    if price is not None:
+        completion = writer.estimator.completion_tokens() * result.submitted
+        result.cost_usd = price.batch * price.cost(prompt=writer.prompt_tokens, cached=0,
+                                                   completion=completion)  # fmt: skip
+    return result
+
+
+def _sendable(
+    entries: Iterable[Entry],
+    index: dict[str, Item],
+    wanted: set[str],
+    *,
+    output: Output,
+    prompt: Prompt,
+    model: str,
+    result: SubmitResult,
+) -> Iterator[Item]:
+    """The pending items; an abstract too long to send becomes an `input` error line now."""
+    for item in stream_items(entries, index, wanted=wanted):
+        if len(item.abstract) <= MAX_ABSTRACT_CHARS:
+            yield item
+            continue
+        error = SummaryError(f"abstract is {len(item.abstract)} characters, over the limit of "
+                             f"{MAX_ABSTRACT_CHARS}; not sent", error_type=ErrorType.INPUT,
+                             attempts=0)  # fmt: skip
+        output.write_error(make_error(item, error, model=model, prompt=prompt))
+        result.rejected += 1

@@ -1,0 +1,528 @@
+"""`summarize batch submit/status/collect` end to end against the local server's Batch API."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from summarize import RunSettings, run
+from summarize.batch import BatchOptions, collect, submit
+from summarize.cli import cli
+from summarize.cost import PriceTable
+from summarize.prompt import load_prompt
+from summarize.review import VOLATILE
+from summarize.schema import Record
+from summarize.settings import EndpointSettings
+from tests.conftest import ABSTRACTS, FAKE_KEY, PAPERS, numbered_abstracts, read_jsonl, write_jsonl
+from tests.fakeserver import FakeOpenAI, _prompt_tokens
+
+ENV = {"OPENAI_API_KEY": FAKE_KEY}
+
+
+def batch_cli(server: FakeOpenAI, command: str, *args: str) -> Result:
+    return CliRunner().invoke(
+        cli, ["batch", command, "--base-url", server.base_url, *args], env=ENV,
+        catch_exceptions=False,
+    )  # fmt: skip
+
+
+def settings(server: FakeOpenAI, out: Path, *inputs: Path, **extra: Any) -> RunSettings:
+    endpoint = EndpointSettings(base_url=server.base_url, api_key=FAKE_KEY, max_retries=2,
+                                **extra.pop("endpoint", {}))  # fmt: skip
+    return RunSettings(inputs=tuple(str(i) for i in inputs), output=out, endpoint=endpoint,
+                       **extra)  # fmt: skip
+
+
+def state_of(out: Path) -> dict[str, Any]:
+    return json.loads((out.parent / f"{out.stem}.batches" / "state.json").read_text())
+
+
+def by_id(path: Path) -> dict[str, dict[str, Any]]:
+    return {str(r["id"]): r for r in read_jsonl(path)}
+
+
+def lasting(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in VOLATILE | {"batch_id"}}
+
+
+WAIT = ("--wait", "--poll", "0")
+
+
+def test_submit_then_collect_wait_gives_the_records_of_a_live_run(tmp_path: Path) -> None:
+    with FakeOpenAI() as server:
+        live = tmp_path / "live.jsonl"
+        assert run(settings(server, live, *sorted(PAPERS.glob("*.txt")))).exit_code == 0
+        out = tmp_path / "nightly.jsonl"
+        papers = [str(p) for p in sorted(PAPERS.glob("*.txt"))]
+        server.reset()
+        submitted = batch_cli(server, "submit", *papers, "-o", str(out))
+        assert submitted.exit_code == 0, submitted.output
+        assert "666 abstracts: 666 submitted in 1 batch (batch_" in submitted.output
+        collected = batch_cli(server, "collect", "-o", str(out), *WAIT)
+        assert server.stats.requests == 0  # no live call: every answer came from the batch
+    assert collected.exit_code == 0, collected.output
+    assert "1 batch collected: 666 done, 0 resubmitted, 0 failed" in collected.output
+    nightly, daytime = by_id(out), by_id(live)
+    assert len(nightly) == 666 and nightly.keys() == daytime.keys()
+    for record_id, record in nightly.items():
+        assert list(record) == list(Record.model_fields)
+        assert lasting(record) == lasting(daytime[record_id])
+        assert (
+            str(record["batch_id"]).startswith("batch_") and daytime[record_id]["batch_id"] is None
+        )
+        Record.model_validate(record)
+    assert read_jsonl(tmp_path / "nightly.errors.jsonl") == []
+    assert all(c["status"] == "collected" for c in state_of(out)["chunks"])
+
+
+def test_requests_carry_the_live_prompt_and_a_strict_schema(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    submit(settings(server, out, papers))
+    collect(settings(server, out), BatchOptions(wait=True, poll_s=0))
+    prompt = load_prompt()
+    bodies = server.batch_requests
+    assert len(bodies) == 3
+    for body, (title, abstract) in zip(bodies, ABSTRACTS, strict=True):
+        assert body["messages"] == prompt.messages(title=title, abstract=abstract)
+        fmt = body["response_format"]
+        assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
+        schema = fmt["json_schema"]["schema"]
+        assert schema["additionalProperties"] is False
+        assert schema["required"] == list(schema["properties"])
+        gain = schema["$defs"]["Gain"]
+        assert gain["additionalProperties"] is False and gain["required"] == list(
+            gain["properties"]
+        )
+
+
+def test_submitting_twice_does_not_submit_twice(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    first = batch_cli(server, "submit", str(papers), "-o", str(out))
+    second = batch_cli(server, "submit", str(papers), "-o", str(out))
+    assert first.exit_code == second.exit_code == 0
+    assert "0 submitted in 0 batches" in second.output and "3 already in a batch" in second.output
+    assert len(server.batches) == 1
+
+
+def test_abstracts_already_in_the_output_are_not_submitted(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    run(settings(server, out, papers, limit=2))
+    result = submit(settings(server, out, papers))
+    assert (result.done, result.submitted) == (2, 1)
+    assert len(server.batch_requests) == 0  # not answered yet: the batch is only created
+    collect(settings(server, out), BatchOptions(wait=True, poll_s=0))
+    assert len(server.batch_requests) == 1
+    assert len(by_id(out)) == 3
+
+
+def test_batches_are_cut_at_the_batch_size(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    result = batch_cli(server, "submit", str(papers), "-o", str(out), "--batch-size", "2")
+    assert "3 submitted in 2 batches" in result.output
+    assert [c["count"] for c in state_of(out)["chunks"]] == [2, 1]
+    assert batch_cli(server, "collect", "-o", str(out), *WAIT).exit_code == 0
+    assert len(by_id(out)) == 3
+
+
+def test_collect_before_the_batch_ends_exits_5_and_a_later_collect_finishes(
+    papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    with FakeOpenAI(batch_polls=2) as server:
+        batch_cli(server, "submit", str(papers), "-o", str(out))
+        early = batch_cli(server, "collect", "-o", str(out))
+        status = batch_cli(server, "status", "-o", str(out))
+        codes = [batch_cli(server, "collect", "-o", str(out)).exit_code for _ in range(8)]
+    assert early.exit_code == 5 and "1 batch still open" in early.output
+    assert "0/3 answered" in status.output and "1 batch open holding 3 abstracts" in status.output
+    assert codes[-1] == 0 and 5 in codes
+    assert len(by_id(out)) == 3
+
+
+def test_invalid_answers_go_to_a_follow_up_batch_with_the_validation_error(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    server.enqueue("invented_number", "bad_schema")  # the first two answers of the batch
+    batch_cli(server, "submit", str(papers), "-o", str(out))
+    result = batch_cli(server, "collect", "-o", str(out), *WAIT)
+    assert result.exit_code == 0, result.output
+    assert "2 batches collected: 3 done, 2 resubmitted, 0 failed" in result.output
+    followup = server.batch_requests[3:]
+    assert len(followup) == 2
+    assert [m["role"] for m in followup[0]["messages"]] == ["system", "user", "assistant", "user"]
+    assert "87.3% over the strongest prior work" in followup[0]["messages"][-1]["content"]
+    assert "method" in followup[1]["messages"][-1]["content"]
+    records = by_id(out)
+    assert sorted(r["attempts"] for r in records.values()) == [1, 2, 2]
+    assert len({r["batch_id"] for r in records.values()}) == 2
+
+
+def test_repair_live_reasks_at_once_with_the_validation_error(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    server.enqueue("ungrounded_quote")
+    batch_cli(server, "submit", str(papers), "-o", str(out))
+    result = batch_cli(server, "collect", "-o", str(out), "--repair", "live", *WAIT)
+    assert result.exit_code == 0, result.output
+    assert "3 done (1 re-asked live), 0 resubmitted" in result.output
+    (asked,) = server.requests  # one live chat request
+    assert asked["messages"][2]["role"] == "assistant"
+    assert "does not occur in the abstract" in asked["messages"][3]["content"]
+    records = by_id(out).values()
+    assert sorted(str(r["batch_id"]) for r in records).count("None") == 1
+    assert len(server.batches) == 1
+
+
+def test_provider_errors_and_expired_requests_are_resent_and_nothing_is_lost(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    server.enqueue_batch_outcome("expired", answered=1)
+    server.enqueue("ok", "http_500")  # the second request of the follow-up fails too
+    batch_cli(server, "submit", str(papers), "-o", str(out))
+    result = batch_cli(server, "collect", "-o", str(out), *WAIT)
+    assert result.exit_code == 0, result.output
+    assert [b["status"] for b in server.batches] == ["expired", "completed", "completed"]
+    assert [b["request_counts"]["total"] for b in server.batches] == [3, 2, 1]
+    assert len(by_id(out)) == 3
+
+
+def test_a_batch_completed_with_only_an_error_file_is_resubmitted(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    server.enqueue("http_500", "http_503", "hang")
+    batch_cli(server, "submit", str(papers), "-o", str(out))
+    result = batch_cli(server, "collect", "-o", str(out), *WAIT)
+    first = server.batches[0]
+    assert first["status"] == "completed" and first["output_file_id"] is None
+    assert result.exit_code == 0, result.output
+    assert len(by_id(out)) == 3
+
+
+def test_a_failed_batch_is_resubmitted(server: FakeOpenAI, papers: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    server.enqueue_batch_outcome("failed")
+    batch_cli(server, "submit", str(papers), "-o", str(out))
+    result = batch_cli(server, "collect", "-o", str(out), *WAIT)
+    assert result.exit_code == 0, result.output
+    assert [b["status"] for b in server.batches] == ["failed", "completed"]
+    assert len(by_id(out)) == 3
+
+
+def test_repair_none_writes_error_lines_that_say_why_with_the_batch_id(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    server.enqueue("invented_number", "refusal")
+    batch_cli(server, "submit", str(papers), "-o", str(out))
+    result = batch_cli(server, "collect", "-o", str(out), "--repair", "none", *WAIT)
+    assert result.exit_code == 1
+    assert "1 refused, 1 validation" in result.output
+    errors = read_jsonl(tmp_path / "out.errors.jsonl")
+    assert sorted(str(e["error_type"]) for e in errors) == ["refused", "validation"]
+    assert all(str(e["batch_id"]).startswith("batch_") for e in errors)
+    assert len(by_id(out)) + len(errors) == 3
+
+
+def test_answers_that_stay_invalid_end_as_error_lines_after_the_reask_budget(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    server.set_fault_rule(lambda body: "invented_number" if "Gadgets" in json.dumps(body) else None)
+    batch_cli(server, "submit", str(papers), "-o", str(out))
+    result = batch_cli(server, "collect", "-o", str(out), "--max-reasks", "1", *WAIT)
+    assert result.exit_code == 1
+    assert len(server.batches) == 2  # the first try and one re-ask
+    (error,) = read_jsonl(tmp_path / "out.errors.jsonl")
+    assert error["error_type"] == "validation" and error["attempts"] == 2
+    assert len(by_id(out)) == 2
+
+
+def test_a_refusal_is_not_resubmitted(server: FakeOpenAI, papers: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    server.enqueue("refusal")
+    batch_cli(server, "submit", str(papers), "-o", str(out))
+    result = batch_cli(server, "collect", "-o", str(out), *WAIT)
+    assert result.exit_code == 1 and len(server.batches) == 1
+    assert "1 refused" in result.output
+
+
+def test_a_submit_cut_short_after_the_batch_was_created_finds_it_instead_of_creating_another(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    submit(settings(server, out, papers))
+    # What state.json holds when the process dies between "create" and "save".
+    path = out.parent / "out.batches" / "state.json"
+    state = json.loads(path.read_text())
+    batch_id = state["chunks"][0]["batch_id"]
+    state["chunks"][0].update(batch_id=None, status="creating")
+    path.write_text(json.dumps(state))
+    again = submit(settings(server, out, papers))
+    assert again.submitted == 0 and len(server.batches) == 1
+    assert state_of(out)["chunks"][0]["batch_id"] == batch_id
+    collect(settings(server, out), BatchOptions(wait=True, poll_s=0))
+    assert len(by_id(out)) == 3
+
+
+def test_a_collect_cut_short_before_saving_writes_each_record_once(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    submit(settings(server, out, papers))
+    before = tmp_path / "saved"
+    shutil.copytree(out.parent / "out.batches", before)
+    first = collect(settings(server, out), BatchOptions(wait=True, poll_s=0))
+    # Records written, state not saved: as if killed just before the save.
+    shutil.rmtree(out.parent / "out.batches")
+    shutil.copytree(before, out.parent / "out.batches")
+    second = collect(settings(server, out), BatchOptions(wait=True, poll_s=0))
+    assert (first.done, second.done) == (3, 0)
+    lines = out.read_text().splitlines()
+    assert len(lines) == len({json.loads(line)["id"] for line in lines}) == 3
+
+
+def test_collect_reports_cost_at_the_batch_discount(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    submit(settings(server, out, papers, endpoint={"model": "gpt-4o-mini"}))
+    result = collect(settings(server, out), BatchOptions(wait=True, poll_s=0))
+    price = PriceTable.load().get("gpt-4o-mini")
+    assert price is not None and price.batch == 0.5
+    full = price.cost(prompt=result.prompt_tokens, cached=result.cached_tokens,
+                      completion=result.completion_tokens)  # fmt: skip
+    assert result.cost_usd == pytest.approx(full * 0.5)
+    assert all(r["model"] == "gpt-4o-mini" for r in by_id(out).values())
+
+
+def test_batch_mode_needs_an_endpoint_and_says_so_in_one_line(papers: Path) -> None:
+    result = CliRunner().invoke(cli, ["batch", "submit", str(papers)], env={})
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and "needs a provider with the Batch API" in result.output
+
+
+def test_a_rejected_key_is_a_one_line_config_error(papers: Path, tmp_path: Path) -> None:
+    with FakeOpenAI(require_key="sk-other") as server:
+        result = batch_cli(server, "submit", str(papers), "-o", str(tmp_path / "o.jsonl"))
+    assert result.exit_code == 2
+    assert "rejected the API key" in result.output and FAKE_KEY not in result.output
+
+
+def test_an_unreachable_provider_is_exit_3_and_the_chunk_is_sent_by_the_next_call(
+    papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    (tmp_path / "summarize.toml").write_text("max_retries = 0\n")  # the SDK's backoff is slow
+    with FakeOpenAI() as server:
+        url = server.base_url
+    gone = CliRunner().invoke(cli, ["batch", "submit", str(papers), "-o", str(out),
+                                    "--base-url", url], env=ENV)  # fmt: skip
+    assert gone.exit_code == 3 and "cannot upload" in gone.output
+    assert state_of(out)["chunks"][0]["status"] == "unsent"
+    with FakeOpenAI() as server:
+        collected = batch_cli(server, "collect", "-o", str(out), *WAIT)
+    assert collected.exit_code == 0, collected.output
+    assert len(by_id(out)) == 3
+
+
+def test_a_corrupt_state_file_is_a_one_line_error_naming_it(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    (tmp_path / "out.batches").mkdir()
+    (tmp_path / "out.batches" / "state.json").write_text('{"chunks": [{"key": 1}]}')
+    result = batch_cli(server, "collect", "-o", str(out))
+    assert result.exit_code == 2
+    assert "out.batches/state.json: not a batch state file" in result.output
+
+
+def test_kill_9_during_submit_and_collect_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    total = 300
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(total))
+    out = tmp_path / "out.jsonl"
+    rng = random.Random(5)
+    killed = 0
+    with FakeOpenAI(batch_polls=2) as server:
+        server.set_fault_mix({"invented_number": 0.1, "http_500": 0.05}, seed=3)
+        env = {**os.environ, **ENV, "OPENAI_BASE_URL": server.base_url}
+        base = [sys.executable, "-m", "summarize", "batch"]
+        submit_cmd = [*base, "submit", str(papers), "-o", str(out), "--batch-size", "10"]
+        collect_cmd = [*base, "collect", "-o", str(out), "--wait", "--poll", "0.1"]
+        for round_ in range(12):
+            cmd = submit_cmd if round_ % 2 == 0 else collect_cmd
+            job = subprocess.Popen(
+                cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            time.sleep(rng.uniform(1.0, 2.5))  # the interpreter takes about 1 s to start
+            job.send_signal(signal.SIGKILL)
+            killed += job.wait() == -signal.SIGKILL
+        for cmd in (submit_cmd, collect_cmd):
+            final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
+                                   check=False)  # fmt: skip
+        keys = [b["metadata"]["summarize_key"] for b in server.batches]
+    assert killed >= 4, "the kills must land while the jobs run"
+    assert final.returncode in {0, 1}, final.stderr
+    assert len(keys) == len(set(keys)), "one chunk was created as two batches"
+    records, errors = read_jsonl(out), read_jsonl(tmp_path / "out.errors.jsonl")
+    ids = [r["id"] for r in records] + [e["id"] for e in errors]
+    assert len(ids) == len(set(ids)) == total
+
+
+def test_a_lost_create_response_is_found_by_key_not_created_again(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    server.lose_create_responses = 1  # created at the provider, the answer is a 502
+    result = submit(settings(server, out, papers))
+    assert len(server.batches) == 1 and result.batches == [server.batches[0]["id"]]
+    collect(settings(server, out), BatchOptions(wait=True, poll_s=0))
+    assert len(by_id(out)) == 3
+
+
+def test_a_chunk_whose_items_are_lost_is_released_and_the_others_are_collected(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    batch_cli(server, "submit", str(papers), "-o", str(out), "--batch-size", "1")
+    key = state_of(out)["chunks"][1]["key"]
+    (tmp_path / "out.batches" / f"{key}.items.jsonl").unlink()
+    result = batch_cli(server, "collect", "-o", str(out), *WAIT)
+    assert result.exit_code == 3
+    assert "items.jsonl is missing; its 1 abstracts are released" in result.output
+    assert len(by_id(out)) == 2
+    again = batch_cli(server, "submit", str(papers), "-o", str(out))
+    assert "1 submitted in 1 batch" in again.output
+    assert batch_cli(server, "collect", "-o", str(out), *WAIT).exit_code == 0
+    assert len(by_id(out)) == 3
+
+
+def test_follow_ups_are_sent_by_the_collect_that_makes_them(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    server.enqueue("bad_schema")
+    submit(settings(server, out, papers))
+    while not collect(settings(server, out)).collected:
+        pass
+    followup = state_of(out)["chunks"][-1]
+    assert followup["parent"] and followup["batch_id"] is not None
+
+
+def test_follow_ups_use_the_prompt_and_settings_of_the_submit(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    custom = tmp_path / "mine.md"
+    source = Path(__file__).resolve().parents[1] / "prompts" / "summarize.md"
+    custom.write_text(source.read_text().replace('version = "2"', 'version = "mine-1"'))
+    server.enqueue("bad_schema")
+    batch_cli(server, "submit", str(papers), "-o", str(out), "--prompt", str(custom),
+              "--model", "gpt-4o-mini")  # fmt: skip
+    custom.unlink()  # moved away before the collect
+    result = batch_cli(server, "collect", "-o", str(out), *WAIT)
+    assert result.exit_code == 0, result.output
+    followup = server.batch_requests[-1]
+    assert followup["model"] == "gpt-4o-mini"
+    assert followup["messages"][0] == server.batch_requests[0]["messages"][0]
+    assert {r["prompt_version"] for r in by_id(out).values()} == {"mine-1"}
+
+
+def test_repair_live_keeps_the_budget_and_counts_what_the_batch_spent(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    server.set_fault_rule(lambda body: "invented_number" if "Gadgets" in json.dumps(body) else None)
+    batch_cli(server, "submit", str(papers), "-o", str(out))
+    result = batch_cli(server, "collect", "-o", str(out), "--repair", "live", "--max-reasks", "1",
+                       *WAIT)  # fmt: skip
+    assert result.exit_code == 1
+    assert len(server.requests) == 1  # the batch's answer, then one live re-ask: the budget
+    (error,) = read_jsonl(tmp_path / "out.errors.jsonl")
+    assert error["attempts"] == 2
+    asked = [b for b in server.batch_requests if "Gadgets" in json.dumps(b)] + server.requests
+    assert error["prompt_tokens"] == sum(_prompt_tokens(body) for body in asked)
+
+
+def test_a_batch_that_fails_as_a_whole_is_created_again_without_using_the_abstracts_budget(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    server.enqueue_batch_outcome("failed")
+    server.enqueue_batch_outcome("failed")
+    batch_cli(server, "submit", str(papers), "-o", str(out))
+    result = batch_cli(server, "collect", "-o", str(out), *WAIT)
+    assert result.exit_code == 0, result.output
+    assert [b["status"] for b in server.batches] == ["failed", "failed", "completed"]
+    assert len({b["input_file_id"] for b in server.batches}) == 1
+    assert {r["attempts"] for r in by_id(out).values()} == {1}
+
+
+def test_the_state_of_one_output_is_not_used_for_another(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    submit(settings(server, tmp_path / "out.jsonl", papers))
+    result = batch_cli(server, "collect", "-o", str(tmp_path / "out.json"))
+    assert result.exit_code == 2
+    assert "holds the batches of out.jsonl, not of out.json" in result.output
+
+
+def test_explicit_ids_already_out_are_counted_as_out(server: FakeOpenAI, tmp_path: Path) -> None:
+    rows = [{"id": f"paper-{i}", "title": t, "abstract": a} for i, (t, a) in enumerate(ABSTRACTS)]
+    papers = write_jsonl(tmp_path / "p.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    submit(settings(server, out, papers))
+    again = submit(settings(server, out, papers))
+    assert (again.out, again.submitted, again.left) == (3, 0, 0)
+
+
+def test_open_batches_take_precedence_over_failures_in_the_exit_code(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    server.enqueue("refusal")
+    batch_cli(server, "submit", str(papers), "-o", str(out), "--limit", "1")
+    for _ in range(2):  # the first batch moves to "finalizing"
+        batch_cli(server, "collect", "-o", str(out))
+    batch_cli(server, "submit", str(papers), "-o", str(out))
+    mixed = batch_cli(server, "collect", "-o", str(out))
+    assert "1 failed (1 refused" in mixed.output and "1 batch still open" in mixed.output
+    assert mixed.exit_code == 5
+
+
+def test_cancel_stops_the_batches_and_their_abstracts_are_released_not_resubmitted(
+    papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    with FakeOpenAI(batch_polls=5) as server:
+        batch_cli(server, "submit", str(papers), "-o", str(out))
+        cancelled = batch_cli(server, "cancel", "-o", str(out))
+        collected = batch_cli(server, "collect", "-o", str(out), *WAIT)
+        assert [b["status"] for b in server.batches] == ["cancelled"]
+        again = batch_cli(server, "submit", str(papers), "-o", str(out))
+    assert "1 batches cancelled" in cancelled.output
+    assert collected.exit_code == 0 and "3 released" in collected.output
+    assert by_id(out) == {}
+    assert "3 submitted in 1 batch" in again.output
