@@ -526,3 +526,25 @@ def test_cancel_stops_the_batches_and_their_abstracts_are_released_not_resubmitt
     assert collected.exit_code == 0 and "3 released" in collected.output
     assert by_id(out) == {}
     assert "3 submitted in 1 batch" in again.output
+
+
+def test_constrained_quotes_are_sent_as_an_enum_and_checked_the_same_way(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    # The fake server does not decode under the schema: its quote of the third abstract
+    # keeps LaTeX (`50\\%`) that the enum offers as plain text, and is rejected, as live.
+    rows = [{"title": t, "abstract": a} for t, a in ABSTRACTS]
+    papers = write_jsonl(tmp_path / "p.jsonl", rows)
+    submit(settings(server, out, papers, endpoint={"constrain_quotes": True}))
+    result = collect(settings(server, out), BatchOptions(wait=True, poll_s=0))
+    schema = server.batch_requests[0]["response_format"]["json_schema"]["schema"]
+    quote = schema["$defs"]["Gain"]["properties"]["quote"]
+    assert "Widget detection is slow on edge devices." in quote["enum"]
+    assert (result.done, result.failures) == (2, {"validation": 1})
+    (error,) = read_jsonl(tmp_path / "out.errors.jsonl")
+    assert error["title"] == "Latex Gains" and "claimed_gain.gains.0.quote" in str(error["message"])
+    live = run(
+        settings(server, tmp_path / "live.jsonl", papers, endpoint={"constrain_quotes": True})
+    )
+    assert (live.done, live.failures) == (2, {"validation": 1})

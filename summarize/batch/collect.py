@@ -213,8 +213,13 @@ class _Resolution:
         if self.batch.status == "cancelled" and unanswered:
             result.released += 1  # the user stopped it: the next submit sends it again
             return
-        verdict = judge(answer, item, batch_status=self.batch.status,
-                        batch_error=_batch_error(self.batch))  # fmt: skip
+        verdict = judge(
+            answer,
+            item,
+            batch_status=self.batch.status,
+            batch_error=_batch_error(self.batch),
+            constrain_quotes=bool(self.chunk.request.get("constrain_quotes")),
+        )
         usage = verdict.usage
         result.spend(self.price, prompt=usage.prompt_tokens, cached=usage.cached_tokens,
                      completion=usage.completion_tokens,

@@ -123,7 +123,12 @@ class Verdict:
 
 
 def judge(
-    answer: Answer | None, item: Item, *, batch_status: str, batch_error: str | None = None
+    answer: Answer | None,
+    item: Item,
+    *,
+    batch_status: str,
+    batch_error: str | None = None,
+    constrain_quotes: bool = False,
 ) -> Verdict:
     """Validate an answer exactly as a live one is validated, or say what went wrong."""
     if answer is None:
@@ -140,7 +145,8 @@ def judge(
                        "resend")  # fmt: skip
     if answer.status_code != 200 or answer.body is None:
         return _http_error(answer)
-    return _judge_completion(answer.body, item)
+    model = summary_model_for(item.abstract) if constrain_quotes else Summary
+    return _judge_completion(answer.body, item, model)
 
 
 def _http_error(answer: Answer) -> Verdict:
@@ -154,7 +160,7 @@ def _http_error(answer: Answer) -> Verdict:
     return _failed(ErrorType.PROVIDER, message, "resend" if retryable else None)
 
 
-def _judge_completion(body: dict[str, Any], item: Item) -> Verdict:
+def _judge_completion(body: dict[str, Any], item: Item, model: type[Summary]) -> Verdict:
     usage = _usage(body)
     choices = body.get("choices") or []
     if not choices:
@@ -170,7 +176,7 @@ def _judge_completion(body: dict[str, Any], item: Item) -> Verdict:
                        "reask", answer=text, usage=usage)  # fmt: skip
     try:
         with grounded_in(abstract=item.abstract, title=item.title):
-            summary = Summary.model_validate_json(text)
+            summary = model.model_validate_json(text)
     except ValidationError as exc:
         return _failed(ErrorType.VALIDATION, error_line(exc), "reask", answer=text, usage=usage)
     return Verdict(summary, usage=usage)
