@@ -548,3 +548,15 @@ def test_constrained_quotes_are_sent_as_an_enum_and_checked_the_same_way(
         settings(server, tmp_path / "live.jsonl", papers, endpoint={"constrain_quotes": True})
     )
     assert (live.done, live.failures) == (2, {"validation": 1})
+
+
+def test_batches_are_cut_at_the_byte_limit_too(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    submit(settings(server, out, papers), BatchOptions(max_bytes=12_000))
+    chunks = state_of(out)["chunks"]
+    assert len(chunks) > 1 and all(c["bytes"] <= 12_000 for c in chunks)
+    assert sum(c["count"] for c in chunks) == 3
+    collect(settings(server, out), BatchOptions(wait=True, poll_s=0))
+    assert len(by_id(out)) == 3
