@@ -238,7 +238,7 @@ def batch_collect_command(wait: bool, poll: float, repair: str, **flags: Any) ->
         settings = _batch_settings((), flags)
         with WaitDisplay(terminal=wait and sys.stderr.isatty()) as display:
             result = collect(settings, options, on_poll=display if wait else None)
-    for problem in result.problems:
+    for problem in [*result.lost, *result.problems]:
         click.echo(f"summarize: {problem}", err=True)
     click.echo(collect_line(result, settings.output, errors_path_for(settings.output)))
     sys.exit(result.exit_code)
@@ -250,9 +250,12 @@ def batch_collect_command(wait: bool, poll: float, repair: str, **flags: Any) ->
 def batch_cancel_command(**flags: Any) -> None:
     """Cancel the open batches; `collect` then keeps what they answered and releases the rest."""
     with _job_errors():
-        cancelled, released = cancel(_batch_settings((), flags))
-    click.echo(f"{cancelled} batches cancelled, {released} unsent abstracts released; "
-               "collect to keep what was answered")  # fmt: skip
+        result = cancel(_batch_settings((), flags))
+    for problem in result.problems:
+        click.echo(f"summarize: {problem}", err=True)
+    click.echo(f"{result.cancelled} batches cancelled, {result.released} unsent abstracts "
+               "released; collect to keep what was answered")  # fmt: skip
+    sys.exit(3 if result.problems else 0)
 
 
 def _show_problems(problems: list[Any]) -> None:

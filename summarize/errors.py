@@ -62,6 +62,10 @@ class OutputError(UsageError):
 class ProviderError(SummarizeError):
     """The provider failed a call that is not one abstract's (the Batch API's files, batches)."""
 
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class SummaryError(SummarizeError):
     """One abstract failed after the last attempt; the run goes on without it."""

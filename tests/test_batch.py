@@ -411,7 +411,7 @@ def test_a_chunk_whose_items_are_lost_is_released_and_the_others_are_collected(
     (tmp_path / "out.batches" / f"{key}.items.jsonl").unlink()
     result = batch_cli(server, "collect", "-o", str(out), *WAIT)
     assert result.exit_code == 3
-    assert "items.jsonl is missing; its 1 abstracts are released" in result.output
+    assert "items.jsonl is missing; its 1 abstracts without a record are released" in result.output
     assert len(by_id(out)) == 2
     again = batch_cli(server, "submit", str(papers), "-o", str(out))
     assert "1 submitted in 1 batch" in again.output
@@ -560,3 +560,28 @@ def test_batches_are_cut_at_the_byte_limit_too(
     assert sum(c["count"] for c in chunks) == 3
     collect(settings(server, out), BatchOptions(wait=True, poll_s=0))
     assert len(by_id(out)) == 3
+
+
+def test_a_batch_created_again_after_failing_is_not_mistaken_for_the_failed_one(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    server.enqueue_batch_outcome("failed")
+    submit(settings(server, out, papers))
+    server.lose_create_responses = 1  # the second create happens, its answer is lost
+    result = collect(settings(server, out), BatchOptions(wait=True, poll_s=0))
+    assert [b["status"] for b in server.batches] == ["failed", "completed"]
+    assert result.done == 3
+
+
+def test_a_batch_the_provider_no_longer_knows_is_released_and_the_wait_ends(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    batch_cli(server, "submit", str(papers), "-o", str(out))
+    path = tmp_path / "out.batches" / "state.json"
+    path.write_text(path.read_text().replace(server.batches[0]["id"], "batch_gone"))
+    result = batch_cli(server, "collect", "-o", str(out), *WAIT)
+    assert result.exit_code == 3 and "batch_gone" in result.output
+    assert "3 released" in result.output
+    assert "3 submitted" in batch_cli(server, "submit", str(papers), "-o", str(out)).output

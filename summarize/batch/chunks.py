@@ -24,7 +24,17 @@ from ..tokens import TokenEstimator
 from .options import BatchOptions
 from .provider import BatchAPI
 from .requests import request_line
-from .state import UNSENT, BatchState, Chunk, ChunkFiles, Pending, StateDir, new_key, now
+from .state import (
+    UNSENT,
+    BatchState,
+    Chunk,
+    ChunkFiles,
+    LostChunk,
+    Pending,
+    StateDir,
+    new_key,
+    now,
+)
 
 CREATING = "creating"
 CREATE_TRIES = 3
@@ -89,12 +99,12 @@ class ChunkWriter:
 
 
 def send_unsent(
-    state: BatchState, states: StateDir, api: BatchAPI, problems: list[str]
+    state: BatchState, states: StateDir, api: BatchAPI, problems: list[str], lost: list[str]
 ) -> list[Chunk]:
     """Upload and create every open chunk without a batch; the ones that now have one.
 
-    A chunk that cannot be sent is noted in `problems` and left for the next call;
-    the others go on.
+    A chunk that cannot be sent now is noted in `problems` and left for the next call;
+    one whose request file is gone is released and noted in `lost`. The others go on.
     """
     sent: list[Chunk] = []
     for chunk in state.open_chunks():
@@ -105,23 +115,32 @@ def send_unsent(
         except (ProviderError, OutputError) as exc:
             problems.append(f"{chunk.count} abstracts not sent yet (chunk {chunk.key[:8]}): {exc}")
             continue
+        except LostChunk as exc:
+            chunk.release(f"lost: {exc}")
+            states.save(state)
+            states.forget(chunk.key)
+            lost.append(f"{exc}; its {chunk.count} abstracts are released for the next submit")
+            continue
         sent.append(chunk)
     return sent
 
 
 def _send(chunk: Chunk, state: BatchState, states: StateDir, api: BatchAPI) -> None:
     if chunk.file_id is None:
-        chunk.file_id = api.upload(states.file(chunk.key, "requests"))
+        requests = states.file(chunk.key, "requests")
+        if not requests.exists():
+            raise LostChunk(f"{requests} is missing")
+        chunk.file_id = api.upload(requests)
         states.save(state)
     for attempt in range(CREATE_TRIES):
         batch = None
         if chunk.status == CREATING:  # an earlier create may have worked after all
-            batch = api.find(chunk.key, since=_timestamp(chunk.created_at))
+            batch = api.find(chunk.tag, since=timestamp(chunk.created_at))
         if batch is None:
             chunk.status = CREATING
             states.save(state)
             try:
-                batch = api.create(chunk.file_id, chunk.key, str(states.output))
+                batch = api.create(chunk.file_id, chunk.tag, str(states.output))
             except ProviderError:
                 if attempt == CREATE_TRIES - 1:
                     raise
@@ -140,7 +159,8 @@ def resend_failed_batch(chunk: Chunk) -> None:
     chunk.batch_failures += 1
 
 
-def _timestamp(iso: str) -> float:
+def timestamp(iso: str) -> float:
+    """A state file's ISO time as a Unix time."""
     return datetime.fromisoformat(iso).timestamp()
 
 

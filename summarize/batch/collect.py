@@ -19,7 +19,7 @@ from openai.types import Batch
 
 from ..client import Completion, OpenAISummarizer
 from ..cost import Price
-from ..errors import ProviderError, SummaryError
+from ..errors import ConfigError, OutputError, ProviderError, SummaryError
 from ..items import Item
 from ..job import REMOTE_CONCURRENCY
 from ..output import Output
@@ -27,7 +27,7 @@ from ..prompt import Prompt, RepairPrompt, load_prompt, load_repair_prompt
 from ..ratelimit import RateLimiter
 from ..runner import make_error, make_record
 from ..settings import EndpointSettings, RunSettings
-from .chunks import ChunkWriter, resend_failed_batch, send_unsent, update
+from .chunks import CREATING, ChunkWriter, resend_failed_batch, send_unsent, timestamp, update
 from .options import DEFAULT_OPTIONS, BatchOptions, open_api, price_of, remote_endpoint
 from .provider import BatchAPI
 from .requests import Answer, Verdict, judge, read_answers
@@ -55,11 +55,12 @@ class CollectResult:
     elapsed_s: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        """3 a batch could not be read or sent, 5 batches still open, 1 abstracts failed."""
-        if self.problems:
+        """3 a batch could not be read, sent or was lost, 5 batches open, 1 abstracts failed."""
+        if self.problems or self.lost:
             return 3
         if self.open:
             return 5
@@ -95,12 +96,17 @@ def collect(
         state = states.load()
         while True:
             result.problems.clear()  # only what still stands after the last poll counts
-            collector.poll(state)
-            send_unsent(state, states, api, result.problems)
+            stuck = collector.poll(state)
+            before = len(result.problems)
+            unsent = [c for c in state.open_chunks() if c.batch_id is None]
+            send_unsent(state, states, api, result.problems, result.lost)
+            if len(result.problems) > before:
+                stuck |= {c.key for c in unsent if c.batch_id is None}
             if on_poll is not None:
                 on_poll(state)
-            if not options.wait or not state.open_chunks():
-                break
+            waiting = [c for c in state.open_chunks() if c.key not in stuck]
+            if not options.wait or not waiting:
+                break  # with --wait, a batch that fails every poll ends the wait
             time.sleep(options.poll_s)
         for chunk in state.open_chunks():
             result.open[chunk.status] = result.open.get(chunk.status, 0) + 1
@@ -121,8 +127,12 @@ class _Collector:
         self.result = result
         self.repair_prompt: RepairPrompt = load_repair_prompt()
 
-    def poll(self, state: BatchState) -> None:
-        """Refresh every open batch and resolve the finished ones; one bad batch stops none."""
+    def poll(self, state: BatchState) -> set[str]:
+        """Refresh every open batch and resolve the finished ones; one bad batch stops none.
+
+        Returns the keys of the chunks that could not be read this time.
+        """
+        stuck: set[str] = set()
         for chunk in state.open_chunks():
             if chunk.batch_id is None:
                 continue
@@ -132,10 +142,21 @@ class _Collector:
                 if batch.status in FINISHED:
                     self._finish(state, chunk, batch)
             except ProviderError as exc:
-                self.result.problems.append(f"batch {chunk.batch_id}: {exc}")
+                if exc.status == 404:  # the provider no longer knows it
+                    self._lose(chunk, str(exc))
+                else:
+                    self.result.problems.append(f"batch {chunk.batch_id}: {exc}")
+                    stuck.add(chunk.key)
             except LostChunk as exc:
                 self._lose(chunk, str(exc))
+            except OutputError as exc:
+                # A download cut short, or a file spoiled: fetched again next time.
+                for kind in ("output", "errors"):
+                    self.states.file(chunk.key, kind).unlink(missing_ok=True)
+                self.result.problems.append(f"batch {chunk.batch_id}: {exc}")
+                stuck.add(chunk.key)
             self.states.save(state)
+        return stuck
 
     def _finish(self, state: BatchState, chunk: Chunk, batch: Batch) -> None:
         endpoint = self.settings.endpoint
@@ -146,16 +167,21 @@ class _Collector:
         _Resolution(self, chunk, batch).run(state)
 
     def _lose(self, chunk: Chunk, why: str) -> None:
-        self.result.released += chunk.count
-        self.result.problems.append(
-            f"batch {chunk.batch_id}: {why}; its {chunk.count} abstracts are released "
-            "for the next submit"
+        left = [i for i in chunk.ids if not self.output.is_done(i, chunk.fingerprint)]
+        self.result.released += len(left)
+        self.result.lost.append(
+            f"batch {chunk.batch_id}: {why}; its {len(left)} abstracts without a record are "
+            "released for the next submit"
         )
-        chunk.status, chunk.note, chunk.ids = COLLECTED, f"lost: {why}", []
+        chunk.release(f"lost: {why}")
+        self.states.forget(chunk.key)
 
     def prompt(self, chunk: Chunk) -> Prompt:
         """The copy of the prompt file the chunk was written with."""
-        return load_prompt(self.states.root / chunk.prompt_file)
+        try:
+            return load_prompt(self.states.root / chunk.prompt_file)
+        except ConfigError as exc:
+            raise LostChunk(f"its prompt copy is unusable ({exc})") from None
 
     def endpoint(self, chunk: Chunk) -> EndpointSettings:
         """This collect's endpoint, sending what the chunk's requests were sent with."""
@@ -209,10 +235,6 @@ class _Resolution:
 
     def _judge(self, pending: Pending, answer: Answer | None) -> None:
         result, item = self.c.result, pending.item
-        unanswered = answer is None or answer.error_code == "batch_cancelled"
-        if self.batch.status == "cancelled" and unanswered:
-            result.released += 1  # the user stopped it: the next submit sends it again
-            return
         verdict = judge(
             answer,
             item,
@@ -226,7 +248,9 @@ class _Resolution:
                      discount=self.price.batch if self.price else 1.0)  # fmt: skip
         total = _add(pending.spent, verdict)
         turns = self._repair(verdict, total, pending.repair)
-        if verdict.summary is not None:
+        if verdict.summary is None and self.batch.status == "cancelled":
+            result.released += 1  # the user stopped spending: the next submit sends it
+        elif verdict.summary is not None:
             self._record(item, verdict, total)
         elif turns is None:
             self._error(item, verdict, total)
@@ -403,26 +427,50 @@ def status(settings: RunSettings, *, refresh: bool = True) -> tuple[list[ChunkSt
     return rows, len(state.chunks) - len(chunks)
 
 
-def cancel(settings: RunSettings) -> tuple[int, int]:
-    """Cancel every open batch; drop chunks not sent yet. (batches cancelled, abstracts released).
+@dataclass(slots=True)
+class CancelResult:
+    """What `cancel` stopped, released, and could not reach."""
+
+    cancelled: int = 0
+    released: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def cancel(settings: RunSettings) -> CancelResult:
+    """Cancel every open batch; drop chunks not sent yet.
 
     A cancelled batch is still collected: what it answered becomes records, the rest
-    is released for the next submit, not resubmitted.
+    is released for the next submit, not resubmitted. One batch that cannot be
+    reached does not stop the others.
     """
     endpoint = remote_endpoint(settings)
     states = StateDir(settings.output)
-    cancelled = released = 0
+    result = CancelResult()
     with Output(settings.output), open_api(endpoint) as api:
         state = states.load()
         for chunk in state.open_chunks():
-            if chunk.batch_id is None:
-                chunk.status, chunk.note, chunk.ids = COLLECTED, "cancelled before sending", []
-                released += chunk.count
-                states.save(state)
+            try:
+                _cancel(chunk, api, result)
+            except ProviderError as exc:
+                if exc.status == 404:
+                    chunk.release(f"lost: {exc}")
+                    result.released += chunk.count
+                elif exc.status != 409:  # 409: it ended meanwhile; collect takes it
+                    result.problems.append(f"batch {chunk.batch_id}: {exc}")
+            states.save(state)
+            if not chunk.is_open:
                 states.forget(chunk.key)
-                continue
-            if chunk.status not in FINISHED | {"cancelling"}:
-                update(chunk, api.cancel(chunk.batch_id))
-                cancelled += 1
-                states.save(state)
-    return cancelled, released
+    return result
+
+
+def _cancel(chunk: Chunk, api: BatchAPI, result: CancelResult) -> None:
+    if chunk.batch_id is None and chunk.status == CREATING:  # it may exist: look first
+        found = api.find(chunk.tag, since=timestamp(chunk.created_at))
+        if found is not None:
+            update(chunk, found)
+    if chunk.batch_id is None:
+        chunk.release("cancelled before it was sent")
+        result.released += chunk.count
+    elif chunk.status not in FINISHED | {"cancelling"}:
+        update(chunk, api.cancel(chunk.batch_id))
+        result.cancelled += 1

@@ -106,7 +106,7 @@ class BatchAPI:
         except openai.APIStatusError as exc:
             raise ProviderError(self._scrub(
                 f"{self._where}: cannot {what} (HTTP {exc.status_code}: {_message(exc)})"
-            )) from None  # fmt: skip
+            ), status=exc.status_code) from None  # fmt: skip
         except openai.APIError as exc:
             raise ProviderError(self._scrub(f"{self._where}: cannot {what} ({exc})")) from None
 

@@ -67,6 +67,15 @@ class Chunk(BaseModel):
         return self.status != COLLECTED
 
     @property
+    def tag(self) -> str:
+        """What the batch's metadata carries: the key, and which try of the batch this is."""
+        return f"{self.key}.{self.batch_failures}"
+
+    def release(self, note: str) -> None:
+        """Give up on the chunk: its abstracts are free for the next submit."""
+        self.status, self.note, self.ids = COLLECTED, note, []
+
+    @property
     def fingerprint(self) -> Fingerprint:
         """The model, prompt and schema its records are made with."""
         return (self.model, self.prompt_hash, self.schema_version)

@@ -80,7 +80,7 @@ def submit(
             states.save(state)
             result.submitted += chunk.count
         with open_api(endpoint) as api:
-            sent = send_unsent(state, states, api, result.problems)
+            sent = send_unsent(state, states, api, result.problems, result.problems)
     result.batches = [chunk.batch_id for chunk in sent if chunk.batch_id]
     result.prompt_tokens = writer.prompt_tokens
     price = price_of(settings, model)
