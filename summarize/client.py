@@ -36,7 +36,7 @@ from .prompt import Prompt
 from .ratelimit import RateLimiter
 from .schema import Summary, grounded_in, summary_model_for
 from .settings import EndpointSettings
-from .tokens import TokenEstimator
+from .tokens import TokenEstimator, schema_chars
 
 # instructor logs every failed attempt at ERROR; the run reports outcomes itself.
 logging.getLogger("instructor").setLevel(logging.CRITICAL)
@@ -104,6 +104,10 @@ class _CallLog:
 # instructor wraps a plain model in a new class on every call, which regenerates
 # its JSON schema (~6 ms of CPU a request); wrapped once here, it is reused.
 _SUMMARY = cast("type[Summary]", instructor.openai_schema(Summary))
+# The tool list instructor sends with it (TOOLS mode), in characters.
+SUMMARY_TOOL_CHARS = schema_chars(
+    [{"type": "function", "function": cast("Any", _SUMMARY).openai_schema}]
+)
 
 # The bookkeeping of the abstract this task is summarising, for `_send`, which
 # instructor calls with the request's keyword arguments only.
@@ -127,6 +131,8 @@ class OpenAISummarizer:
         self._repairs = repairs or {}
         self._limiter = limiter or RateLimiter(None)
         self._estimator = TokenEstimator(endpoint.max_tokens)
+        # The same tool schema goes with every request, unless quotes are constrained.
+        self._schema_chars = None if endpoint.constrain_quotes else SUMMARY_TOOL_CHARS
         self._client = openai.AsyncOpenAI(
             api_key=endpoint.api_key.get_secret_value() if endpoint.api_key else "unused",
             base_url=endpoint.base_url,
@@ -178,9 +184,7 @@ class OpenAISummarizer:
         )
 
     def _sampling(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"temperature": self._endpoint.temperature}
-        if self._endpoint.max_tokens is not None:
-            options["max_tokens"] = self._endpoint.max_tokens
+        options = self._endpoint.sampling()
         if self._endpoint.extra_body:
             options["extra_body"] = dict(self._endpoint.extra_body)
         return options
@@ -189,7 +193,9 @@ class OpenAISummarizer:
         """One HTTP attempt: wait for a rate-limit slot, send, learn from the answer."""
         log = _current_log.get()
         log.sent += 1
-        schema = request.get("tools") or request.get("response_format")
+        schema = self._schema_chars
+        if schema is None:  # a schema of this abstract's own (constrained quotes)
+            schema = schema_chars(request.get("tools") or request.get("response_format"))
         prompt_guess = self._estimator.prompt_tokens(request["messages"], schema)
         expected = prompt_guess + self._estimator.completion_tokens()
         await self._limiter.acquire(expected)

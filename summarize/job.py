@@ -32,7 +32,7 @@ from .readers import Inputs
 from .runner import OnOutcome, RunResult, Spending, summarize_items
 from .schema import SCHEMA_VERSION, Summary
 from .settings import EndpointSettings, RunSettings, wants_local
-from .tokens import TokenEstimator
+from .tokens import TokenEstimator, schema_chars
 
 LOCAL_CONCURRENCY = 1  # llama.cpp's server computes one request at a time
 REMOTE_CONCURRENCY = 8  # until a known rate limit and latency size it
@@ -249,7 +249,7 @@ def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
     done = {str(record.get("id")): fingerprint(record) for record in written}
     wanted = (model_name, prompt.hash, SCHEMA_VERSION)
     estimator = TokenEstimator(settings.endpoint.max_tokens)
-    tool = {"parameters": Summary.model_json_schema()}
+    tool = schema_chars({"parameters": Summary.model_json_schema()})
     with closing(Inputs(settings.inputs, stdin=stdin)) as source:
         index, _ = index_inputs(source, strict=settings.strict)
         pending, _ = pending_ids(index, lambda i: done.get(i) == wanted,

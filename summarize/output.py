@@ -40,6 +40,11 @@ def dumps(obj: Any) -> str:
     return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
+def encode_line(obj: Any) -> bytes:
+    """One JSONL line, newline included, as bytes."""
+    return (dumps(obj) + "\n").encode("utf-8")
+
+
 def fingerprint(line: dict[str, Any]) -> Fingerprint:
     """What must match for a record to count as done: model, prompt and schema."""
     return (str(line.get("model")), str(line.get("prompt_hash")), str(line.get("schema_version")))
@@ -226,7 +231,7 @@ def _last_per_id(path: Path) -> tuple[dict[str, dict[str, Any]], int]:
 
 
 def _rewrite(path: Path, lines: dict[str, dict[str, Any]]) -> None:
-    replace_file(path, ((dumps(line) + "\n").encode("utf-8") for line in lines.values()))
+    replace_file(path, (encode_line(line) for line in lines.values()))
 
 
 def replace_file(path: Path, chunks: Iterable[bytes]) -> None:

@@ -17,30 +17,18 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from .batch import ChunkStatus, CollectResult, SubmitResult
-from .batch.state import BatchState
+from .batch import CollectResult, SubmitResult
+from .batch.state import BatchState, Chunk
 from .job import Estimate
 from .runner import Outcome, RunResult
 
 
-class ProgressDisplay:
-    """A rich progress bar on stderr; silent when stderr is not a terminal (cron, CI)."""
+class _Bar:
+    """A rich progress bar on stderr, shown between `with` and its end when there is one."""
 
-    def __init__(self, *, enabled: bool) -> None:
-        self._progress: Progress | None = None
+    def __init__(self, progress: Progress | None) -> None:
+        self._progress = progress
         self._task: TaskID | None = None
-        self._failed = 0
-        if enabled:
-            self._progress = Progress(
-                TextColumn("[bold]summarize"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[failed]} failed"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
 
     def __enter__(self) -> Self:
         if self._progress is not None:
@@ -55,6 +43,27 @@ class ProgressDisplay:
     ) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+class ProgressDisplay(_Bar):
+    """A progress bar of abstracts; silent when stderr is not a terminal (cron, CI)."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        super().__init__(
+            Progress(
+                TextColumn("[bold]summarize"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[failed]} failed"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            if enabled
+            else None
+        )
+        self._failed = 0
 
     def start(self, total: int) -> None:
         """Show a bar for `total` pending abstracts."""
@@ -69,36 +78,23 @@ class ProgressDisplay:
             self._progress.update(self._task, advance=1, failed=self._failed)
 
 
-class WaitDisplay:
+class WaitDisplay(_Bar):
     """While `batch collect --wait` polls: a bar of answered requests on a terminal, else
     one line on stderr whenever an open batch changes (cron mails stay short)."""
 
     def __init__(self, *, terminal: bool) -> None:
         self._console = Console(stderr=True)
         self._last = ""
-        self._progress: Progress | None = None
-        self._task: TaskID | None = None
-        if terminal:
-            self._progress = Progress(
-                TextColumn("[bold]batches"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.description}"), TimeElapsedColumn(),
-                console=self._console, transient=True,
-            )  # fmt: skip
-
-    def __enter__(self) -> Self:
-        if self._progress is not None:
-            self._progress.start()
-            self._task = self._progress.add_task("", total=None)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        bar = Progress(
+            TextColumn("[bold]batches"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=self._console,
+            transient=True,
+        )
+        super().__init__(bar if terminal else None)
 
     def __call__(self, state: BatchState) -> None:
         """Show the open batches after one poll."""
@@ -106,7 +102,9 @@ class WaitDisplay:
         answered = sum(c.completed + c.failed for c in chunks)
         total = sum(c.count for c in chunks)
         statuses = ", ".join(sorted({c.status for c in chunks}))
-        if self._progress is not None and self._task is not None:
+        if self._progress is not None:
+            if self._task is None:
+                self._task = self._progress.add_task("", total=None)
             self._progress.update(self._task, total=total or None, completed=answered,
                                   description=f"{len(chunks)} open: {statuses}")  # fmt: skip
             return
@@ -116,12 +114,17 @@ class WaitDisplay:
             self._last = line
 
 
+def _failed(failed: int, failures: dict[str, int], errors: Path) -> str:
+    """`16 failed (10 validation, 6 provider; see OUT.errors.jsonl)`."""
+    if not failed:
+        return "0 failed"
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(failures.items()))
+    return f"{failed} failed ({kinds}; see {errors})"
+
+
 def summary_line(result: RunResult, output: Path, errors: Path) -> str:
     """`666 abstracts: 600 done, 50 skipped, 16 failed (…) | tokens …, $0.12 | 12.3s | …`."""
-    failed = f"{result.failed} failed"
-    if result.failed:
-        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.failures.items()))
-        failed += f" ({kinds}; see {errors})"
+    failed = _failed(result.failed, result.failures, errors)
     if result.left > 0:
         failed += f", {result.left} left ({result.stopped or '--limit'})"
     cost = "" if result.cost_usd is None else f", ${result.cost_usd:.4f}"
@@ -161,10 +164,7 @@ def submit_line(result: SubmitResult, output: Path) -> str:
 
 def collect_line(result: CollectResult, output: Path, errors: Path) -> str:
     """`2 batches collected: 660 done, 6 resubmitted, 0 failed | … | 1 batch open (in_progress)`."""
-    failed = f"{result.failed} failed"
-    if result.failed:
-        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.failures.items()))
-        failed += f" ({kinds}; see {errors})"
+    failed = _failed(result.failed, result.failures, errors)
     live = f" ({result.repaired_live} re-asked live)" if result.repaired_live else ""
     if result.released:
         live += f", {result.released} released (submit again to send them)"
@@ -180,7 +180,7 @@ def collect_line(result: CollectResult, output: Path, errors: Path) -> str:
     )
 
 
-def status_lines(rows: list[ChunkStatus], collected: int) -> list[str]:
+def status_lines(rows: list[Chunk], collected: int) -> list[str]:
     """One line per open batch, then a total."""
     lines = [
         f"{row.batch_id or '(not sent yet)'}  {row.status:<11} {row.completed + row.failed}/"

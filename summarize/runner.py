@@ -51,6 +51,11 @@ class RunResult:
             return 1
         return 4 if self.stopped else 0
 
+    def count_failure(self, kind: str) -> None:
+        """One more error line of this type."""
+        self.failed += 1
+        self.failures[kind] = self.failures.get(kind, 0) + 1
+
     @property
     def left(self) -> int:
         """Unique abstracts neither done, skipped nor failed (--limit, a spend cap)."""
@@ -205,14 +210,8 @@ async def summarize_items(
 
 async def _summarize_one(item: Item, summarizer: Summarizer, prompt: Prompt) -> Outcome:
     model = summarizer.model_name
-    if len(item.abstract) > MAX_ABSTRACT_CHARS:
-        error = SummaryError(
-            f"abstract is {len(item.abstract)} characters, over the limit of "
-            f"{MAX_ABSTRACT_CHARS}; not sent",
-            error_type=ErrorType.INPUT,
-            attempts=0,
-        )
-        return Outcome(item, None, make_error(item, error, model=model, prompt=prompt))
+    if (rejected := too_long(item)) is not None:
+        return Outcome(item, None, make_error(item, rejected, model=model, prompt=prompt))
     started = time.perf_counter()
     try:
         done = await summarizer.summarize(item)
@@ -223,6 +222,18 @@ async def _summarize_one(item: Item, summarizer: Summarizer, prompt: Prompt) -> 
     return Outcome(item, record, None, done.service_s or None)
 
 
+def too_long(item: Item) -> SummaryError | None:
+    """Why an abstract is not sent at all, if it is over the length limit."""
+    if len(item.abstract) <= MAX_ABSTRACT_CHARS:
+        return None
+    return SummaryError(
+        f"abstract is {len(item.abstract)} characters, over the limit of "
+        f"{MAX_ABSTRACT_CHARS}; not sent",
+        error_type=ErrorType.INPUT,
+        attempts=0,
+    )
+
+
 def _record(outcome: Outcome, output: Output, result: RunResult, price: Price | None) -> None:
     line = outcome.record or outcome.error
     if outcome.record is not None:
@@ -230,9 +241,7 @@ def _record(outcome: Outcome, output: Output, result: RunResult, price: Price | 
         result.done += 1
     elif outcome.error is not None:
         output.write_error(outcome.error)
-        result.failed += 1
-        kind = outcome.error.error_type.value
-        result.failures[kind] = result.failures.get(kind, 0) + 1
+        result.count_failure(outcome.error.error_type.value)
     if line is not None:
         result.requests += line.attempts
         result.prompt_tokens += line.prompt_tokens

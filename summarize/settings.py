@@ -40,6 +40,13 @@ class EndpointSettings(BaseModel):
     max_reasks: int = Field(default=2, ge=0, le=10)
     max_backoff: float = Field(default=60.0, gt=0)
 
+    def sampling(self) -> dict[str, Any]:
+        """How every request samples: the temperature, and the token cap when one is set."""
+        options: dict[str, Any] = {"temperature": self.temperature}
+        if self.max_tokens is not None:
+            options["max_tokens"] = self.max_tokens
+        return options
+
 
 class RunSettings(BaseModel):
     """Everything one `summarize run` needs, checked before any work starts."""

@@ -19,12 +19,14 @@ FIRST_COMPLETION_GUESS = 300
 _LEARNING_RATE = 0.2
 
 
-def request_chars(messages: Sequence[Mapping[str, Any]], extra: Any = None) -> int:
-    """Characters the model reads: message contents plus tools or response format."""
-    chars = sum(len(str(message.get("content") or "")) for message in messages)
-    if extra:
-        chars += len(json.dumps(extra, separators=(",", ":")))
-    return chars
+def schema_chars(schema: Any) -> int:
+    """Characters of a tool list or response format as sent; worked out once per schema."""
+    return len(json.dumps(schema, separators=(",", ":"))) if schema else 0
+
+
+def request_chars(messages: Sequence[Mapping[str, Any]], schema: int = 0) -> int:
+    """Characters the model reads: message contents plus `schema` characters of schema."""
+    return sum(len(str(message.get("content") or "")) for message in messages) + schema
 
 
 class TokenEstimator:
@@ -35,9 +37,9 @@ class TokenEstimator:
         self._max_tokens = max_tokens
         self._completion: float | None = None
 
-    def prompt_tokens(self, messages: Sequence[Mapping[str, Any]], extra: Any = None) -> int:
-        """Estimated prompt tokens of one request."""
-        raw = request_chars(messages, extra) / CHARS_PER_TOKEN + TOKENS_PER_MESSAGE * len(messages)
+    def prompt_tokens(self, messages: Sequence[Mapping[str, Any]], schema: int = 0) -> int:
+        """Estimated prompt tokens of one request whose schema has `schema` characters."""
+        raw = request_chars(messages, schema) / CHARS_PER_TOKEN + TOKENS_PER_MESSAGE * len(messages)
         return math.ceil(raw * self._ratio)
 
     def completion_tokens(self) -> int:

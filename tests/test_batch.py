@@ -425,8 +425,8 @@ def test_follow_ups_are_sent_by_the_collect_that_makes_them(
     out = tmp_path / "out.jsonl"
     server.enqueue("bad_schema")
     submit(settings(server, out, papers))
-    while not collect(settings(server, out)).collected:
-        pass
+    collected = [collect(settings(server, out)).collected for _ in range(3)]
+    assert collected == [0, 0, 1]  # validating -> in_progress -> finalizing -> completed
     followup = state_of(out)["chunks"][-1]
     assert followup["parent"] and followup["batch_id"] is not None
 

@@ -10,14 +10,13 @@ into chunks (`chunks`) -> the provider (`provider`) -> answers judged by the
 provider lives in `OUT.batches/state.json` (`state`).
 """
 
-from .collect import CancelResult, ChunkStatus, CollectResult, cancel, collect, status
+from .collect import CancelResult, CollectResult, cancel, collect, status
 from .options import BatchOptions, remote_endpoint
 from .submit import SubmitResult, submit
 
 __all__ = [
     "BatchOptions",
     "CancelResult",
-    "ChunkStatus",
     "CollectResult",
     "SubmitResult",
     "cancel",

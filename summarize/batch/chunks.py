@@ -16,14 +16,14 @@ from typing import Any
 from openai.types import Batch
 
 from ..errors import OutputError, ProviderError
-from ..output import dumps
+from ..output import encode_line
 from ..prompt import Prompt
 from ..schema import SCHEMA_VERSION
 from ..settings import EndpointSettings
-from ..tokens import TokenEstimator
+from ..tokens import TokenEstimator, schema_chars
 from .options import BatchOptions
 from .provider import BatchAPI
-from .requests import request_line
+from .requests import request_line, response_format
 from .state import (
     UNSENT,
     BatchState,
@@ -59,6 +59,7 @@ class ChunkWriter:
         self._model = model
         self._options = options
         self.estimator = TokenEstimator(endpoint.max_tokens)
+        self._schema_chars = None if endpoint.constrain_quotes else schema_chars(response_format())
         self.prompt_tokens = 0
 
     def write(
@@ -70,11 +71,12 @@ class ChunkWriter:
             for pending in work:
                 line = request_line(pending.item, prompt=self._prompt, endpoint=self._endpoint,
                                     repair=pending.repair)  # fmt: skip
-                raw = (dumps(line) + "\n").encode("utf-8")
+                raw = encode_line(line)
                 body = line["body"]
-                self.prompt_tokens += self.estimator.prompt_tokens(
-                    body["messages"], body["response_format"]
-                )
+                schema = self._schema_chars
+                if schema is None:  # a schema of this abstract's own (constrained quotes)
+                    schema = schema_chars(body["response_format"])
+                self.prompt_tokens += self.estimator.prompt_tokens(body["messages"], schema)
                 if files is not None and not files.fits(len(raw), self._options.max_requests,
                                                         self._options.max_bytes):  # fmt: skip
                     yield self._chunk(files, attempt, parent)

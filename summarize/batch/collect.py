@@ -26,12 +26,22 @@ from ..output import Output
 from ..prompt import Prompt, RepairPrompt, load_prompt, load_repair_prompt
 from ..ratelimit import RateLimiter
 from ..runner import make_error, make_record
+from ..schema import Summary
 from ..settings import EndpointSettings, RunSettings
 from .chunks import CREATING, ChunkWriter, resend_failed_batch, send_unsent, timestamp, update
 from .options import DEFAULT_OPTIONS, BatchOptions, open_api, price_of, remote_endpoint
 from .provider import BatchAPI
-from .requests import Answer, Verdict, judge, read_answers
-from .state import COLLECTED, FINISHED, BatchState, Chunk, LostChunk, Pending, StateDir
+from .requests import Answer, Usage, Verdict, judge, read_answers
+from .state import (
+    COLLECTED,
+    DOWNLOADS,
+    FINISHED,
+    BatchState,
+    Chunk,
+    LostChunk,
+    Pending,
+    StateDir,
+)
 
 OnPoll = Callable[[BatchState], None]
 Turns = tuple[dict[str, str], ...]
@@ -71,14 +81,14 @@ class CollectResult:
         self.failed += 1
         self.failures[kind] = self.failures.get(kind, 0) + 1
 
-    def spend(self, price: Price | None, *, prompt: int, cached: int, completion: int,
-              discount: float) -> None:  # fmt: skip
+    def spend(self, price: Price | None, usage: Usage, *, discount: float) -> None:
         """Count tokens, and their cost at `discount` times the price (1.0 for live)."""
-        self.prompt_tokens += prompt
-        self.cached_tokens += cached
-        self.completion_tokens += completion
+        self.prompt_tokens += usage.prompt_tokens
+        self.cached_tokens += usage.cached_tokens
+        self.completion_tokens += usage.completion_tokens
         if price is not None:
-            cost = price.cost(prompt=prompt, cached=cached, completion=completion)
+            cost = price.cost(prompt=usage.prompt_tokens, cached=usage.cached_tokens,
+                              completion=usage.completion_tokens)  # fmt: skip
             self.cost_usd = (self.cost_usd or 0.0) + discount * cost
 
 
@@ -97,11 +107,8 @@ def collect(
         while True:
             result.problems.clear()  # only what still stands after the last poll counts
             stuck = collector.poll(state)
-            before = len(result.problems)
-            unsent = [c for c in state.open_chunks() if c.batch_id is None]
             send_unsent(state, states, api, result.problems, result.lost)
-            if len(result.problems) > before:
-                stuck |= {c.key for c in unsent if c.batch_id is None}
+            stuck |= {c.key for c in state.open_chunks() if c.batch_id is None}  # not sent
             if on_poll is not None:
                 on_poll(state)
             waiting = [c for c in state.open_chunks() if c.key not in stuck]
@@ -112,6 +119,15 @@ def collect(
             result.open[chunk.status] = result.open.get(chunk.status, 0) + 1
     result.elapsed_s = time.perf_counter() - started
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class MadeBy:
+    """The provenance a line is written with: model, prompt, and the batch that answered."""
+
+    model: str
+    prompt: Prompt
+    batch_id: str | None
 
 
 class _Collector:
@@ -151,8 +167,7 @@ class _Collector:
                 self._lose(chunk, str(exc))
             except OutputError as exc:
                 # A download cut short, or a file spoiled: fetched again next time.
-                for kind in ("output", "errors"):
-                    self.states.file(chunk.key, kind).unlink(missing_ok=True)
+                self.states.forget(chunk.key, kinds=DOWNLOADS)
                 self.result.problems.append(f"batch {chunk.batch_id}: {exc}")
                 stuck.add(chunk.key)
             self.states.save(state)
@@ -187,6 +202,25 @@ class _Collector:
         """This collect's endpoint, sending what the chunk's requests were sent with."""
         return self.settings.endpoint.model_copy(update=chunk.request)
 
+    def write_record(self, item: Item, summary: Summary, total: dict[str, int], *, by: MadeBy,
+                     latency: float) -> None:  # fmt: skip
+        """A record carrying every attempt's tokens, batch and live alike."""
+        done = Completion(summary, total["prompt_tokens"], total["completion_tokens"],
+                          total["cached_tokens"], total["attempt"])  # fmt: skip
+        record = make_record(item, done, model=by.model, prompt=by.prompt, latency=latency)
+        self.output.write_record(record.model_copy(update={"batch_id": by.batch_id}))
+        self.result.done += 1
+
+    def write_error(self, item: Item, error: SummaryError, total: dict[str, int], *,
+                    by: MadeBy) -> None:  # fmt: skip
+        """An error line carrying every attempt's tokens."""
+        error.attempts = total["attempt"]
+        error.prompt_tokens = total["prompt_tokens"]
+        error.completion_tokens = total["completion_tokens"]
+        line = make_error(item, error, model=by.model, prompt=by.prompt)
+        self.output.write_error(line.model_copy(update={"batch_id": by.batch_id}))
+        self.result.count_failure(error.error_type.value)
+
 
 class _Resolution:
     """One finished batch: each abstract's answer judged, and what follows from it."""
@@ -196,7 +230,11 @@ class _Resolution:
         self.chunk = chunk
         self.batch = batch
         self.prompt = collector.prompt(chunk)
+        self.made_by = MadeBy(chunk.model, _as_written(chunk, self.prompt), batch.id)
         self.price = price_of(collector.settings, chunk.model)
+        self.discount = self.price.batch if self.price else 1.0
+        self.batch_error = _batch_error(batch)
+        self.constrain_quotes = bool(chunk.request.get("constrain_quotes"))
         self.again: list[Pending] = []
         self.live: list[Pending] = []
 
@@ -235,25 +273,20 @@ class _Resolution:
 
     def _judge(self, pending: Pending, answer: Answer | None) -> None:
         result, item = self.c.result, pending.item
-        verdict = judge(
-            answer,
-            item,
-            batch_status=self.batch.status,
-            batch_error=_batch_error(self.batch),
-            constrain_quotes=bool(self.chunk.request.get("constrain_quotes")),
-        )
-        usage = verdict.usage
-        result.spend(self.price, prompt=usage.prompt_tokens, cached=usage.cached_tokens,
-                     completion=usage.completion_tokens,
-                     discount=self.price.batch if self.price else 1.0)  # fmt: skip
-        total = _add(pending.spent, verdict)
+        verdict = judge(answer, item, batch_status=self.batch.status,
+                        batch_error=self.batch_error,
+                        constrain_quotes=self.constrain_quotes)  # fmt: skip
+        result.spend(self.price, verdict.usage, discount=self.discount)
+        total = _add(pending.spent, verdict.usage)
         turns = self._repair(verdict, total, pending.repair)
         if verdict.summary is None and self.batch.status == "cancelled":
             result.released += 1  # the user stopped spending: the next submit sends it
         elif verdict.summary is not None:
-            self._record(item, verdict, total)
+            self.c.write_record(item, verdict.summary, total, by=self.made_by,
+                                latency=_batch_seconds(self.batch))  # fmt: skip
         elif turns is None:
-            self._error(item, verdict, total)
+            assert verdict.error is not None
+            self.c.write_error(item, verdict.error, total, by=self.made_by)
         elif self.c.options.repair == "live":
             self.live.append(Pending(item, total, turns))
         else:
@@ -276,25 +309,6 @@ class _Resolution:
         spent["reasks"] += 1
         message = verdict.error.message
         return tuple(self.c.repair_prompt.messages(answer=verdict.answer, error=message))
-
-    def _record(self, item: Item, verdict: Verdict, total: dict[str, int]) -> None:
-        assert verdict.summary is not None
-        done = Completion(verdict.summary, total["prompt_tokens"], total["completion_tokens"],
-                          total["cached_tokens"], total["attempt"])  # fmt: skip
-        record = make_record(item, done, model=self.chunk.model, prompt=_made_by(self),
-                             latency=_batch_seconds(self.batch))  # fmt: skip
-        self.c.output.write_record(record.model_copy(update={"batch_id": self.batch.id}))
-        self.c.result.done += 1
-
-    def _error(self, item: Item, verdict: Verdict, total: dict[str, int]) -> None:
-        assert verdict.error is not None
-        error = verdict.error
-        error.attempts = total["attempt"]
-        error.prompt_tokens = total["prompt_tokens"]
-        error.completion_tokens = total["completion_tokens"]
-        line = make_error(item, error, model=self.chunk.model, prompt=_made_by(self))
-        self.c.output.write_error(line.model_copy(update={"batch_id": self.batch.id}))
-        self.c.result.count_failure(error.error_type.value)
 
 
 class _Live:
@@ -334,38 +348,28 @@ class _Live:
         return self.callers[reasks, retries]
 
     async def _one(self, pending: Pending) -> None:
-        item, spent, result = pending.item, pending.spent, self.c.result
+        item, spent = pending.item, pending.spent
+        by = MadeBy(self.chunk.model, self.prompt, None)
         async with self.gate:
             started = time.perf_counter()
             try:
                 done = await self._caller(spent).summarize(item)
             except SummaryError as error:
-                result.spend(self.price, prompt=error.prompt_tokens, cached=0,
-                             completion=error.completion_tokens, discount=1.0)  # fmt: skip
-                error.attempts += spent["attempt"]
-                error.prompt_tokens += spent["prompt_tokens"]
-                error.completion_tokens += spent["completion_tokens"]
-                line = make_error(item, error, model=self.chunk.model, prompt=self.prompt)
-                self.c.output.write_error(line)
-                result.count_failure(error.error_type.value)
+                usage = Usage(error.prompt_tokens, error.completion_tokens)
+                self.c.result.spend(self.price, usage, discount=1.0)
+                self.c.write_error(item, error, _add(spent, usage, error.attempts), by=by)
                 return
-        result.spend(self.price, prompt=done.prompt_tokens, cached=done.cached_tokens,
-                     completion=done.completion_tokens, discount=1.0)  # fmt: skip
-        total = replace(done, prompt_tokens=done.prompt_tokens + spent["prompt_tokens"],
-                        completion_tokens=done.completion_tokens + spent["completion_tokens"],
-                        cached_tokens=done.cached_tokens + spent["cached_tokens"],
-                        attempts=done.attempts + spent["attempt"])  # fmt: skip
-        record = make_record(item, total, model=self.chunk.model, prompt=self.prompt,
-                             latency=time.perf_counter() - started)  # fmt: skip
-        self.c.output.write_record(record)
-        result.done += 1
-        result.repaired_live += 1
+        usage = Usage(done.prompt_tokens, done.completion_tokens, done.cached_tokens)
+        self.c.result.spend(self.price, usage, discount=1.0)
+        self.c.write_record(item, done.summary, _add(spent, usage, done.attempts), by=by,
+                            latency=time.perf_counter() - started)  # fmt: skip
+        self.c.result.repaired_live += 1
 
 
-def _add(spent: dict[str, int], verdict: Verdict) -> dict[str, int]:
-    usage = verdict.usage
+def _add(spent: dict[str, int], usage: Usage, attempts: int = 0) -> dict[str, int]:
+    """What an abstract has cost so far, with one more answer's tokens and requests."""
     return {
-        "attempt": spent.get("attempt", 1),
+        "attempt": spent.get("attempt", 1) + attempts,
         "reasks": spent.get("reasks", 0),
         "prompt_tokens": spent.get("prompt_tokens", 0) + usage.prompt_tokens,
         "completion_tokens": spent.get("completion_tokens", 0) + usage.completion_tokens,
@@ -373,9 +377,8 @@ def _add(spent: dict[str, int], verdict: Verdict) -> dict[str, int]:
     }
 
 
-def _made_by(resolution: _Resolution) -> Prompt:
+def _as_written(chunk: Chunk, prompt: Prompt) -> Prompt:
     """The prompt's version and hash as the chunk records them."""
-    chunk, prompt = resolution.chunk, resolution.prompt
     if prompt.hash == chunk.prompt_hash:
         return prompt
     return replace(prompt, version=chunk.prompt_version, hash=chunk.prompt_hash)
@@ -400,20 +403,7 @@ def _batch_error(batch: Batch) -> str | None:
 # --------------------------------------------------------------------------- status, cancel
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkStatus:
-    """One batch, as `summarize batch status` shows it."""
-
-    batch_id: str | None
-    status: str
-    count: int
-    completed: int
-    failed: int
-    attempt: int
-    created_at: str
-
-
-def status(settings: RunSettings, *, refresh: bool = True) -> tuple[list[ChunkStatus], int]:
+def status(settings: RunSettings, *, refresh: bool = True) -> tuple[list[Chunk], int]:
     """Every open batch (refreshed from the provider, not saved), and how many were collected."""
     state = StateDir(settings.output).load()
     chunks = state.open_chunks()
@@ -422,9 +412,7 @@ def status(settings: RunSettings, *, refresh: bool = True) -> tuple[list[ChunkSt
             for chunk in chunks:
                 if chunk.batch_id is not None:
                     update(chunk, api.retrieve(chunk.batch_id))
-    rows = [ChunkStatus(c.batch_id, c.status, c.count, c.completed, c.failed, c.attempt,
-                        c.created_at) for c in chunks]  # fmt: skip
-    return rows, len(state.chunks) - len(chunks)
+    return chunks, len(state.chunks) - len(chunks)
 
 
 @dataclass(slots=True)

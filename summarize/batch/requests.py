@@ -56,11 +56,9 @@ def request_line(
         "model": endpoint.model,
         "messages": [*prompt.messages(title=item.title, abstract=item.abstract), *repair],
         "response_format": response_format(model) if model else _default_format(),
-        "temperature": endpoint.temperature,
+        **endpoint.sampling(),
+        **endpoint.extra_body,  # what the SDK's `extra_body` merges into a live request
     }
-    if endpoint.max_tokens is not None:
-        body["max_tokens"] = endpoint.max_tokens
-    body.update(endpoint.extra_body)
     return {"custom_id": item.id, "method": "POST", "url": BATCH_ENDPOINT, "body": body}
 
 

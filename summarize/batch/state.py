@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import OutputError
 from ..items import Item, Source
-from ..output import Fingerprint, dumps, replace_file
+from ..output import Fingerprint, encode_line, replace_file
 from ..prompt import Prompt
 
 STATE_VERSION = 1
@@ -34,6 +34,8 @@ COLLECTED = "collected"
 UNSENT = "unsent"
 # The provider's statuses after which nothing more will be answered.
 FINISHED = frozenset({"completed", "expired", "cancelled", "failed"})
+DOWNLOADS = ("output", "errors")
+CHUNK_FILES = ("items", "requests", *DOWNLOADS)
 
 
 class Chunk(BaseModel):
@@ -182,9 +184,9 @@ class StateDir:
         except (OSError, ValueError, KeyError) as exc:
             raise LostChunk(f"{path}: cannot read ({exc})") from None
 
-    def forget(self, key: str) -> None:
-        """Delete a collected chunk's files; `state.json` keeps its summary."""
-        for kind in ("items", "requests", "output", "errors"):
+    def forget(self, key: str, kinds: Iterable[str] = CHUNK_FILES) -> None:
+        """Delete a chunk's files (all of them once collected); `state.json` keeps its summary."""
+        for kind in kinds:
             self.file(key, kind).unlink(missing_ok=True)
 
     def _replace(self, path: Path, chunks: Iterable[bytes]) -> None:
@@ -218,7 +220,7 @@ class ChunkFiles:
     def add(self, item: dict[str, object], request: bytes, item_id: str) -> None:
         """Append one item and its request line."""
         try:
-            self._files[0].write((dumps(item) + "\n").encode("utf-8"))
+            self._files[0].write(encode_line(item))
             self._files[1].write(request)
         except OSError as exc:
             raise OutputError(f"{self._final[1]}: cannot write ({exc.strerror})") from exc

@@ -7,13 +7,13 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from ..errors import ErrorType, InputError, SummaryError
+from ..errors import InputError
 from ..items import Entry, Item, stream_items
 from ..job import index_inputs, pending_ids
 from ..output import Output
 from ..prompt import DEFAULT_PROMPT, Prompt, load_prompt
 from ..readers import Inputs
-from ..runner import MAX_ABSTRACT_CHARS, make_error
+from ..runner import make_error, too_long
 from ..schema import SCHEMA_VERSION
 from ..settings import RunSettings
 from .chunks import ChunkWriter, send_unsent
@@ -103,11 +103,8 @@ def _sendable(
 ) -> Iterator[Item]:
     """The pending items; an abstract too long to send becomes an `input` error line now."""
     for item in stream_items(entries, index, wanted=wanted):
-        if len(item.abstract) <= MAX_ABSTRACT_CHARS:
+        if (error := too_long(item)) is None:
             yield item
             continue
-        error = SummaryError(f"abstract is {len(item.abstract)} characters, over the limit of "
-                             f"{MAX_ABSTRACT_CHARS}; not sent", error_type=ErrorType.INPUT,
-                             attempts=0)  # fmt: skip
         output.write_error(make_error(item, error, model=model, prompt=prompt))
         result.rejected += 1
