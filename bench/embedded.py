@@ -1,14 +1,21 @@
-"""The embedded model: what the job adds over raw llama-cpp-python, and its quality.
+"""The embedded model: the job's speed against one naive call, and what its records are worth.
 
-    .venv/bin/python bench/embedded.py --n 10
+    .venv/bin/python bench/embedded.py            # the 39 gold abstracts, ~6 min on 2 cores
+    .venv/bin/python bench/embedded.py --n 10 --strategy abstractive
 
 In one run, on the first N abstracts of the gold set (tests/data/gold.jsonl):
-1. raw: the same model, prompt and sampling through `llama_cpp.Llama` in-process,
-   no server, no schema, no validation: generated tokens per second of wall time;
-2. job: `summarize.run` with the embedded model (server start included), the same
-   abstracts: abstracts per minute, generated tokens per second, time to first
-   record, and the ratio job / raw;
-3. quality of what the job wrote, against the gold summaries (`summarize.evaluate`).
+1. naive: the same GGUF through llama-cpp-python in-process, one unconstrained
+   chat call per abstract ("summarise this abstract in three sentences", at most 160
+   tokens, temperature 0): seconds per abstract, on the first --naive abstracts;
+2. job: `summarize.run` on the embedded model (server start and weight check
+   included): seconds per abstract, time to the first record, and the ratio to 1
+   (goal: at most 1.5);
+3. prompt tokens beyond the abstract, per request (the abstract counted alone with
+   the model's own tokenizer; goal: at most 250);
+4. quality against the gold summaries (`summarize.evaluate`): records, invented
+   numbers, gain precision and recall, no-claim accuracy, ROUGE-L; and beside it,
+   the same scores for the candidate figures alone with no model choosing (what
+   the model adds).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -23,14 +31,16 @@ from typing import Any
 
 from llama_cpp import Llama
 
-from summarize import RunSettings, run
+from summarize import RunSettings, grounding, run
 from summarize.evaluate import evaluate
-from summarize.local import EMBEDDED, EmbeddedServer, embedded_model
-from summarize.prompt import DEFAULT_PROMPT, load_prompt
+from summarize.figures import figures
+from summarize.local import EMBEDDED, embedded_model
 from summarize.runner import Outcome
+from summarize.schema import QUOTE_MAX
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLD = ROOT / "tests" / "data" / "gold.jsonl"
+NAIVE_PROMPT = "Summarise this abstract in three sentences.\n\n{abstract}"
 
 
 def read_gold(path: Path, n: int) -> list[dict[str, Any]]:
@@ -38,35 +48,34 @@ def read_gold(path: Path, n: int) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh][:n]
 
 
-def raw_generation(gold: list[dict[str, Any]], runs: int) -> tuple[int, float]:
-    """Completion tokens and seconds for `runs` abstracts, llama-cpp-python alone."""
+def naive_calls(gold: list[dict[str, Any]]) -> list[float]:
+    """Seconds of one plain chat call per abstract, llama-cpp-python alone."""
     model = embedded_model()
-    sampling = EmbeddedServer(model).endpoint()
-    llm = Llama(
-        model_path=str(model.path),
-        n_ctx=4096,
-        n_threads=os.cpu_count() or 1,
-        chat_format=model.chat_format,
-        verbose=False,
-    )
-    prompt = load_prompt(DEFAULT_PROMPT)
-    tokens, seconds = 0, 0.0
-    for paper in gold[:runs]:
+    llm = Llama(model_path=str(model.path), n_ctx=4096, n_threads=os.cpu_count() or 1,
+                chat_format=model.chat_format, verbose=False)  # fmt: skip
+    seconds = []
+    for paper in gold:
         start = time.perf_counter()
-        answer: Any = llm.create_chat_completion(
-            messages=prompt.messages(title=paper["title"], abstract=paper["abstract"]),  # type: ignore[arg-type]
-            max_tokens=sampling.max_tokens,
-            temperature=sampling.temperature,
-            repeat_penalty=float(sampling.extra_body["repeat_penalty"]),
+        llm.create_chat_completion(
+            messages=[{"role": "user", "content": NAIVE_PROMPT.format(abstract=paper["abstract"])}],
+            max_tokens=160,
+            temperature=0.0,
         )
-        seconds += time.perf_counter() - start
-        tokens += answer["usage"]["completion_tokens"]
+        seconds.append(time.perf_counter() - start)
     llm.close()
-    return tokens, seconds
+    return seconds
 
 
-def job(gold: list[dict[str, Any]], workdir: Path) -> dict[str, Any]:
-    """Run the batch job on `gold` with the embedded model; timings and output paths."""
+def abstract_tokens(gold: list[dict[str, Any]]) -> dict[str, int]:
+    """Tokens of each abstract alone, by the model's own tokenizer."""
+    vocab = Llama(model_path=str(embedded_model().path), vocab_only=True, verbose=False)
+    counts = {g["id"]: len(vocab.tokenize(g["abstract"].encode(), add_bos=False)) for g in gold}
+    vocab.close()
+    return counts
+
+
+def job(gold: list[dict[str, Any]], workdir: Path, strategy: str) -> dict[str, Any]:
+    """Run the batch job on `gold` with the embedded model; timings and the records."""
     papers = workdir / "papers.jsonl"
     papers.write_text(
         "".join(json.dumps({"title": g["title"], "abstract": g["abstract"]}) + "\n" for g in gold),
@@ -80,49 +89,77 @@ def job(gold: list[dict[str, Any]], workdir: Path) -> dict[str, Any]:
         if outcome.record is not None and not first:
             first.append(time.perf_counter() - start)
 
-    result = run(RunSettings(inputs=(str(papers),), output=out, local=True), on_outcome=on_outcome)
+    settings = RunSettings(inputs=(str(papers),), output=out, local=True, strategy=strategy)
+    result = run(settings, on_outcome=on_outcome)
     wall = time.perf_counter() - start
-    return {"result": result, "wall": wall, "first": first[0] if first else None, "out": out}
+    records = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    return {"result": result, "wall": wall, "first": first[0] if first else None,
+            "records": records}  # fmt: skip
+
+
+def candidates_only(gold: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records whose gains are the first four candidate figures, no model choosing."""
+    records = []
+    for g in gold:
+        sentences = [" ".join(s.split()) for s in grounding.sentences(g["abstract"])]
+        found = figures(sentences, max_quote=QUOTE_MAX)[:4]
+        gains = [{"quote": sentences[f.sentence - 1], "value": f.text, "metric": f.text}
+                 for f in found]  # fmt: skip
+        records.append({"id": g["id"], "abstract": g["abstract"], "problem": sentences[0],
+                        "method": sentences[1 % len(sentences)], "result": sentences[-1],
+                        "claimed_gain": {"gains": gains, "qualitative": None}})  # fmt: skip
+    return records
+
+
+def quality(gold: list[dict[str, Any]], records: list[dict[str, Any]]) -> dict[str, Any]:
+    scores = evaluate(gold, records, embeddings=False)
+    table = scores.table()
+    table["invented"] = scores.matched - scores.faithful
+    return table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=10, help="abstracts for the job")
-    parser.add_argument("--raw", type=int, default=3, help="abstracts for the raw baseline")
+    parser.add_argument("--n", type=int, default=39, help="gold abstracts for the job")
+    parser.add_argument("--naive", type=int, default=5, help="abstracts for the naive calls")
+    parser.add_argument("--strategy", default="extractive",
+                        choices=["extractive", "abstractive"])  # fmt: skip
     parser.add_argument("--gold", type=Path, default=GOLD)
     args = parser.parse_args()
     gold = read_gold(args.gold, args.n)
 
-    raw_tokens, raw_seconds = raw_generation(gold, args.raw)
-    raw_rate = raw_tokens / raw_seconds
+    naive = statistics.mean(naive_calls(gold[: args.naive]))
     with tempfile.TemporaryDirectory() as tmp:
-        measured = job(gold, Path(tmp))
-        records = [json.loads(line) for line in measured["out"].read_text().splitlines()]
-    result, wall = measured["result"], measured["wall"]
-    job_rate = result.completion_tokens / wall
-    scores = evaluate(gold, records).table()
+        measured = job(gold, Path(tmp), args.strategy)
+    result, records = measured["result"], measured["records"]
+    per_abstract = measured["wall"] / len(gold)
+    counts = abstract_tokens(gold)
+    overhead = [r["prompt_tokens"] / r["attempts"] - counts[r["id"]] for r in records]
 
-    print(f"model: {EMBEDDED.file_name} ({EMBEDDED.licence}), {os.cpu_count()} cores")
-    print(
-        f"raw llama-cpp-python: {raw_tokens} tokens in {raw_seconds:.1f}s "
-        f"= {raw_rate:.1f} tok/s ({args.raw} abstracts, {raw_seconds / args.raw:.1f}s each)"
-    )
-    print(
-        f"job: {len(gold)} abstracts in {wall:.1f}s = {60 * len(gold) / wall:.2f} abstracts/min, "
-        f"{job_rate:.1f} tok/s generated ({result.requests} requests)"
-    )
+    print(f"model: {EMBEDDED.file_name} ({EMBEDDED.licence}), {os.cpu_count()} cores, "
+          f"strategy {args.strategy}")  # fmt: skip
+    print(f"naive call: {naive:.1f} s/abstract (mean of {args.naive}; 160 tokens at most)")
+    print(f"job: {len(gold)} abstracts in {measured['wall']:.1f}s = {per_abstract:.1f} s/abstract, "
+          f"{60 / per_abstract:.1f}/min ({result.requests} requests)")  # fmt: skip
+    print(f"ratio job/naive per abstract: {per_abstract / naive:.2f} (goal <= 1.5)")
     first = measured["first"]
-    print(
-        f"time to first record (server start included): "
-        f"{'none' if first is None else f'{first:.1f}s'}"
-    )
-    print(f"ratio job/raw generated tok/s: {job_rate / raw_rate:.2f}")
-    print(
-        f"valid records: {result.done}/{len(gold)} = {result.done / len(gold):.2f}; "
-        f"failures: {result.failures or 'none'}"
-    )
-    for name, value in scores.items():
-        print(f"  {name}: {'n/a' if value is None else f'{value:.2f}'}")
+    print(f"time to first record (server start included): "
+          f"{'none' if first is None else f'{first:.1f}s'} (goal <= 60s)")  # fmt: skip
+    if overhead:
+        mean = statistics.mean(overhead)
+        print(f"prompt tokens beyond the abstract, per request: mean {mean:.0f}, "
+              f"max {max(overhead):.0f} (goal <= 250)")  # fmt: skip
+    print(f"failures: {result.failures or 'none'}")
+    model_scores = quality(gold, records)
+    alone = quality(gold, candidates_only(gold))
+    print(f"{'':22} {'job':>6} {'figures alone':>14}")
+    print(f"{'records':22} {len(records):>6} {len(gold):>14}")
+    for name in ("invented", "gain_precision", "gain_recall", "no_claim_accuracy",
+                 "problem_rouge_l", "method_rouge_l", "result_rouge_l"):  # fmt: skip
+        values = [model_scores.get(name), alone.get(name)]
+        cells = ["n/a" if v is None else (f"{v}" if isinstance(v, int) else f"{v:.2f}")
+                 for v in values]  # fmt: skip
+        print(f"{name:22} {cells[0]:>6} {cells[1]:>14}")
 
 
 if __name__ == "__main__":

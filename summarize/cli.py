@@ -118,7 +118,15 @@ def cli() -> None:
 )
 @click.option("--max-reasks", type=int, help="Re-asks of an invalid answer per abstract.")
 @click.option(
-    "--prompt", type=click.Path(path_type=Path), help="Prompt file [default: prompts/summarize.md]."
+    "--prompt",
+    type=click.Path(path_type=Path),
+    help="Prompt file [default: the bundled prompt of the strategy].",
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(["abstractive", "extractive"]),
+    help="abstractive: the model writes the summary; extractive: it picks sentences and "
+    "figures [default: extractive for a local model, abstractive for an endpoint].",
 )
 def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
     """Summarise every unique abstract in INPUTS (.txt listings, .jsonl, .csv, or - for stdin)."""
@@ -133,7 +141,8 @@ def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
             sys.exit(0)
         display = ProgressDisplay(enabled=sys.stderr.isatty())
         with display:
-            result = run(settings, on_start=display.start, on_outcome=display.advance)
+            result = run(settings, on_start=display.start, on_outcome=display.advance,
+                         on_loading=display.loading)  # fmt: skip
     _report(result, settings.output)
     sys.exit(result.exit_code)
 

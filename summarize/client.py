@@ -30,17 +30,20 @@ from instructor.core.hooks import Hooks
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, RetryCallState, wait_random_exponential
 
-from .errors import ConfigError, ErrorType, SummaryError
+from .errors import ConfigError, ErrorType, ProviderError, SummaryError
 from .items import Item
 from .prompt import Prompt
 from .ratelimit import RateLimiter
-from .schema import Summary, grounded_in, summary_model_for
+from .schema import Summary, grounded_in
 from .settings import EndpointSettings
+from .strategy import question
 from .tokens import TokenEstimator, schema_chars
 
 # instructor logs every failed attempt at ERROR; the run reports outcomes itself.
 logging.getLogger("instructor").setLevel(logging.CRITICAL)
 
+# How long a run keeps trying an endpoint that has never answered, before it stops.
+UNREACHABLE_AFTER_S = 15.0
 _FATAL_STATUS = {401: "rejected the API key", 403: "refused access", 404: "has no such model"}
 
 
@@ -83,6 +86,7 @@ class _CallLog:
     responses: int = field(default=0)
     service_s: float = 0.0
     sent: int = 0
+    rejected: str | None = None  # the last answer that failed validation
 
     def on_response(self, response: Any) -> None:
         self.last_response = response
@@ -145,6 +149,8 @@ class OpenAISummarizer:
             instructor.patch(create=self._send, mode=instructor.Mode.TOOLS),
         )
         self.model_name = endpoint.model_label or endpoint.model
+        self._reached = False  # has any request of this run got an HTTP answer?
+        self._unreachable_since: float | None = None
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
@@ -156,24 +162,30 @@ class OpenAISummarizer:
         _current_log.set(log)
         hooks = Hooks()
         hooks.on("completion:response", log.on_response)
-        response_model = (
-            summary_model_for(item.abstract) if self._endpoint.constrain_quotes else _SUMMARY
-        )
+        asked = question(self._prompt, item, constrain_quotes=self._endpoint.constrain_quotes)
+        response_model = _SUMMARY if asked.answer_model is Summary else asked.answer_model
         try:
             with grounded_in(abstract=item.abstract, title=item.title):
-                summary = await self._create(
+                answer = await self._create(
                     response_model=response_model,
-                    messages=[
-                        *self._prompt.messages(title=item.title, abstract=item.abstract),
-                        *self._repairs.get(item.id, ()),
-                    ],
+                    messages=[*asked.messages, *self._repairs.get(item.id, ())],
                     model=self._endpoint.model,
                     max_retries=self._retrying(log),
                     hooks=hooks,
                     **self._sampling(),
                 )
+                summary = asked.finish(answer)
         except (InstructorRetryException, IncompleteOutputException) as exc:
             raise self._translate(exc, log) from None
+        except ValidationError as exc:
+            raise SummaryError(
+                error_line(exc),
+                error_type=ErrorType.VALIDATION,
+                attempts=log.attempts,
+                raw_output=_raw_output(log.last_response),
+                prompt_tokens=log.prompt_tokens,
+                completion_tokens=log.completion_tokens,
+            ) from None
         return Completion(
             summary=summary,
             prompt_tokens=log.prompt_tokens,
@@ -203,8 +215,13 @@ class OpenAISummarizer:
         try:
             raw = await self._client.chat.completions.with_raw_response.create(**request)
         except openai.APIStatusError as exc:
+            self._reached = True
             self._limiter.observe(exc.response.headers)
             raise
+        except openai.APIConnectionError as exc:
+            self._check_reachable(exc)
+            raise
+        self._reached = True
         log.service_s = time.perf_counter() - started
         self._limiter.observe(raw.headers)
         response = raw.parse()
@@ -215,6 +232,26 @@ class OpenAISummarizer:
                                   completion=usage.completion_tokens or 0)  # fmt: skip
         self._limiter.succeeded()
         return response
+
+    def _check_reachable(self, exc: openai.APIConnectionError) -> None:
+        """Stop the run when the endpoint has never answered and still does not.
+
+        A dead or mistyped URL would otherwise be retried for every abstract, all night.
+        """
+        if self._reached:
+            return
+        now = time.monotonic()
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+        if now - self._unreachable_since >= UNREACHABLE_AFTER_S:
+            raise self._unreachable(exc)
+
+    def _unreachable(self, exc: BaseException) -> ProviderError:
+        where = self._endpoint.base_url or "the OpenAI API"
+        return ProviderError(
+            f"{where} cannot be reached ({error_line(exc)}); no request of this run was "
+            "answered, so it stops here: check --base-url / OPENAI_BASE_URL and run again"
+        )
 
     def _retrying(self, log: _CallLog) -> AsyncRetrying:
         endpoint = self._endpoint
@@ -227,7 +264,11 @@ class OpenAISummarizer:
                 return log.transient_failures <= endpoint.max_retries
             if kind in {"invalid", "truncated"}:
                 log.invalid_answers += 1
-                return log.invalid_answers <= endpoint.max_reasks
+                # A model that gives the rejected answer again will give it every time.
+                answer = _raw_output(log.last_response)
+                repeated = answer is not None and answer == log.rejected
+                log.rejected = answer
+                return log.invalid_answers <= endpoint.max_reasks and not repeated
             return False
 
         backoff = wait_random_exponential(multiplier=0.5, max=endpoint.max_backoff)
@@ -252,6 +293,10 @@ class OpenAISummarizer:
     def _translate(self, exc: Exception, log: _CallLog) -> Exception:
         cause = exc.__cause__ if isinstance(exc, InstructorRetryException) else exc
         cause = cause or exc
+        if isinstance(cause, ProviderError):
+            return cause
+        if isinstance(cause, openai.APIConnectionError) and not self._reached:
+            return self._unreachable(cause)
         if isinstance(cause, openai.APIStatusError) and cause.status_code in _FATAL_STATUS:
             where = self._endpoint.base_url or "the OpenAI API"
             return ConfigError(

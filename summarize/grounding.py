@@ -20,6 +20,15 @@ _BRACES_AND_MATH = re.compile(r"[{}$]")
 # A number: optional sign, digits with optional thousands separators, optional decimals.
 _NUMBER = re.compile(r"(?<![\w.])[-+\u2212]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|(?<![\w\d])\.\d+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'“])")
+# Words whose period ends an abbreviation, not a sentence: "BERT vs. GPT-2", "Child et
+# al. (2019)", "e.g. U.S. patents", "Fig. 3". Compared case-folded, without the period.
+# Not "etc", "sec" or "ms": they end sentences ("in 5 ms. We ...") as often as not.
+ABBREVIATIONS = frozenset(
+    {"e.g", "i.e", "vs", "cf", "al", "fig", "figs", "eq", "eqs", "tab", "ref", "refs",
+     "vol", "approx", "resp", "w.r.t", "incl", "ca", "dr", "prof", "mr", "jr", "u.s",
+     "u.k", "e.u", "ph.d", "viz", "pp", "sect"}
+)  # fmt: skip
+_LAST_WORD = re.compile(r"(?:^|[\s(\[])([A-Za-z][A-Za-z.]*)\.$")
 _WORDS = re.compile(r"\w+")
 
 # Spelled-out LaTeX that stands for a symbol a model would write.
@@ -75,8 +84,27 @@ def unsupported_numbers(text: str, source: str) -> set[float]:
 
 
 def sentences(text: str) -> list[str]:
-    """Split an abstract into sentences, each kept verbatim (only stripped)."""
-    return [part.strip() for part in _SENTENCE_END.split(text.strip()) if part.strip()]
+    """Split an abstract into sentences, each kept verbatim (only stripped).
+
+    A period after a listed abbreviation ("vs.", "e.g.", "et al.", "U.S.") does not end
+    a sentence; one after a lone capital does ("We call it method X. It ...").
+    """
+    merged: list[str] = []
+    for part in _SENTENCE_END.split(text.strip()):
+        if not part.strip():
+            continue
+        if merged and _ends_in_abbreviation(merged[-1]):
+            merged[-1] = f"{merged[-1]} {part.strip()}"
+        else:
+            merged.append(part.strip())
+    return merged
+
+
+def _ends_in_abbreviation(sentence: str) -> bool:
+    match = _LAST_WORD.search(sentence)
+    if match is None:
+        return False
+    return match.group(1).casefold() in ABBREVIATIONS
 
 
 def word_overlap(a: str, b: str) -> float:

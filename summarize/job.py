@@ -26,12 +26,13 @@ from .items import Item, index_items, stream_items
 from .local import EmbeddedServer, ModelFile, embedded_model, model_file
 from .manifest import manifest, manifest_path_for, write_manifest
 from .output import Output, fingerprint, peek_records
-from .prompt import DEFAULT_PROMPT, Prompt, load_prompt
+from .prompt import PROMPT_FOR, Prompt, load_prompt
 from .ratelimit import RateLimiter
 from .readers import Inputs
 from .runner import OnOutcome, RunResult, Spending, summarize_items
 from .schema import SCHEMA_VERSION, Summary
 from .settings import EndpointSettings, RunSettings, wants_local
+from .strategy import question
 from .tokens import TokenEstimator, schema_chars
 
 LOCAL_CONCURRENCY = 1  # llama.cpp's server computes one request at a time
@@ -69,6 +70,22 @@ def pending_ids(
     pending = [item_id for item_id in (i.id for i in index.values()) if force or not done(item_id)]
     skipped = len(index) - len(pending)
     return (pending if limit is None else pending[:limit]), skipped
+
+
+def choose_prompt(settings: RunSettings, *, local: bool) -> Prompt:
+    """`--prompt FILE`, or the bundled prompt of `--strategy`, or of the model's kind:
+    extractive for a local GGUF (small models pick better than they write),
+    abstractive for an endpoint."""
+    if settings.prompt is not None:
+        prompt = load_prompt(settings.prompt)
+        if settings.strategy is not None and prompt.strategy != settings.strategy:
+            raise ConfigError(
+                f"{settings.prompt}: the prompt's strategy is {prompt.strategy}, "
+                f"not --strategy {settings.strategy}"
+            )
+        return prompt
+    strategy = settings.strategy or ("extractive" if local else "abstractive")
+    return load_prompt(PROMPT_FOR[strategy])
 
 
 def _local_model(settings: RunSettings) -> ModelFile | None:
@@ -121,6 +138,7 @@ def run(
     *,
     on_start: Callable[[int], None] | None = None,
     on_outcome: OnOutcome | None = None,
+    on_loading: Callable[[str], None] | None = None,
     summarizer: Summarizer | None = None,
     stdin: TextIO | None = None,
 ) -> RunResult:
@@ -130,7 +148,7 @@ def run(
     skipped without a request; failed ones are tried again. Pass `summarizer`
     to use your own model caller instead of an OpenAI-compatible endpoint.
     """
-    prompt = load_prompt(settings.prompt or DEFAULT_PROMPT)
+    prompt = choose_prompt(settings, local=summarizer is None and wants_local(settings))
     with closing(Inputs(settings.inputs, stdin=stdin)) as source:
         index, problems = index_inputs(source, strict=settings.strict)
         local = None if summarizer is not None else _local_model(settings)
@@ -141,15 +159,17 @@ def run(
             pending, skipped = pending_ids(index, lambda i: output.is_done(i, wanted),
                                         force=settings.force, limit=settings.limit)  # fmt: skip
             result = RunResult(unique=len(index), skipped=skipped, input_problems=problems)
-            if on_start is not None:
-                on_start(len(pending))
             if not pending:
+                if on_start is not None:
+                    on_start(0)
                 return result
+            if local is not None and on_loading is not None:
+                on_loading(local.path.name)
             items = stream_items(source.entries([]), index, wanted=set(pending))
             return _run_items(items, len(pending), settings, result, output=output,
                               prompt=prompt, local=local, summarizer=summarizer,
                               model_name=model_name, price=price,
-                              on_outcome=on_outcome)  # fmt: skip
+                              on_start=on_start, on_outcome=on_outcome)  # fmt: skip
 
 
 def _run_items(
@@ -164,12 +184,15 @@ def _run_items(
     summarizer: Summarizer | None,
     model_name: str,
     price: Price | None,
+    on_start: Callable[[int], None] | None,
     on_outcome: OnOutcome | None,
 ) -> RunResult:
     limiter = RateLimiter(settings.rpm, settings.tpm)
     concurrency = _concurrency(settings, limiter, local=local is not None)
     spending = Spending(price, SpendCap(settings.max_cost, settings.max_tokens_total))
     with _endpoint(settings, local) as endpoint:
+        if on_start is not None:
+            on_start(count)
         caller = summarizer or OpenAISummarizer(endpoint, prompt, limiter=limiter)
         try:
             work = summarize_items(
@@ -241,7 +264,7 @@ class Estimate:
 
 def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
     """Estimate tokens and cost of `run(settings)` without a request or a write."""
-    prompt = load_prompt(settings.prompt or DEFAULT_PROMPT)
+    prompt = choose_prompt(settings, local=wants_local(settings))
     local = _local_model(settings)
     model_name = _model_name(settings, local, None)
     price = _price(settings, model_name, local=local is not None)
@@ -250,13 +273,20 @@ def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
     wanted = (model_name, prompt.hash, SCHEMA_VERSION)
     estimator = TokenEstimator(settings.endpoint.max_tokens)
     tool = schema_chars({"parameters": Summary.model_json_schema()})
+
+    def tokens(item: Item) -> int:
+        asked = question(prompt, item)
+        schema = tool if asked.answer_model is Summary else schema_chars(
+            {"parameters": asked.answer_model.model_json_schema()}
+        )  # fmt: skip
+        return estimator.prompt_tokens(asked.messages, schema)
+
     with closing(Inputs(settings.inputs, stdin=stdin)) as source:
         index, _ = index_inputs(source, strict=settings.strict)
         pending, _ = pending_ids(index, lambda i: done.get(i) == wanted,
                               force=settings.force, limit=settings.limit)  # fmt: skip
         prompt_tokens = sum(
-            estimator.prompt_tokens(prompt.messages(title=i.title, abstract=i.abstract), tool)
-            for i in stream_items(source.entries([]), index, wanted=set(pending))
+            tokens(i) for i in stream_items(source.entries([]), index, wanted=set(pending))
         )
         unique = len(index)
     per_answer, basis = _completion_guess(written, settings.output, estimator)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -11,6 +13,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    SpinnerColumn,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
@@ -46,36 +49,83 @@ class _Bar:
 
 
 class ProgressDisplay(_Bar):
-    """A progress bar of abstracts; silent when stderr is not a terminal (cron, CI)."""
+    """What a run shows on stderr while it works.
 
-    def __init__(self, *, enabled: bool) -> None:
+    On a terminal: a spinner while the model loads, then a bar of abstracts. Elsewhere
+    (cron, CI): one line when the model starts loading, one when the work starts, then
+    one a minute (`every` seconds) with the counts, so a log shows the job is alive.
+    """
+
+    def __init__(self, *, enabled: bool, every: float = 60.0) -> None:
+        self._console = Console(stderr=True)
         super().__init__(
             Progress(
+                SpinnerColumn(),
                 TextColumn("[bold]summarize"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("{task.fields[failed]} failed"),
+                TextColumn("{task.description}"),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
-                console=Console(stderr=True),
+                console=self._console,
                 transient=True,
             )
             if enabled
             else None
         )
+        self._every = every
+        self._done = 0
         self._failed = 0
+        self._total = 0
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        super().__exit__(exc_type, exc, tb)
+
+    def loading(self, model: str) -> None:
+        """The model is loading: no bar yet, since nothing can finish before it answers."""
+        if self._progress is not None:
+            self._task = self._progress.add_task(f"loading model {model}…", total=None)
+        else:
+            self._line(f"loading model {model}…")
 
     def start(self, total: int) -> None:
         """Show a bar for `total` pending abstracts."""
+        self._total = total
         if self._progress is not None:
-            self._task = self._progress.add_task("run", total=total, failed=0)
+            if self._task is not None:
+                self._progress.remove_task(self._task)
+            self._task = self._progress.add_task("0 failed", total=total)
+            return
+        self._line(f"{total} abstracts to summarize")
+        if total and self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, daemon=True)
+            self._ticker.start()
 
     def advance(self, outcome: Outcome) -> None:
         """One more abstract finished, as a record or an error."""
+        self._done += 1
         if outcome.error is not None:
             self._failed += 1
         if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, advance=1, failed=self._failed)
+            self._progress.update(self._task, advance=1, description=f"{self._failed} failed")
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self._every):
+            self._line(f"{self._done}/{self._total} finished, {self._failed} failed")
+
+    def _line(self, text: str) -> None:
+        elapsed = int(time.monotonic() - self._started)
+        self._console.print(f"summarize: [{elapsed // 60}m{elapsed % 60:02d}s] {text}",
+                            highlight=False, soft_wrap=True, markup=False)  # fmt: skip
 
 
 class WaitDisplay(_Bar):

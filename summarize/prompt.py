@@ -1,9 +1,15 @@
 """Prompts are files: `prompts/NAME.md`, TOML front matter then `[system]` and `[user]`.
 
-The system part is rendered once per run and stays byte-identical for every
-request, so provider prompt caching applies; the abstract comes last, in the user
-part. Rendering fails loudly on a missing variable. Every record stores the
-prompt's version and the hash of the file that made it.
+The front matter names the prompt's `version` and its `strategy`: `abstractive`
+(the model writes the summary, `prompts/summarize.md`) or `extractive` (the model
+picks sentences and figures, `prompts/extract.md`). The strategy decides which
+model's field descriptions fill `$fields`. The system part is rendered once per run
+and stays byte-identical for every request, so provider prompt caching (and
+llama.cpp's prefix reuse) applies; the abstract comes last, in the user part.
+Rendering fails loudly on a missing variable. Every record stores the prompt's
+version, strategy and the hash of the file that made it.
+
+The bundled prompts ship inside the package as `summarize.prompts`.
 """
 
 from __future__ import annotations
@@ -12,16 +18,30 @@ import hashlib
 import re
 import tomllib
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from string import Template
-from typing import Any
+from typing import Any, get_args
+
+from pydantic import BaseModel
 
 from .errors import ConfigError
-from .schema import Summary
+from .schema import ANSWER_MODELS, Strategy
 
-PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
+
+def _bundled_prompts() -> Path:
+    """`summarize/prompts` in an installed package; the repository's `prompts/` in a checkout."""
+    installed = Path(str(files("summarize"))) / "prompts"
+    return installed if installed.is_dir() else Path(__file__).resolve().parents[1] / "prompts"
+
+
+PROMPTS = _bundled_prompts()
 DEFAULT_PROMPT = PROMPTS / "summarize.md"
+EXTRACT_PROMPT = PROMPTS / "extract.md"
 REPAIR_PROMPT = PROMPTS / "repair.md"
+# The bundled prompt of each strategy.
+PROMPT_FOR: dict[str, Path] = {"abstractive": DEFAULT_PROMPT, "extractive": EXTRACT_PROMPT}
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
 _FRONT_MATTER = re.compile(r"\A\+\+\+\n(?P<meta>.*?)\n\+\+\+\n", re.DOTALL)
 _SECTION = re.compile(r"^\[(system|user)\]\n", re.MULTILINE)
 
@@ -35,17 +55,22 @@ class Prompt:
     hash: str
     system: str
     user_template: Template
+    strategy: Strategy = "abstractive"
 
-    def messages(self, *, title: str, abstract: str) -> list[dict[str, str]]:
-        """The chat messages for one abstract: fixed system part first, abstract last."""
+    def messages(self, **values: str) -> list[dict[str, str]]:
+        """The chat messages for one abstract: fixed system part first, abstract last.
+
+        `values` fill the user template: `title` and `abstract` for an abstractive
+        prompt, `sentences` and `figures` for an extractive one.
+        """
         try:
-            user = self.user_template.substitute(title=title, abstract=abstract)
+            user = self.user_template.substitute(values)
         except (KeyError, ValueError) as exc:
             raise ConfigError(f"{self.path}: user template needs {exc}") from exc
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
 
 
-def field_instructions(model: type[Summary] = Summary) -> str:
+def field_instructions(model: type[BaseModel] = ANSWER_MODELS["abstractive"]) -> str:
     """One line per field of the answer, from the models' descriptions."""
     schema = model.model_json_schema()
     lines: list[str] = []
@@ -76,8 +101,14 @@ def _resolve(root: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
 def load_prompt(path: Path = DEFAULT_PROMPT) -> Prompt:
     """Read, check and pre-render a prompt file."""
     raw, meta, sections = _parse(path, {"system", "user"})
+    strategy = meta.get("strategy", "abstractive")
+    if strategy not in STRATEGIES:
+        raise ConfigError(
+            f"{path}: strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}"
+        )
+    fields = field_instructions(ANSWER_MODELS[strategy])
     try:
-        system = Template(sections["system"]).substitute(fields=field_instructions()).strip()
+        system = Template(sections["system"]).substitute(fields=fields).strip()
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"{path}: system template has unknown variable {exc}") from exc
     return Prompt(
@@ -86,6 +117,7 @@ def load_prompt(path: Path = DEFAULT_PROMPT) -> Prompt:
         hash=hashlib.sha256(raw).hexdigest()[:12],
         system=system,
         user_template=Template(sections["user"].strip()),
+        strategy=strategy,
     )
 
 

@@ -16,8 +16,9 @@ from typing import Any
 import jsonlines
 from pydantic import ValidationError
 
+from . import grounding
 from .errors import InputError
-from .schema import Record, Summary
+from .schema import ClaimedGain, Record, Summary
 
 SUMMARY_FIELDS = tuple(Summary.model_fields)
 REQUIRED = frozenset({"id", "abstract", *SUMMARY_FIELDS})
@@ -105,10 +106,22 @@ def check_record(record: dict[str, Any]) -> list[str]:
         context = {}
     try:
         Record.model_validate(record, context=context)
+        if record.get("strategy") == "extractive":
+            return _extracted(record, context)
         Summary.model_validate({k: record[k] for k in SUMMARY_FIELDS}, context=context)
     except ValidationError as exc:
         return [_message(error) for error in exc.errors(include_url=False)]
     return []
+
+
+def _extracted(record: dict[str, Any], context: dict[str, Any]) -> list[str]:
+    """An extractive record's sentences are the abstract's own; its gains as any other."""
+    ClaimedGain.model_validate(record["claimed_gain"], context=context)
+    return [
+        f"{name}: not a sentence of the abstract"
+        for name in ("problem", "method", "result")
+        if not grounding.contains_quote(record["abstract"], record[name])
+    ]
 
 
 def _message(error: Any) -> str:

@@ -113,6 +113,7 @@ def make_record(
         latency_s=round(latency, 3),
         created_at=_now(),
         sources=[str(source) for source in item.sources],
+        strategy=prompt.strategy,
     )
 
 
@@ -134,6 +135,7 @@ def make_error(item: Item, error: SummaryError, *, model: str, prompt: Prompt) -
         attempts=error.attempts,
         created_at=_now(),
         sources=[str(source) for source in item.sources],
+        strategy=prompt.strategy,
     )
 
 

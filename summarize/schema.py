@@ -12,7 +12,7 @@ checked.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Literal
@@ -26,11 +26,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from . import grounding
 from .errors import ErrorType
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 SENTENCE_MAX = 200
 # llama.cpp's grammar builder gives up on string caps much above this.
 QUOTE_MAX = 600
@@ -224,20 +225,54 @@ def summary_model_for(abstract: str) -> type[Summary]:
     )
 
 
-class Provenance(BaseModel):
-    """What made a line: model, prompt, schema, cost and timing."""
+class Extraction(BaseModel):
+    """What the extractive strategy asks for: numbers of sentences, letters of figures.
 
-    model: str
-    prompt_version: str
-    prompt_hash: str
-    schema_version: str = SCHEMA_VERSION
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    attempts: int = 1
-    latency_s: float = 0.0
-    created_at: str
-    sources: list[str]
+    The abstract is shown as numbered sentences followed by its candidate figures
+    (`figures.figures`), each with a letter. `extraction_model_for` narrows every
+    field to the choices this abstract has, so a constrained decoder can only
+    answer with sentences and figures that are really there.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    problem: int = Field(description="the sentence that states the problem addressed.")
+    method: int = Field(description="the sentence that states what the authors do.")
+    result: int = Field(description="the sentence that states the main result.")
+    gains: list[str] = Field(
+        default_factory=list,
+        description=(
+            "the figures that measure an improvement over a baseline or prior work "
+            '("2x faster", "40% less memory"); never a size, count or plain score. '
+            "Empty if none."
+        ),
+        max_length=4,
+    )
+
+
+def extraction_model_for(
+    choices: Mapping[str, Sequence[int]], letters: list[str]
+) -> type[Extraction]:
+    """`Extraction` with enums of the sentence numbers each field may take (`choices`, by
+    field name) and of this abstract's figure letters."""
+    fields: dict[str, Any] = {
+        name: (Literal[tuple(choices[name])], Extraction.model_fields[name])
+        for name in ("problem", "method", "result")
+    }
+    if letters:
+        letter = Literal[tuple(letters)]  # type: ignore[valid-type]
+        described = Field(description=Extraction.model_fields["gains"].description, max_length=4)
+        fields["gains"] = (list[letter], described)  # type: ignore[valid-type]
+    else:
+        # No figure, no gain: the property is left out rather than offered empty.
+        fields["gains"] = (SkipJsonSchema[list[str]], Field(default_factory=list, max_length=0))
+    model: type[Extraction] = create_model("Extraction", __base__=Extraction, **fields)
+    return model
+
+
+Strategy = Literal["abstractive", "extractive"]
+# What each strategy asks the model for: its fields' descriptions feed the prompt.
+ANSWER_MODELS: dict[str, type[BaseModel]] = {"abstractive": Summary, "extractive": Extraction}
 
 
 class Record(BaseModel):
@@ -263,6 +298,13 @@ class Record(BaseModel):
     latency_s: float
     created_at: str
     sources: list[str]
+    strategy: Strategy = Field(
+        default="abstractive",
+        description=(
+            "How the summary was made: `abstractive`, problem, method and result written by "
+            "the model; `extractive`, each of them a sentence of the abstract, verbatim."
+        ),
+    )
     batch_id: str | None = Field(
         default=None, description="The provider's batch that answered; null for a live answer."
     )
@@ -288,6 +330,7 @@ class ErrorRecord(BaseModel):
     attempts: int
     created_at: str
     sources: list[str]
+    strategy: Strategy = "abstractive"
     batch_id: str | None = None
 
 

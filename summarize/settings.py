@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from .errors import ConfigError
+from .schema import Strategy
 
 DEFAULT_OUTPUT = Path("outputs/summaries.jsonl")
 DEFAULT_REMOTE_MODEL = "gpt-4o-mini"
@@ -68,13 +69,15 @@ class RunSettings(BaseModel):
     force: bool = False
     strict: bool = False
     prompt: Path | None = None
+    # None: the bundled prompt that suits the model (extractive for a local GGUF).
+    strategy: Strategy | None = None
 
 
 # Keys a config file may set, and the settings section they belong to.
 _ENDPOINT_KEYS = set(EndpointSettings.model_fields) - {"api_key", "model_label"}
 _RUN_KEYS = {
     "output", "concurrency", "rpm", "tpm", "max_cost", "max_tokens_total", "prices",
-    "limit", "strict", "prompt", "local", "model_file",
+    "limit", "strict", "prompt", "local", "model_file", "strategy",
 }  # fmt: skip
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from summarize.errors import ErrorType
+from summarize.evaluate import evaluate
 from summarize.local import EMBEDDED, embedded_model
+from summarize.review import validate_file
 from summarize.schema import ErrorRecord, Record
 from tests.conftest import PAPERS, read_jsonl
 
@@ -19,36 +20,58 @@ GOLD = Path(__file__).parent / "data" / "gold.jsonl"
 SAMPLE = 3
 
 
-def shared_input() -> str:
-    """A real listing page when the shared data is here; else the gold set (same abstracts)."""
-    listings = sorted(PAPERS.glob("*.txt")) if PAPERS.is_dir() else []
-    return str(listings[0]) if listings else str(GOLD)
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`summarize ARGS` as a user runs it: no key and no endpoint, so the embedded model."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    return subprocess.run(
+        [sys.executable, "-m", "summarize", *args],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=1800, check=False,
+    )  # fmt: skip
 
 
 @pytest.mark.embedded
-def test_embedded_model_turns_shared_abstracts_into_records_or_reasoned_errors(
+def test_the_readmes_first_command_makes_grounded_records_on_the_shared_pages(
     tmp_path: Path,
 ) -> None:
-    out = tmp_path / "out.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "summarize", "run", shared_input(), "--limit", str(SAMPLE),
-         "-o", str(out)],
-        env=env, capture_output=True, text=True, timeout=1800, check=False,
-    )  # fmt: skip
-    assert done.returncode in (0, 1), done.stderr
+    listings = sorted(str(p) for p in PAPERS.glob("*.txt")) if PAPERS.is_dir() else []
+    if not listings:
+        pytest.skip(f"no shared papers at {PAPERS}")
+    done = run_cli("run", *listings, "--limit", str(SAMPLE), cwd=tmp_path)
+    out = tmp_path / "outputs" / "summaries.jsonl"
     records = [Record.model_validate(r) for r in read_jsonl(out)]
-    errors = [ErrorRecord.model_validate(e) for e in read_jsonl(tmp_path / "out.errors.jsonl")]
+    error_lines = read_jsonl(out.with_name("summaries.errors.jsonl"))
+    errors = [ErrorRecord.model_validate(e) for e in error_lines]
     assert len(records) + len(errors) == SAMPLE
-    assert len({r.id for r in records} | {e.id for e in errors}) == SAMPLE
+    assert len(records) >= SAMPLE - 1, errors  # at least 2 of 3 records, not errors
+    assert done.returncode == (0 if not errors else 1), done.stderr
+    assert f"{len(records)} done" in done.stdout
+    assert "loading model" in done.stderr
     for record in records:
         assert record.model.startswith(EMBEDDED.file_name)
         assert record.model.split("sha256:")[1] == EMBEDDED.sha256[:12]
-        assert record.completion_tokens > 0
-    for error in errors:
-        assert error.error_type in set(ErrorType)
-        assert error.message
-    assert f"{len(records)} done" in done.stdout
+        assert record.strategy == "extractive" and record.completion_tokens > 0
+    assert validate_file(out) == []  # sentences of the abstract, gains grounded
+
+
+@pytest.mark.embedded
+def test_the_embedded_model_tells_claimed_gains_from_none_on_gold_abstracts(
+    tmp_path: Path,
+) -> None:
+    gold = [json.loads(line) for line in GOLD.read_text(encoding="utf-8").splitlines()]
+    with_gains = [g for g in gold if g["claimed_gain"]["gains"]][:3]
+    without = [g for g in gold if not g["claimed_gain"]["gains"]][:3]
+    sample = with_gains + without
+    papers = tmp_path / "gold.jsonl"
+    papers.write_text("".join(json.dumps({"title": g["title"], "abstract": g["abstract"]})
+                              + "\n" for g in sample))  # fmt: skip
+    done = run_cli("run", str(papers), "-o", "out.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    records = read_jsonl(tmp_path / "out.jsonl")
+    scores = evaluate(sample, records, embeddings=False)
+    assert scores.matched == len(sample)
+    assert scores.faithful == len(sample)  # no invented number
+    assert scores.none_correct >= 4  # claims a gain where gold does, none where not
+    assert scores.gain_tp >= 2
 
 
 @pytest.mark.embedded
@@ -59,11 +82,8 @@ def test_embedded_server_survives_latex_quotes_in_the_request_schema(tmp_path: P
     papers = tmp_path / "p.jsonl"
     papers.write_text(json.dumps({"title": paper["title"], "abstract": paper["abstract"]}) + "\n")
     out = tmp_path / "out.jsonl"
-    done = subprocess.run(
-        [sys.executable, "-m", "summarize", "run", str(papers), "-o", str(out),
-         "--max-reasks", "0"],
-        capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
+    done = run_cli("run", str(papers), "-o", str(out), "--max-reasks", "0",
+                   "--strategy", "abstractive", cwd=tmp_path)  # fmt: skip
     assert done.returncode in (0, 1), done.stderr
     errors = read_jsonl(tmp_path / "out.errors.jsonl")
     assert [e["error_type"] for e in errors] in ([], ["validation"], ["truncated"]), errors

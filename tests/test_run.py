@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -355,3 +356,38 @@ def test_undecodable_stdin_is_one_line_naming_it(server: FakeOpenAI, tmp_path: P
     assert result.exit_code == 2
     assert result.output.startswith("summarize: error: -")
     assert server.stats.requests == 0
+
+
+def dead_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_an_endpoint_that_never_answers_stops_the_run_with_one_line_and_no_error_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("summarize.client.UNREACHABLE_AFTER_S", 1.0)
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(200))
+    url = f"http://127.0.0.1:{dead_port()}/v1"
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(
+        cli, ["run", str(papers), "-o", str(out), "--base-url", url],
+        env={"OPENAI_API_KEY": FAKE_KEY}, catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 3, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("summarize: error")]
+    assert len(errors) == 1 and f"{url} cannot be reached" in errors[0]
+    assert read_jsonl(out) == [] and read_jsonl(tmp_path / "out.errors.jsonl") == []
+
+
+def test_an_endpoint_that_answered_once_is_retried_as_usual_when_it_drops(
+    server: FakeOpenAI, papers: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("summarize.client.UNREACHABLE_AFTER_S", 0.0)
+    server.enqueue("ok", "drop", "drop")
+    out = tmp_path / "out.jsonl"
+    result = summarize_cli(server, str(papers), "-o", str(out), "--concurrency", "1")
+    assert result.exit_code == 0, result.output
+    assert len(read_jsonl(out)) == 3

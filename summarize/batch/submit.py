@@ -7,7 +7,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..items import Entry, Item, stream_items
 from ..job import index_inputs, pending_ids
 from ..output import Output
@@ -59,6 +59,11 @@ def submit(
     """
     endpoint = remote_endpoint(settings)
     prompt = load_prompt(settings.prompt or DEFAULT_PROMPT)
+    if prompt.strategy != "abstractive" or settings.strategy not in {None, "abstractive"}:
+        raise ConfigError(
+            f"{prompt.path}: batch mode asks abstractively; the extractive strategy "
+            "is for live runs (summarize run)"
+        )
     model = endpoint.model_label or endpoint.model
     states = StateDir(settings.output)
     with closing(Inputs(settings.inputs, stdin=stdin)) as source, Output(settings.output) as output:

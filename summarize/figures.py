@@ -1,0 +1,67 @@
+"""Figures: the numbers of an abstract that could state a gain, found before any model call.
+
+A gain is an improvement stated with a figure, and most are written the same few
+ways: a relative unit (`50%`, `3.3x`, `40 times`, `5-fold`) or a difference after
+"by" (`by 0.4/0.6 BLEU`). The extractive strategy offers only these figures to a
+small model, which then chooses among them: what it may pick is in the abstract by
+construction. Work on text normalised by `grounding.plain_text`, so `50\\%` and
+`40times` read as `50%` and `40x`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from . import grounding
+
+MAX_FIGURES = 26  # one letter each
+_NUM = r"\d+(?:,\d{3})*(?:\.\d+)?"
+_RELATIVE = re.compile(
+    rf"(?<![\w.,/-])({_NUM}(?:\s*(?:-|to|/)\s*{_NUM})?\s*(?:%|x\b|\u00d7|times\b|-fold\b|\s?fold\b))"
+)
+_DIFFERENCE = re.compile(
+    rf"\b(?:by|gain of|improvement of|increase of|reduction of|speedup of)\s+"
+    rf"(?:up to\s+|over\s+|almost\s+|nearly\s+|about\s+|around\s+)?"
+    rf"({_NUM}(?:/{_NUM})?(?:\s+[A-Z][A-Za-z]*)?)"
+)
+_CONTEXT_WORDS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """A figure as the abstract writes it (plain text), in sentence `sentence` (1-based)."""
+
+    sentence: int
+    text: str
+    label: str
+
+
+def figures(sentences: list[str], *, max_quote: int) -> list[Figure]:
+    """The candidate gain figures of `sentences`, in reading order, at most one per text."""
+    found: list[Figure] = []
+    for number, sentence in enumerate(sentences, 1):
+        if len(sentence) > max_quote:
+            continue  # a gain's quote is the whole sentence: too long to be one
+        plain = grounding.plain_text(sentence)
+        seen: list[str] = []
+        for pattern in (_RELATIVE, _DIFFERENCE):
+            for match in pattern.finditer(plain):
+                text = match.group(1).strip()
+                if any(text in other for other in seen) or len(found) == MAX_FIGURES:
+                    continue
+                seen.append(text)
+                found.append(Figure(number, text, chr(ord("A") + len(found))))
+    return found
+
+
+def context(sentence: str, text: str, *, limit: int = 120) -> str:
+    """The figure with the words around it in its sentence: what it measures, verbatim."""
+    plain = grounding.plain_text(sentence)
+    start = plain.find(text)
+    if start < 0:
+        return text
+    before = plain[:start].split()[-_CONTEXT_WORDS:]
+    after = plain[start + len(text) :].split()[:_CONTEXT_WORDS]
+    words = " ".join([*before, text, *after]).strip(" ,;:.")
+    return words if len(words) <= limit else text

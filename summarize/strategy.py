@@ -1,0 +1,133 @@
+"""Strategies: how one abstract is put to a model, and how its answer becomes a `Summary`.
+
+- `abstractive` (`prompts/summarize.md`): the model writes problem, method and
+  result in its own words and quotes the sentence of each gain. The answer is a
+  `Summary`. For capable models, remote or local.
+- `extractive` (`prompts/extract.md`): the abstract is shown as numbered sentences
+  followed by its candidate figures (`figures.figures`), each with a letter. The
+  model answers with numbers and letters (`Extraction`), and the summary is made of
+  the sentences and figures it chose, verbatim: grounded by construction, a few
+  dozen generated tokens. For small local models, which copy and cut sentences when
+  asked to write them.
+
+The prompt file names its strategy; a run picks the prompt (see `job.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from . import figures, grounding
+from .figures import Figure
+from .items import Item
+from .prompt import Prompt
+from .schema import (
+    QUOTE_MAX,
+    ClaimedGain,
+    Extraction,
+    Summary,
+    extraction_model_for,
+    summary_model_for,
+)
+
+Finish = Callable[[Any], Summary]
+# Figures offered at most: each costs prompt tokens, and a gain list holds four.
+MAX_FIGURES = 10
+_AUTHORS = re.compile(r"\b(?:we|our|this (?:paper|work|study|article|survey))\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """One abstract as a strategy asks about it: the messages, the answer's model, and how
+    a validated answer becomes a `Summary`."""
+
+    messages: list[dict[str, str]]
+    answer_model: type[BaseModel]
+    finish: Finish
+
+
+def question(prompt: Prompt, item: Item, *, constrain_quotes: bool = False) -> Question:
+    """How `prompt`'s strategy asks about `item`."""
+    if prompt.strategy == "extractive":
+        return _extractive(prompt, item)
+    model = summary_model_for(item.abstract) if constrain_quotes else Summary
+    messages = prompt.messages(title=item.title, abstract=item.abstract)
+    return Question(messages, model, _as_summary)
+
+
+def _as_summary(answer: Any) -> Summary:
+    summary: Summary = answer
+    return summary
+
+
+def _extractive(prompt: Prompt, item: Item) -> Question:
+    sentences = [" ".join(s.split()) for s in grounding.sentences(item.abstract)]
+    found = figures.figures(sentences, max_quote=QUOTE_MAX)[:MAX_FIGURES]
+    numbered = "\n".join(f"{number}. {text}" for number, text in enumerate(sentences, 1))
+    listed = "".join(f"\n{f.label}: {f.text} in {f.sentence}" for f in found)
+    messages = prompt.messages(
+        title=item.title,
+        abstract=item.abstract,
+        sentences=numbered,
+        figures=f"\n\nFigures:{listed}" if found else "",
+    )
+    model = extraction_model_for(sentence_choices(sentences), [f.label for f in found])
+
+    def finish(answer: Any) -> Summary:
+        return from_extraction(answer, sentences, found, abstract=item.abstract)
+
+    return Question(messages, model, finish)
+
+
+def sentence_choices(sentences: list[str]) -> dict[str, list[int]]:
+    """The sentences each field may be, by where abstracts put them.
+
+    Abstracts run background, then what the authors do ("we propose", "this paper"),
+    then results. The method is a sentence in the authors' voice, the problem comes
+    before the first of them and the result after it; without such a sentence, any.
+    A small model chooses far better among a few than among all.
+    """
+    every = list(range(1, len(sentences) + 1))
+    own = [n for n in every if _AUTHORS.search(sentences[n - 1])]
+    if not own:
+        return {"problem": every, "method": every, "result": every}
+    first = own[0]
+    return {
+        "problem": every[: first - 1] or [first],
+        "method": own,
+        "result": every[first:] or [first],
+    }
+
+
+def from_extraction(
+    answer: Extraction, sentences: list[str], found: list[Figure], *, abstract: str
+) -> Summary:
+    """The summary an extraction stands for: the chosen sentences and figures, verbatim.
+
+    A figure chosen twice counts once. The sentence caps of `Summary` are rules for
+    written sentences, so the summary is constructed, not validated; its gains are
+    validated against the abstract like any other.
+    """
+    by_label = {f.label: f for f in found}
+    gains = [
+        {
+            "quote": sentences[f.sentence - 1],
+            "metric": figures.context(sentences[f.sentence - 1], f.text),
+            "value": f.text,
+        }
+        for f in (by_label[label] for label in dict.fromkeys(answer.gains))
+    ]
+    claimed = ClaimedGain.model_validate(
+        {"gains": gains, "qualitative": None}, context={"abstract": abstract}
+    )
+    return Summary.model_construct(
+        problem=sentences[answer.problem - 1],
+        method=sentences[answer.method - 1],
+        result=sentences[answer.result - 1],
+        claimed_gain=claimed,
+    )

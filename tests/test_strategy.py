@@ -1,0 +1,233 @@
+"""How a model is asked: the extractive strategy for small local models, the abstractive one
+for capable endpoints, and records that say which made them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from pydantic import ValidationError
+
+from summarize import figures, grounding
+from summarize.cli import cli
+from summarize.errors import ConfigError
+from summarize.items import Item
+from summarize.job import choose_prompt
+from summarize.prompt import EXTRACT_PROMPT, load_prompt
+from summarize.review import validate_file
+from summarize.schema import QUOTE_MAX, Record
+from summarize.settings import RunSettings
+from summarize.strategy import question, sentence_choices
+from tests.conftest import ABSTRACTS, FAKE_KEY, read_jsonl
+from tests.fakeserver import FakeOpenAI
+
+ABSTRACT = (
+    "Training large models is costly. We introduce TinyTrain, a schedule that skips "
+    "redundant steps. TinyTrain reduces training cost by 50\\% and reaches 17.5times "
+    "higher throughput on 8 benchmarks. It was trained on 1.2M images with 7B parameters."
+)
+ITEM = Item("x", "TinyTrain", ABSTRACT)
+
+
+def extractive() -> Any:
+    return question(load_prompt(EXTRACT_PROMPT), ITEM)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "found"),
+    [
+        ("It cuts memory by 40% and is 3.3x faster.", ["40%", "3.3x"]),
+        ("Training is 5-fold faster and 40 times cheaper.", ["5-fold", "40x"]),
+        ("PN outperforms LN by 0.4/0.6 BLEU on WMT14.", ["0.4/0.6 BLEU"]),
+        ("It improves the FID by up to 72\\% on CIFAR-10.", ["72%"]),
+        ("It runs 17.5times faster.", ["17.5x"]),
+        ("It speeds decoding 2 to 10 times.", ["2 to 10x"]),
+        ("We train on 1.2M images with 7B parameters in 2024.", []),
+        ("Images of 64times64 pixels and GPT-4 outputs.", []),
+    ],
+)
+def test_candidate_figures_are_relative_changes_not_sizes_or_names(
+    sentence: str, found: list[str]
+) -> None:
+    assert [f.text for f in figures.figures([sentence], max_quote=QUOTE_MAX)] == found
+
+
+def test_extractive_question_numbers_the_sentences_and_letters_the_figures() -> None:
+    asked = extractive()
+    system, user = (m["content"] for m in asked.messages)
+    assert "\n1. Training large models is costly.\n" in user
+    assert "\n3. TinyTrain reduces training cost by 50\\%" in user
+    assert "\nA: 50% in 3\nB: 17.5x in 3" in user
+    assert ABSTRACT not in system and "`gains`: the figures that measure" in system
+    schema = asked.answer_model.model_json_schema()
+    assert schema["properties"]["gains"]["items"]["enum"] == ["A", "B"]
+
+
+def test_the_method_is_in_the_authors_voice_the_problem_before_and_the_result_after() -> None:
+    properties = extractive().answer_model.model_json_schema()["properties"]
+    assert choices(properties["problem"]) == [1]  # background, before "We introduce"
+    assert choices(properties["method"]) == [2]
+    assert choices(properties["result"]) == [3, 4]
+    plain = ["Cats purr.", "Dogs bark loudly.", "Birds sing at dawn."]
+    assert sentence_choices(plain) == {name: [1, 2, 3] for name in ("problem", "method", "result")}
+    assert sentence_choices(["In this paper we study X.", "It works."]) == {
+        "problem": [1], "method": [1], "result": [2]
+    }  # fmt: skip
+
+
+def test_the_static_part_of_the_extractive_prompt_comes_first_and_is_short() -> None:
+    other = question(load_prompt(EXTRACT_PROMPT), Item("y", "T", ABSTRACTS[0][1]))
+    assert other.messages[0] == extractive().messages[0]
+    # Overhead beyond the abstract, in characters (~4 a token): the 250-token goal.
+    overhead = sum(len(m["content"]) for m in extractive().messages) - len(ABSTRACT)
+    assert overhead < 250 * 4
+
+
+def test_an_abstract_without_figures_is_offered_no_gains_at_all() -> None:
+    asked = question(load_prompt(EXTRACT_PROMPT), Item("s", "Survey", ABSTRACTS[1][1]))
+    assert "Figures:" not in asked.messages[1]["content"]
+    assert "gains" not in asked.answer_model.model_json_schema()["properties"]
+
+
+def test_an_extraction_becomes_verbatim_sentences_and_grounded_gains() -> None:
+    asked = extractive()
+    answer = asked.answer_model.model_validate(
+        {"problem": 1, "method": 2, "result": 3, "gains": ["B", "A", "B"]}
+    )
+    summary = asked.finish(answer)
+    sentences = grounding.sentences(ABSTRACT)
+    assert (summary.problem, summary.method, summary.result) == tuple(sentences[:3])
+    assert [g.value for g in summary.claimed_gain.gains] == ["17.5x", "50%"]
+    assert all(g.quote == sentences[2] for g in summary.claimed_gain.gains)
+    metric = summary.claimed_gain.gains[1].metric
+    assert metric == "reduces training cost by 50% and reaches 17.5x higher"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"problem": 5, "method": 2, "result": 3, "gains": []},
+        {"problem": 1, "method": 2, "result": 3, "gains": ["C"]},
+        {"problem": 1, "method": 2, "result": 3, "gains": ["A", "B", "A", "B", "A"]},
+        {"problem": 1, "method": 2, "gains": []},
+    ],
+)
+def test_an_extraction_outside_the_abstracts_choices_is_rejected(answer: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        extractive().answer_model.model_validate(answer)
+
+
+def test_a_local_model_asks_extractively_and_an_endpoint_abstractively() -> None:
+    settings = RunSettings(inputs=("p.jsonl",))
+    assert choose_prompt(settings, local=True).strategy == "extractive"
+    assert choose_prompt(settings, local=False).strategy == "abstractive"
+    chosen = RunSettings(inputs=("p.jsonl",), strategy="extractive")
+    assert choose_prompt(chosen, local=False).strategy == "extractive"
+
+
+def test_a_prompt_file_that_contradicts_the_strategy_flag_is_refused(tmp_path: Path) -> None:
+    settings = RunSettings(inputs=("p.jsonl",), prompt=EXTRACT_PROMPT, strategy="abstractive")
+    with pytest.raises(ConfigError, match="strategy is extractive, not --strategy abstractive"):
+        choose_prompt(settings, local=False)
+    bad = tmp_path / "p.md"
+    bad.write_text('+++\nversion = "1"\nstrategy = "poetic"\n+++\n[system]\nx\n[user]\ny\n')
+    with pytest.raises(ConfigError, match="strategy must be one of"):
+        load_prompt(bad)
+
+
+def choices(spec: dict[str, Any]) -> list[Any]:
+    """The values a JSON Schema property allows: its enum, or its one const."""
+    return list(spec["enum"]) if "enum" in spec else [spec["const"]]
+
+
+def pick_from_the_schema(body: dict[str, Any]) -> dict[str, Any]:
+    """A model that reads its choices from the request's tool schema, as a grammar does."""
+    props = body["tools"][0]["function"]["parameters"]["properties"]
+    answer: dict[str, Any] = {
+        "problem": choices(props["problem"])[0],
+        "method": choices(props["method"])[0],
+        "result": choices(props["result"])[-1],
+    }
+    if "gains" in props:
+        answer["gains"] = props["gains"]["items"]["enum"][:1]
+    return answer
+
+
+def test_an_extractive_run_over_http_writes_records_that_name_their_strategy(
+    papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    with FakeOpenAI(responder=pick_from_the_schema) as server:
+        result = CliRunner().invoke(
+            cli,
+            ["run", str(papers), "-o", str(out), "--base-url", server.base_url,
+             "--strategy", "extractive"],
+            env={"OPENAI_API_KEY": FAKE_KEY},
+            catch_exceptions=False,
+        )  # fmt: skip
+        sent = server.requests[0]["messages"][1]["content"]
+    assert result.exit_code == 0, result.output
+    assert sent.startswith("Sentences:\n1. ")
+    records = [Record.model_validate(r) for r in read_jsonl(out)]
+    assert len(records) == 3
+    assert {r.strategy for r in records} == {"extractive"}
+    for record in records:
+        sentences = grounding.sentences(record.abstract)
+        choices = sentence_choices(sentences)
+        assert (record.problem, record.method, record.result) == (
+            sentences[choices["problem"][0] - 1],
+            sentences[choices["method"][0] - 1],
+            sentences[-1],
+        )
+    gains = {r.title: [g.value for g in r.claimed_gain.gains] for r in records}
+    assert gains == {"Fast Widgets": ["4.2%"], "A Survey of Gadgets": [], "Latex Gains": ["50%"]}
+    assert validate_file(out) == []
+
+
+def test_an_abstractive_record_says_so(papers: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    with FakeOpenAI() as server:
+        CliRunner().invoke(
+            cli, ["run", str(papers), "-o", str(out), "--base-url", server.base_url],
+            env={"OPENAI_API_KEY": FAKE_KEY}, catch_exceptions=False,
+        )  # fmt: skip
+    assert {r["strategy"] for r in read_jsonl(out)} == {"abstractive"}
+
+
+def test_validate_rejects_an_extractive_record_whose_sentence_is_not_the_abstracts(
+    papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    with FakeOpenAI(responder=pick_from_the_schema) as server:
+        CliRunner().invoke(
+            cli, ["run", str(papers), "-o", str(out), "--base-url", server.base_url,
+                  "--strategy", "extractive"],
+            env={"OPENAI_API_KEY": FAKE_KEY}, catch_exceptions=False,
+        )  # fmt: skip
+    records = read_jsonl(out)
+    records[0]["method"] = "A sentence the abstract never wrote."
+    out.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    problems = [str(p) for p in validate_file(out)]
+    assert len(problems) == 1
+    assert re.search(r":1: method: not a sentence of the abstract", problems[0])
+
+
+def test_a_reask_that_repeats_the_rejected_answer_is_not_sent_again(
+    papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    with FakeOpenAI() as server:
+        server.set_fault_rule(lambda body: "invented_number")
+        result = CliRunner().invoke(
+            cli, ["run", str(papers), "-o", str(out), "--base-url", server.base_url,
+                  "--max-reasks", "3", "--limit", "1"],
+            env={"OPENAI_API_KEY": FAKE_KEY}, catch_exceptions=False,
+        )  # fmt: skip
+        sent = len(server.requests)
+    assert result.exit_code == 1
+    assert sent == 2  # the answer, then one re-ask that got the same answer: no third
+    assert [e["attempts"] for e in read_jsonl(tmp_path / "out.errors.jsonl")] == [2]
