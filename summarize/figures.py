@@ -61,7 +61,9 @@ def context(sentence: str, text: str, *, limit: int = 120) -> str:
     start = plain.find(text)
     if start < 0:
         return text
-    before = plain[:start].split()[-_CONTEXT_WORDS:]
-    after = plain[start + len(text) :].split()[:_CONTEXT_WORDS]
-    words = " ".join([*before, text, *after]).strip(" ,;:.")
+    end = start + len(text)
+    before = [m.start() for m in re.finditer(r"\S+", plain[:start])][-_CONTEXT_WORDS:]
+    after = [m.end() for m in re.finditer(r"\S+", plain[end:])][:_CONTEXT_WORDS]
+    words = plain[before[0] if before else start : end + (after[-1] if after else 0)]
+    words = words.strip(" ,;:.")
     return words if len(words) <= limit else text

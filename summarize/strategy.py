@@ -38,6 +38,11 @@ from .schema import (
 Finish = Callable[[Any], Summary]
 # Figures offered at most: each costs prompt tokens, and a gain list holds four.
 MAX_FIGURES = 10
+_RELEASE = re.compile(
+    r"https?://|github\.com|\b(?:code|data|models?|weights)\b[^.]{0,40}"
+    r"\b(?:available|released|open-sourced?)\b",
+    re.IGNORECASE,
+)
 _AUTHORS = re.compile(r"\b(?:we|our|this (?:paper|work|study|article|survey))\b", re.IGNORECASE)
 
 
@@ -90,9 +95,11 @@ def sentence_choices(sentences: list[str]) -> dict[str, list[int]]:
     Abstracts run background, then what the authors do ("we propose", "this paper"),
     then results. The method is a sentence in the authors' voice, the problem comes
     before the first of them and the result after it; without such a sentence, any.
-    A small model chooses far better among a few than among all.
+    A sentence that announces code or a URL is none of them. A small model chooses
+    far better among a few than among all.
     """
-    every = list(range(1, len(sentences) + 1))
+    every = [n for n in range(1, len(sentences) + 1) if not _RELEASE.search(sentences[n - 1])]
+    every = every or list(range(1, len(sentences) + 1))
     own = [n for n in every if _AUTHORS.search(sentences[n - 1])]
     if not own:
         return {"problem": every, "method": every, "result": every}

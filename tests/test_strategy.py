@@ -181,7 +181,7 @@ def test_an_extractive_run_over_http_writes_records_that_name_their_strategy(
         assert (record.problem, record.method, record.result) == (
             sentences[choices["problem"][0] - 1],
             sentences[choices["method"][0] - 1],
-            sentences[-1],
+            sentences[choices["result"][-1] - 1],
         )
     gains = {r.title: [g.value for g in r.claimed_gain.gains] for r in records}
     assert gains == {"Fast Widgets": ["4.2%"], "A Survey of Gadgets": [], "Latex Gains": ["50%"]}
@@ -231,3 +231,14 @@ def test_a_reask_that_repeats_the_rejected_answer_is_not_sent_again(
     assert result.exit_code == 1
     assert sent == 2  # the answer, then one re-ask that got the same answer: no third
     assert [e["attempts"] for e in read_jsonl(tmp_path / "out.errors.jsonl")] == [2]
+
+
+def test_a_sentence_that_announces_code_is_never_a_part() -> None:
+    sentences = ["A is hard.", "We propose B.", "B wins by 3%.",
+                 "Our code is available at https://github.com/x/y."]  # fmt: skip
+    assert sentence_choices(sentences)["result"] == [3]
+
+
+def test_a_figures_metric_is_the_words_around_it_as_the_abstract_writes_them() -> None:
+    sentence = "GPT-4V reached the highest accuracy (58%) in counting nodes."
+    assert figures.context(sentence, "58%") == "the highest accuracy (58%) in counting nodes"
