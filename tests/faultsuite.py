@@ -43,6 +43,10 @@ PERSISTENT_ENDS = {
     "refusal": "refused",
 }
 TERMINAL = frozenset({"refusal"})  # a refusal is an answer: not retried
+# Faults that are an answer failing validation, the same answer each time for an abstract:
+# met twice in a row, the re-asks stop (the model repeats itself).
+REPEATABLE = frozenset({"bad_schema", "bad_json_args", "invented_number", "ungrounded_quote",
+                        "truncated"})  # fmt: skip
 
 
 @dataclass
@@ -56,6 +60,17 @@ class Tally:
     injected: Counter[str] = field(default_factory=Counter)
     hit_by: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     ended: dict[str, str] = field(default_factory=dict)  # abstract id -> "record" | type
+    sequence: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def repeated(self, abstract_id: str) -> str | None:
+        """The invalid answer an abstract got twice in a row before any good one, if any."""
+        kinds = self.sequence[abstract_id]
+        answered = kinds[: kinds.index("ok")] if "ok" in kinds else kinds
+        invalid = [k for k in answered if k in REPEATABLE or k in TERMINAL]
+        for first, second in zip(invalid, invalid[1:], strict=False):
+            if first == second and first in REPEATABLE:
+                return first
+        return None
 
     def outcomes(self, kind: str) -> Counter[str]:
         """How the abstracts that got `kind` at least once ended."""
@@ -94,11 +109,12 @@ def transient_phase(workdir: Path, *, abstracts: int = 200, rate: float = 0.25) 
     papers = write_jsonl(workdir / "transient.jsonl", numbered_abstracts(abstracts))
 
     def rule(body: dict[str, Any]) -> str:
-        if rng.random() >= rate:
-            return "ok"
-        kind = rng.choice(FAULTS)
-        tally.injected[kind] += 1
-        tally.hit_by[kind].add(abstract_key(prompt_parts(body)[1]))
+        key = abstract_key(prompt_parts(body)[1])
+        kind = "ok" if rng.random() >= rate else rng.choice(FAULTS)
+        tally.sequence[key].append(kind)
+        if kind != "ok":
+            tally.injected[kind] += 1
+            tally.hit_by[kind].add(key)
         return kind
 
     out = workdir / "transient-out.jsonl"

@@ -24,9 +24,15 @@ def test_random_faults_of_every_kind_are_cured_and_nothing_is_lost(tmp_path: Pat
     assert set(tally.injected) == set(FAULTS)
     assert tally.records + tally.errors == 200
     terminal = set().union(*(tally.hit_by[k] for k in TERMINAL))
+    repeated = {i: kind for i in tally.ended if (kind := tally.repeated(i)) is not None}
     for abstract_id, ended in tally.ended.items():
-        assert ended == ("refused" if abstract_id in terminal else "record"), abstract_id
-    assert tally.exit_code == (1 if terminal else 0)
+        expected = "record"
+        if abstract_id in repeated:
+            expected = PERSISTENT_ENDS[repeated[abstract_id]]
+        if abstract_id in terminal:
+            expected = "refused"
+        assert ended == expected, (abstract_id, tally.sequence[abstract_id])
+    assert tally.exit_code == (1 if terminal or repeated else 0)
 
 
 def test_persistent_faults_end_as_error_lines_of_the_right_type(tmp_path: Path) -> None:
