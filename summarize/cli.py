@@ -31,6 +31,7 @@ from .progress import (
     WaitDisplay,
     collect_line,
     estimate_line,
+    plural,
     status_lines,
     submit_line,
     summary_line,
@@ -86,7 +87,10 @@ def cli() -> None:
 @click.option("--model", help="Model name at the endpoint [env SUMMARIZE_MODEL].")
 @click.option("--base-url", help="OpenAI-compatible endpoint [env OPENAI_BASE_URL].")
 @click.option(
-    "--concurrency", type=int, help="Requests in flight [default: 8; 1 for the embedded model]."
+    "--concurrency",
+    type=int,
+    help="Requests in flight [default: sized from the rate limit and the latency; "
+    "1 for the embedded model].",
 )
 @click.option("--rpm", type=float, help="Client-side limit, requests per minute, evenly paced.")
 @click.option("--tpm", type=float, help="Client-side limit, tokens per minute, evenly paced.")
@@ -137,7 +141,9 @@ def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
     with _job_errors():
         settings = resolve_settings({"inputs": inputs, **flags}, env=os.environ, cwd=Path.cwd())
         if dry_run:
-            click.echo(estimate_line(estimate(settings)))
+            guess = estimate(settings)
+            _show_problems(guess.input_problems)
+            click.echo(estimate_line(guess))
             sys.exit(0)
         display = ProgressDisplay(enabled=sys.stderr.isatty())
         with display:
@@ -262,8 +268,9 @@ def batch_cancel_command(**flags: Any) -> None:
         result = cancel(_batch_settings((), flags))
     for problem in result.problems:
         click.echo(f"summarize: {problem}", err=True)
-    click.echo(f"{result.cancelled} batches cancelled, {result.released} unsent abstracts "
-               "released; collect to keep what was answered")  # fmt: skip
+    click.echo(f"{plural(result.cancelled, 'batch')} cancelled, "
+               f"{plural(result.released, 'unsent abstract')} released; "
+               "collect to keep what was answered")  # fmt: skip
     sys.exit(3 if result.problems else 0)
 
 
@@ -346,8 +353,10 @@ def report_command(
         loaded = Report.load(records)
         if html_path is not None:
             _write(html_path, render_html(loaded))
+            click.echo(f"wrote {html_path} ({_papers(len(loaded.records))})")
         if md_path is not None:
             _write(md_path, render_digest(loaded, since and since.replace(tzinfo=UTC)))
+            click.echo(f"wrote {md_path}")
 
 
 @cli.command("export")
@@ -357,7 +366,13 @@ def report_command(
 def export_command(records: Path, csv_path: Path) -> None:
     """Export RECORDS with flattened columns for spreadsheets and BI tools."""
     with _user_errors():
-        write_csv(Report.load(records), csv_path)
+        loaded = Report.load(records)
+        write_csv(loaded, csv_path)
+    click.echo(f"wrote {csv_path} ({_papers(len(loaded.records))})")
+
+
+def _papers(count: int) -> str:
+    return f"{count} record" if count == 1 else f"{count} records"
 
 
 def _write(path: Path, text: str) -> None:

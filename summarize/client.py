@@ -357,7 +357,8 @@ def error_line(exc: BaseException) -> str:
     """One line saying why: every field a validation error names, or the first line."""
     if isinstance(exc, ValidationError):
         return "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'answer'}: {err['msg']}"
+            f"{'.'.join(str(p) for p in err['loc']) or 'answer'}: "
+            f"{str(err['msg']).removeprefix('Value error, ')}"
             for err in exc.errors(include_url=False)
         )
     text = str(exc).strip() or type(exc).__name__

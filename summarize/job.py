@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -260,6 +260,7 @@ class Estimate:
     completion_tokens: int
     completion_basis: str
     cost_usd: float | None
+    input_problems: list[InputError] = field(default_factory=list)
 
 
 def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
@@ -282,7 +283,7 @@ def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
         return estimator.prompt_tokens(asked.messages, schema)
 
     with closing(Inputs(settings.inputs, stdin=stdin)) as source:
-        index, _ = index_inputs(source, strict=settings.strict)
+        index, problems = index_inputs(source, strict=settings.strict)
         pending, _ = pending_ids(index, lambda i: done.get(i) == wanted,
                               force=settings.force, limit=settings.limit)  # fmt: skip
         prompt_tokens = sum(
@@ -295,7 +296,7 @@ def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
         prompt=prompt_tokens, cached=0, completion=completion_tokens
     )  # fmt: skip
     return Estimate(model_name, unique, len(pending), prompt_tokens, completion_tokens,
-                    basis, cost)  # fmt: skip
+                    basis, cost, problems)  # fmt: skip
 
 
 def _completion_guess(

@@ -115,6 +115,11 @@ class Output:
             if self._lock.is_locked:
                 self._compact()
         finally:
+            if self._lock.is_locked:
+                # Removed while still held: a run that opened it a moment ago fails to
+                # lock it (no run waits for a lock), so no two runs ever hold one each.
+                with contextlib.suppress(OSError):
+                    Path(self._lock.lock_file).unlink()
             self._lock.release()
 
     def is_done(self, item_id: str, wanted: Fingerprint) -> bool:

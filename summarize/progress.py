@@ -179,7 +179,8 @@ def summary_line(result: RunResult, output: Path, errors: Path) -> str:
         failed += f", {result.left} left ({result.stopped or '--limit'})"
     cost = "" if result.cost_usd is None else f", ${result.cost_usd:.4f}"
     return (
-        f"{result.unique} abstracts: {result.done} done, {result.skipped} skipped, {failed}"
+        f"{plural(result.unique, 'abstract')}: {result.done} done, {result.skipped} skipped, "
+        f"{failed}"
         f" | tokens {result.prompt_tokens} in ({result.cached_tokens} cached),"
         f" {result.completion_tokens} out{cost} | {result.elapsed_s:.1f}s"
         f" | {result.requests_per_second:.2f} req/s -> {output}"
@@ -190,7 +191,7 @@ def estimate_line(guess: Estimate) -> str:
     """`dry run: 666 of 666 abstracts to send to gpt-4o-mini, ~… tokens, ~$0.07; nothing sent`."""
     cost = "no price for this model" if guess.cost_usd is None else f"~${guess.cost_usd:.4f}"
     return (
-        f"dry run: {guess.pending} of {guess.unique} abstracts to send to {guess.model},"
+        f"dry run: {guess.pending} of {plural(guess.unique, 'abstract')} to send to {guess.model},"
         f" ~{guess.prompt_tokens} prompt + ~{guess.completion_tokens} completion tokens"
         f" (completion: {guess.completion_basis}), {cost}; nothing sent"
     )
@@ -205,7 +206,8 @@ def submit_line(result: SubmitResult, output: Path) -> str:
         extra += f", {result.left} left (--limit)"
     cost = "" if result.cost_usd is None else f", ~${result.cost_usd:.4f} at batch price"
     return (
-        f"{result.unique} abstracts: {result.submitted} submitted in {_batches(count)}{ids}, "
+        f"{plural(result.unique, 'abstract')}: {result.submitted} submitted in "
+        f"{_batches(count)}{ids}, "
         f"{result.done} already done, "
         f"{result.out} already in a batch{extra} | ~{result.prompt_tokens} prompt tokens{cost}"
         f" -> {output}; collect with: summarize batch collect -o {output}"
@@ -243,5 +245,12 @@ def status_lines(rows: list[Chunk], collected: int) -> list[str]:
     return lines
 
 
+def plural(count: int, noun: str) -> str:
+    """`1 abstract`, `2 abstracts`, `1 batch`, `3 batches`."""
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun}es" if noun.endswith(("ch", "s", "x")) else f"{count} {noun}s"
+
+
 def _batches(count: int) -> str:
-    return f"{count} batch" if count == 1 else f"{count} batches"
+    return plural(count, "batch")

@@ -79,6 +79,12 @@ def validate_file(path: Path) -> list[Problem]:
         if not isinstance(record, dict):
             problems.append(Problem(path, number, "not a JSON object"))
             continue
+        if number == 1 and "error_type" in record and "problem" not in record:
+            raise InputError(
+                "this is an errors file: its lines are abstracts that failed, with why; "
+                "validate the records file beside it",
+                path=path,
+            )
         problems.extend(Problem(path, number, message) for message in check_record(record))
         record_id = record.get("id")
         if isinstance(record_id, str):

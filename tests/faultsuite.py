@@ -10,6 +10,7 @@ Two phases, each one run of the real job (library API, real HTTP) on its own out
 
 from __future__ import annotations
 
+import itertools
 import random
 import tempfile
 from collections import Counter, defaultdict
@@ -67,7 +68,7 @@ class Tally:
         kinds = self.sequence[abstract_id]
         answered = kinds[: kinds.index("ok")] if "ok" in kinds else kinds
         invalid = [k for k in answered if k in REPEATABLE or k in TERMINAL]
-        for first, second in zip(invalid, invalid[1:], strict=False):
+        for first, second in itertools.pairwise(invalid):
             if first == second and first in REPEATABLE:
                 return first
         return None

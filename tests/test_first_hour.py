@@ -1,0 +1,84 @@
+"""The first hour with summarize: what a new user reads on the screen and finds on disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from summarize.cli import cli
+from tests.conftest import ABSTRACTS, FAKE_KEY, read_jsonl, write_jsonl
+from tests.fakeserver import FakeOpenAI
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), env={"OPENAI_API_KEY": FAKE_KEY},
+                              catch_exceptions=False)  # fmt: skip
+
+
+def test_a_run_leaves_no_lock_file_behind(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    assert invoke("run", str(papers), "-o", str(out), "--base-url", server.base_url).exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out")) == [
+        "out.errors.jsonl", "out.jsonl", "out.manifest.json"
+    ]  # fmt: skip
+
+
+def test_one_abstract_is_one_abstract_in_the_summary_line(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    one = write_jsonl(tmp_path / "one.jsonl", [{"title": ABSTRACTS[0][0],
+                                                "abstract": ABSTRACTS[0][1]}])  # fmt: skip
+    result = invoke("run", str(one), "-o", str(tmp_path / "o.jsonl"),
+                    "--base-url", server.base_url)  # fmt: skip
+    assert "1 abstract: 1 done" in result.output
+
+
+def test_an_error_line_says_why_without_pydantics_prefix(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    server.set_fault_rule(lambda body: "invented_number")
+    invoke("run", str(papers), "-o", str(tmp_path / "o.jsonl"), "--base-url", server.base_url,
+           "--limit", "1")  # fmt: skip
+    [error] = read_jsonl(tmp_path / "o.errors.jsonl")
+    assert "does not occur in the abstract" in str(error["message"])
+    assert "Value error" not in str(error["message"])
+
+
+def test_the_dry_run_names_the_input_lines_it_would_skip(tmp_path: Path) -> None:
+    papers = tmp_path / "p.jsonl"
+    papers.write_text(json.dumps({"title": "T", "abstract": ABSTRACTS[0][1]}) + "\n{broken\n")
+    result = invoke("run", str(papers), "--dry-run", "--base-url", "http://127.0.0.1:9/v1")
+    assert result.exit_code == 0
+    assert f"summarize: skipped {papers}:2:" in result.output
+    assert "dry run: 1 of 1 abstract to send" in result.output
+
+
+def test_validate_on_an_errors_file_says_what_it_is(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    server.set_fault_rule(lambda body: "invented_number")
+    invoke("run", str(papers), "-o", str(tmp_path / "o.jsonl"), "--base-url", server.base_url,
+           "--limit", "1", "--max-reasks", "0")  # fmt: skip
+    result = invoke("validate", str(tmp_path / "o.errors.jsonl"))
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and "this is an errors file" in result.output
+
+
+def test_report_and_export_say_what_they_wrote(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "o.jsonl"
+    invoke("run", str(papers), "-o", str(out), "--base-url", server.base_url)
+    html, csv = tmp_path / "r.html", tmp_path / "r.csv"
+    assert invoke("report", str(out), "--html", str(html)).output == f"wrote {html} (3 records)\n"
+    assert invoke("export", str(out), "--csv", str(csv)).output == f"wrote {csv} (3 records)\n"
+
+
+def test_run_help_says_how_concurrency_is_sized() -> None:
+    help_text = " ".join(invoke("run", "--help").output.split())
+    assert "sized from the rate limit and the latency" in help_text
+    assert "extractive for a local model, abstractive for an endpoint" in help_text
