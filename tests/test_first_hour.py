@@ -37,13 +37,18 @@ def test_one_abstract_is_one_abstract_in_the_summary_line(
     assert "1 abstract: 1 done" in result.output
 
 
-def test_an_error_line_says_why_without_pydantics_prefix(
-    server: FakeOpenAI, papers: Path, tmp_path: Path
-) -> None:
+def one_failure(server: FakeOpenAI, papers: Path, tmp_path: Path) -> Path:
+    """A run whose one abstract fails validation; its errors file."""
     server.set_fault_rule(lambda body: "invented_number")
     invoke("run", str(papers), "-o", str(tmp_path / "o.jsonl"), "--base-url", server.base_url,
            "--limit", "1")  # fmt: skip
-    [error] = read_jsonl(tmp_path / "o.errors.jsonl")
+    return tmp_path / "o.errors.jsonl"
+
+
+def test_an_error_line_says_why_without_pydantics_prefix(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    [error] = read_jsonl(one_failure(server, papers, tmp_path))
     assert "does not occur in the abstract" in str(error["message"])
     assert "Value error" not in str(error["message"])
 
@@ -60,10 +65,7 @@ def test_the_dry_run_names_the_input_lines_it_would_skip(tmp_path: Path) -> None
 def test_validate_on_an_errors_file_says_what_it_is(
     server: FakeOpenAI, papers: Path, tmp_path: Path
 ) -> None:
-    server.set_fault_rule(lambda body: "invented_number")
-    invoke("run", str(papers), "-o", str(tmp_path / "o.jsonl"), "--base-url", server.base_url,
-           "--limit", "1", "--max-reasks", "0")  # fmt: skip
-    result = invoke("validate", str(tmp_path / "o.errors.jsonl"))
+    result = invoke("validate", str(one_failure(server, papers, tmp_path)))
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and "this is an errors file" in result.output
 
