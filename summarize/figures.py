@@ -2,10 +2,12 @@
 
 A gain is an improvement stated with a figure, and most are written the same few
 ways: a relative unit (`50%`, `3.3x`, `40 times`, `5-fold`) or a difference after
-"by" (`by 0.4/0.6 BLEU`). The extractive strategy offers only these figures to a
-small model, which then chooses among them: what it may pick is in the abstract by
-construction. Work on text normalised by `grounding.plain_text`, so `50\\%` and
-`40times` read as `50%` and `40x`.
+"by" (`by 0.4/0.6 BLEU`). A percentage is also how absolute scores are written
+("reaches 78.5% accuracy"), so one counts only in a sentence that compares
+("faster", "reduces", "than", "outperforms", ...). The extractive strategy offers
+only these figures to a small model, which then chooses among them: what it may pick
+is in the abstract by construction. Work on text normalised by
+`grounding.plain_text`, so `50\\%` and `40times` read as `50%` and `40x`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ _DIFFERENCE = re.compile(
     rf"({_NUM}(?:/{_NUM})?(?:\s+[A-Z][A-Za-z]*)?)"
 )
 _CONTEXT_WORDS = 4
+_COMPARES = re.compile(
+    r"\b(?:faster|speed\w*|improv\w*|reduc\w*|fewer|less|more|higher|lower|better|"
+    r"outperform\w*|gains?|sav\w+|cuts?|boost\w*|increas\w*|decreas\w*|than|compared|"
+    r"relative|accelerat\w*|smaller|larger|drops?|over)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +52,14 @@ def figures(sentences: list[str], *, max_quote: int) -> list[Figure]:
         if len(sentence) > max_quote:
             continue  # a gain's quote is the whole sentence: too long to be one
         plain = grounding.plain_text(sentence)
+        compares = _COMPARES.search(plain) is not None
         seen: list[str] = []
         for pattern in (_RELATIVE, _DIFFERENCE):
             for match in pattern.finditer(plain):
                 text = match.group(1).strip()
                 if any(text in other for other in seen) or len(found) == MAX_FIGURES:
+                    continue
+                if text.endswith("%") and not compares:
                     continue
                 seen.append(text)
                 found.append(Figure(number, text, chr(ord("A") + len(found))))

@@ -242,3 +242,18 @@ def test_a_sentence_that_announces_code_is_never_a_part() -> None:
 def test_a_figures_metric_is_the_words_around_it_as_the_abstract_writes_them() -> None:
     sentence = "GPT-4V reached the highest accuracy (58%) in counting nodes."
     assert figures.context(sentence, "58%") == "the highest accuracy (58%) in counting nodes"
+
+
+@pytest.mark.parametrize(
+    ("sentence", "found"),
+    [
+        ("The model reaches an accuracy of 78.49% on the test set.", []),
+        ("Labels cover 98.5% of the samples.", []),
+        ("It reaches 87.3% accuracy, outperforming ViT by 2.0%.", ["87.3%", "2.0%"]),
+        ("It is 3x cheaper to train.", ["3x"]),
+    ],
+)
+def test_a_percentage_is_a_candidate_only_in_a_sentence_that_compares(
+    sentence: str, found: list[str]
+) -> None:
+    assert [f.text for f in figures.figures([sentence], max_quote=QUOTE_MAX)] == found
