@@ -522,7 +522,7 @@ def test_cancel_stops_the_batches_and_their_abstracts_are_released_not_resubmitt
         collected = batch_cli(server, "collect", "-o", str(out), *WAIT)
         assert [b["status"] for b in server.batches] == ["cancelled"]
         again = batch_cli(server, "submit", str(papers), "-o", str(out))
-    assert "1 batches cancelled" in cancelled.output
+    assert "1 batch cancelled" in cancelled.output
     assert collected.exit_code == 0 and "3 released" in collected.output
     assert by_id(out) == {}
     assert "3 submitted in 1 batch" in again.output
