@@ -353,7 +353,7 @@ def report_command(
         loaded = Report.load(records)
         if html_path is not None:
             _write(html_path, render_html(loaded))
-            click.echo(f"wrote {html_path} ({_papers(len(loaded.records))})")
+            click.echo(f"wrote {html_path} ({plural(len(loaded.records), 'record')})")
         if md_path is not None:
             _write(md_path, render_digest(loaded, since and since.replace(tzinfo=UTC)))
             click.echo(f"wrote {md_path}")
@@ -368,11 +368,7 @@ def export_command(records: Path, csv_path: Path) -> None:
     with _user_errors():
         loaded = Report.load(records)
         write_csv(loaded, csv_path)
-    click.echo(f"wrote {csv_path} ({_papers(len(loaded.records))})")
-
-
-def _papers(count: int) -> str:
-    return f"{count} record" if count == 1 else f"{count} records"
+    click.echo(f"wrote {csv_path} ({plural(len(loaded.records), 'record')})")
 
 
 def _write(path: Path, text: str) -> None:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from . import grounding
 
-MAX_FIGURES = 26  # one letter each
+# Figures offered at most, a letter each: each costs prompt tokens, and a gain list holds four.
+MAX_FIGURES = 10
 _NUM = r"\d+(?:,\d{3})*(?:\.\d+)?"
 _RELATIVE = re.compile(
     rf"(?<![\w.,/-])({_NUM}(?:\s*(?:-|to|/)\s*{_NUM})?\s*(?:%|x\b|\u00d7|times\b|-fold\b|\s?fold\b))"

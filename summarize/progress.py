@@ -44,8 +44,12 @@ class _Bar:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._finish()
         if self._progress is not None:
             self._progress.stop()
+
+    def _finish(self) -> None:
+        """What a display stops besides its bar."""
 
 
 class ProgressDisplay(_Bar):
@@ -81,14 +85,8 @@ class ProgressDisplay(_Bar):
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        super().__exit__(exc_type, exc, tb)
+    def _finish(self) -> None:
+        self._stop.set()  # no minute line after the summary line
 
     def loading(self, model: str) -> None:
         """The model is loading: no bar yet, since nothing can finish before it answers."""

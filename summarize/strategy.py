@@ -36,8 +36,6 @@ from .schema import (
 )
 
 Finish = Callable[[Any], Summary]
-# Figures offered at most: each costs prompt tokens, and a gain list holds four.
-MAX_FIGURES = 10
 _RELEASE = re.compile(
     r"https?://|github\.com|\b(?:code|data|models?|weights)\b[^.]{0,40}"
     r"\b(?:available|released|open-sourced?)\b",
@@ -72,7 +70,7 @@ def _as_summary(answer: Any) -> Summary:
 
 def _extractive(prompt: Prompt, item: Item) -> Question:
     sentences = [" ".join(s.split()) for s in grounding.sentences(item.abstract)]
-    found = figures.figures(sentences, max_quote=QUOTE_MAX)[:MAX_FIGURES]
+    found = figures.figures(sentences, max_quote=QUOTE_MAX)
     numbered = "\n".join(f"{number}. {text}" for number, text in enumerate(sentences, 1))
     listed = "".join(f"\n{f.label}: {f.text} in {f.sentence}" for f in found)
     messages = prompt.messages(
