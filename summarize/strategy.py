@@ -103,9 +103,9 @@ def sentence_choices(sentences: list[str]) -> dict[str, list[int]]:
         return {"problem": every, "method": every, "result": every}
     first = own[0]
     return {
-        "problem": every[: first - 1] or [first],
+        "problem": [n for n in every if n < first] or [first],
         "method": own,
-        "result": every[first:] or [first],
+        "result": [n for n in every if n > first] or [first],
     }
 
 

@@ -257,3 +257,9 @@ def test_a_percentage_is_a_candidate_only_in_a_sentence_that_compares(
     sentence: str, found: list[str]
 ) -> None:
     assert [f.text for f in figures.figures([sentence], max_quote=QUOTE_MAX)] == found
+
+
+def test_a_code_sentence_before_the_authors_voice_does_not_shift_the_choices() -> None:
+    sentences = ["Code is at https://x.y/z.", "A is hard.", "B is slow.", "We propose C.",
+                 "C wins."]  # fmt: skip
+    assert sentence_choices(sentences) == {"problem": [2, 3], "method": [4], "result": [5]}
