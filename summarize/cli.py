@@ -186,6 +186,11 @@ _model_option = click.option("--model", help="Model name [env SUMMARIZE_MODEL]."
 _base_url_option = click.option(
     "--base-url", help="OpenAI-compatible endpoint [env OPENAI_BASE_URL]."
 )
+_release_lost_option = click.option(
+    "--release-lost", is_flag=True,
+    help="A batch the endpoint answers 404 for is gone: release its abstracts for the next "
+    "submit. Without it a 404 is an error (exit 3) and the state is kept.",
+)  # fmt: skip
 _prices_option = click.option(
     "--prices", type=click.Path(path_type=Path), help="Price table (TOML) over the bundled one."
 )
@@ -246,9 +251,13 @@ def batch_status_command(**flags: Any) -> None:
 @click.option("--tpm", type=float, help="Live tokens per minute at most (--repair live).")
 @click.option("--max-reasks", type=int, help="Re-asks of an invalid answer per abstract.")
 @click.option("--max-retries", type=int, help="Resends of a failed or expired request.")
-def batch_collect_command(wait: bool, poll: float, repair: str, **flags: Any) -> None:
+@_release_lost_option
+def batch_collect_command(
+    wait: bool, poll: float, repair: str, release_lost: bool, **flags: Any
+) -> None:
     """Download finished batches, validate every answer, merge the records into OUT."""
-    options = BatchOptions(repair=repair, wait=wait, poll_s=poll)  # type: ignore[arg-type]
+    options = BatchOptions(repair=repair, wait=wait, poll_s=poll,  # type: ignore[arg-type]
+                           release_lost=release_lost)  # fmt: skip
     with _job_errors():
         settings = _batch_settings((), flags)
         with WaitDisplay(terminal=wait and sys.stderr.isatty()) as display:
@@ -262,10 +271,11 @@ def batch_collect_command(wait: bool, poll: float, repair: str, **flags: Any) ->
 @batch_group.command("cancel")
 @_output_option
 @_base_url_option
-def batch_cancel_command(**flags: Any) -> None:
+@_release_lost_option
+def batch_cancel_command(release_lost: bool, **flags: Any) -> None:
     """Cancel the open batches; `collect` then keeps what they answered and releases the rest."""
     with _job_errors():
-        result = cancel(_batch_settings((), flags))
+        result = cancel(_batch_settings((), flags), release_lost=release_lost)
     for problem in result.problems:
         click.echo(f"summarize: {problem}", err=True)
     click.echo(f"{plural(result.cancelled, 'batch')} cancelled, "

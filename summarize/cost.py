@@ -93,15 +93,7 @@ def _parse(data: dict[str, Any], where: str) -> dict[str, Price]:
 
 @dataclass(frozen=True, slots=True)
 class SpendCap:
-    """Stop starting requests once spend reaches a cost or a token total."""
+    """The most a run may spend, in USD or in tokens (`budget.Budget` holds a run to it)."""
 
     max_cost: float | None = None
     max_tokens: int | None = None
-
-    def reached(self, *, cost: float | None, tokens: int) -> str | None:
-        """Why no new request may start, or None."""
-        if self.max_tokens is not None and tokens >= self.max_tokens:
-            return f"token cap reached ({tokens} of --max-tokens-total {self.max_tokens})"
-        if self.max_cost is not None and cost is not None and cost >= self.max_cost:
-            return f"spend cap reached (${cost:.4f} of --max-cost ${self.max_cost:g})"
-        return None

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from .budget import Budget, Usage
 from .client import OpenAISummarizer, Summarizer
 from .concurrency import Concurrency
 from .cost import Price, PriceTable, SpendCap
@@ -29,7 +30,7 @@ from .output import Output, fingerprint, peek_records
 from .prompt import PROMPT_FOR, Prompt, load_prompt
 from .ratelimit import RateLimiter
 from .readers import Inputs
-from .runner import OnOutcome, RunResult, Spending, summarize_items
+from .runner import OnOutcome, Paced, RunResult, summarize_items
 from .schema import SCHEMA_VERSION, Summary
 from .settings import EndpointSettings, RunSettings, wants_local
 from .strategy import question
@@ -189,11 +190,20 @@ def _run_items(
 ) -> RunResult:
     limiter = RateLimiter(settings.rpm, settings.tpm)
     concurrency = _concurrency(settings, limiter, local=local is not None)
-    spending = Spending(price, SpendCap(settings.max_cost, settings.max_tokens_total))
+    estimator = TokenEstimator(settings.endpoint.max_tokens)
+    prompt_tokens = _prompt_tokens(prompt, estimator)
+    budget = Budget(
+        SpendCap(settings.max_cost, settings.max_tokens_total),
+        price,
+        guess=lambda item: Usage(prompt_tokens(item), estimator.completion_tokens()),
+    )
     with _endpoint(settings, local) as endpoint:
         if on_start is not None:
             on_start(count)
-        caller = summarizer or OpenAISummarizer(endpoint, prompt, limiter=limiter)
+        if summarizer is None:
+            caller: Summarizer = OpenAISummarizer(endpoint, prompt, limiter=limiter)
+        else:
+            caller = Paced(summarizer, limiter, budget)
         try:
             work = summarize_items(
                 items,
@@ -203,7 +213,7 @@ def _run_items(
                 prompt=prompt,
                 concurrency=concurrency,
                 result=result,
-                spending=spending,
+                budget=budget,
                 on_outcome=on_outcome,
             )
             return asyncio.run(close_after(caller, work))
@@ -273,15 +283,7 @@ def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
     done = {str(record.get("id")): fingerprint(record) for record in written}
     wanted = (model_name, prompt.hash, SCHEMA_VERSION)
     estimator = TokenEstimator(settings.endpoint.max_tokens)
-    tool = schema_chars({"parameters": Summary.model_json_schema()})
-
-    def tokens(item: Item) -> int:
-        asked = question(prompt, item)
-        schema = tool if asked.answer_model is Summary else schema_chars(
-            {"parameters": asked.answer_model.model_json_schema()}
-        )  # fmt: skip
-        return estimator.prompt_tokens(asked.messages, schema)
-
+    tokens = _prompt_tokens(prompt, estimator)
     with closing(Inputs(settings.inputs, stdin=stdin)) as source:
         index, problems = index_inputs(source, strict=settings.strict)
         pending, _ = pending_ids(index, lambda i: done.get(i) == wanted,
@@ -297,6 +299,20 @@ def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
     )  # fmt: skip
     return Estimate(model_name, unique, len(pending), prompt_tokens, completion_tokens,
                     basis, cost, problems)  # fmt: skip
+
+
+def _prompt_tokens(prompt: Prompt, estimator: TokenEstimator) -> Callable[[Item], int]:
+    """Estimated prompt tokens of the first request for an item."""
+    tool = schema_chars({"parameters": Summary.model_json_schema()})
+
+    def tokens(item: Item) -> int:
+        asked = question(prompt, item)
+        schema = tool if asked.answer_model is Summary else schema_chars(
+            {"parameters": asked.answer_model.model_json_schema()}
+        )  # fmt: skip
+        return estimator.prompt_tokens(asked.messages, schema)
+
+    return tokens
 
 
 def _completion_guess(

@@ -11,11 +11,11 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from .cost import Price
 from .errors import OutputError
 from .runner import RunResult
+from .settings import without_credentials
 
 
 def manifest_path_for(path: Path) -> Path:
@@ -38,7 +38,7 @@ def manifest(
     return {
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "model": model,
-        "base_url": _without_credentials(base_url),
+        "base_url": without_credentials(base_url),
         "prompt_version": prompt_version,
         "prompt_hash": prompt_hash,
         "schema_version": schema_version,
@@ -59,16 +59,6 @@ def manifest(
         "requests_per_second": round(result.requests_per_second, 3),
         "limits": limits,
     }
-
-
-def _without_credentials(url: str | None) -> str | None:
-    """`https://user:secret@host/v1` -> `https://host/v1`: no secret reaches a file."""
-    if url is None:
-        return None
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def write_manifest(path: Path, content: dict[str, Any]) -> None:

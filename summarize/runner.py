@@ -14,13 +14,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from .budget import Budget, Usage
 from .client import Completion, Summarizer
 from .concurrency import Concurrency
-from .cost import Price, SpendCap
+from .cost import Price
 from .errors import ErrorType, InputError, SummaryError
 from .items import Item
 from .output import Output
 from .prompt import Prompt
+from .ratelimit import RateLimiter
 from .schema import SCHEMA_VERSION, ErrorRecord, Record
 
 MAX_ABSTRACT_CHARS = 20_000
@@ -139,22 +141,6 @@ def make_error(item: Item, error: SummaryError, *, model: str, prompt: Prompt) -
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Spending:
-    """What a run's tokens cost, and when it must stop starting requests."""
-
-    price: Price | None = None
-    cap: SpendCap = field(default_factory=SpendCap)
-
-    def stop_reason(self, result: RunResult, in_flight: int) -> str | None:
-        """Why no new request may start, counting in-flight ones at the mean so far."""
-        finished = result.done + result.failed
-        share = (in_flight / finished) if finished else 0.0
-        tokens = round(result.total_tokens * (1 + share))
-        cost = None if result.cost_usd is None else result.cost_usd * (1 + share)
-        return self.cap.reached(cost=cost, tokens=tokens)
-
-
 async def summarize_items(
     items: Iterable[Item],
     *,
@@ -164,34 +150,29 @@ async def summarize_items(
     prompt: Prompt,
     concurrency: Concurrency,
     result: RunResult,
-    spending: Spending | None = None,
+    budget: Budget | None = None,
     on_outcome: OnOutcome | None = None,
 ) -> RunResult:
     """Summarise `items` with at most `concurrency.limit` requests in flight.
 
     `items` is read lazily, one item per free worker; `count` (if known) saves
-    starting more workers than there are items.
+    starting more workers than there are items. `budget` lets an abstract be
+    sent only while the run stays within its spend caps.
     """
     queue = iter(items)
-    spending = spending or Spending()
-    if spending.price is not None and result.cost_usd is None:
+    budget = budget or Budget()
+    if budget.price is not None and result.cost_usd is None:
         result.cost_usd = 0.0
     started = time.perf_counter()
-    in_flight = 0
 
     async def worker() -> None:
-        nonlocal in_flight
         for item in queue:
-            if (reason := spending.stop_reason(result, in_flight)) is not None:
-                result.stopped = reason
-                return
             async with concurrency:
-                in_flight += 1
-                try:
-                    outcome = await _summarize_one(item, summarizer, prompt)
-                finally:
-                    in_flight -= 1
-            _record(outcome, output, result, spending.price)
+                outcome = await _send(item, summarizer, prompt, budget)
+            if outcome is None:
+                result.stopped = budget.stopped
+                return
+            _record(outcome, output, result, budget.price)
             if outcome.latency is not None:
                 concurrency.observe(outcome.latency)
             if on_outcome is not None:
@@ -210,18 +191,29 @@ async def summarize_items(
     return result
 
 
-async def _summarize_one(item: Item, summarizer: Summarizer, prompt: Prompt) -> Outcome:
+async def _send(item: Item, summarizer: Summarizer, prompt: Prompt,
+                budget: Budget) -> Outcome | None:  # fmt: skip
+    """The outcome of one item, or None if the budget lets no more abstracts be sent."""
     model = summarizer.model_name
     if (rejected := too_long(item)) is not None:
         return Outcome(item, None, make_error(item, rejected, model=model, prompt=prompt))
+    if (ticket := await budget.admit(item)) is None:
+        return None
+    spent = Usage()
     started = time.perf_counter()
     try:
         done = await summarizer.summarize(item)
     except SummaryError as error:
+        spent = Usage(error.prompt_tokens, error.completion_tokens)
         return Outcome(item, None, make_error(item, error, model=model, prompt=prompt))
-    latency = time.perf_counter() - started
-    record = make_record(item, done, model=model, prompt=prompt, latency=latency)
-    return Outcome(item, record, None, done.service_s or None)
+    else:
+        spent = Usage(done.prompt_tokens, done.completion_tokens, done.cached_tokens)
+        latency = time.perf_counter() - started
+        record = make_record(item, done, model=model, prompt=prompt, latency=latency)
+        # A summarizer that does not time its own requests is timed here.
+        return Outcome(item, record, None, done.service_s or latency)
+    finally:
+        await budget.settle(ticket, spent)
 
 
 def too_long(item: Item) -> SummaryError | None:
@@ -254,3 +246,33 @@ def _record(outcome: Outcome, output: Output, result: RunResult, price: Price | 
             result.cost_usd += price.cost(
                 prompt=line.prompt_tokens, cached=cached, completion=line.completion_tokens
             )
+
+
+class Paced:
+    """A summarizer of the caller's own, held to `--rpm` / `--tpm` abstract by abstract.
+
+    `OpenAISummarizer` paces each HTTP request itself; a summarizer passed to
+    `run(summarizer=...)` is paced here, as one request an abstract.
+    """
+
+    def __init__(self, inner: Summarizer, limiter: RateLimiter, budget: Budget) -> None:
+        self._inner = inner
+        self._limiter = limiter
+        self._budget = budget
+        self.model_name = inner.model_name
+
+    async def summarize(self, item: Item) -> Completion:
+        """Wait for a rate-limit slot, then summarise with the wrapped summarizer."""
+        expected = self._budget.expected(item).tokens
+        await self._limiter.acquire(expected)
+        try:
+            done = await self._inner.summarize(item)
+        except SummaryError as error:
+            self._limiter.settle(expected, error.prompt_tokens + error.completion_tokens)
+            raise
+        self._limiter.settle(expected, done.prompt_tokens + done.completion_tokens)
+        return done
+
+    async def aclose(self) -> None:
+        """Close the wrapped summarizer."""
+        await self._inner.aclose()

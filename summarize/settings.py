@@ -8,10 +8,12 @@ The API key is read from the environment only and never printed.
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -21,6 +23,7 @@ from .schema import Strategy
 DEFAULT_OUTPUT = Path("outputs/summaries.jsonl")
 DEFAULT_REMOTE_MODEL = "gpt-4o-mini"
 CONFIG_FILE = "summarize.toml"
+OPENAI_API_URL = "https://api.openai.com/v1"  # the SDK's default base URL
 
 
 class EndpointSettings(BaseModel):
@@ -140,3 +143,25 @@ def wants_local(settings: RunSettings) -> bool:
     """The embedded model serves when asked, or when no endpoint and no key are set."""
     endpoint = settings.endpoint
     return settings.local or (endpoint.base_url is None and endpoint.api_key is None)
+
+
+def without_credentials(url: str | None) -> str | None:
+    """`https://user:secret@host/v1` -> `https://host/v1`: no secret reaches a file."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def endpoint_identity(endpoint: EndpointSettings) -> tuple[str, str]:
+    """Where requests go (the base URL, no credentials) and which key sends them.
+
+    The key is named by a short hash, never by itself: enough to tell two keys
+    (two projects) apart in a state file, nothing to reuse.
+    """
+    where = (without_credentials(endpoint.base_url) or OPENAI_API_URL).rstrip("/")
+    secret = endpoint.api_key.get_secret_value() if endpoint.api_key else ""
+    key = f"sha256:{hashlib.sha256(secret.encode()).hexdigest()[:12]}" if secret else "no key"
+    return where, key

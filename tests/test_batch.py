@@ -574,14 +574,54 @@ def test_a_batch_created_again_after_failing_is_not_mistaken_for_the_failed_one(
     assert result.done == 3
 
 
-def test_a_batch_the_provider_no_longer_knows_is_released_and_the_wait_ends(
+def test_a_batch_the_provider_does_not_know_is_kept_unless_released_explicitly(
     server: FakeOpenAI, papers: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out.jsonl"
     batch_cli(server, "submit", str(papers), "-o", str(out))
     path = tmp_path / "out.batches" / "state.json"
     path.write_text(path.read_text().replace(server.batches[0]["id"], "batch_gone"))
+    kept = path.read_bytes()
     result = batch_cli(server, "collect", "-o", str(out), *WAIT)
     assert result.exit_code == 3 and "batch_gone" in result.output
-    assert "3 released" in result.output
+    assert "--release-lost" in result.output and path.read_bytes() == kept
+    assert "0 submitted" in batch_cli(server, "submit", str(papers), "-o", str(out)).output
+    released = batch_cli(server, "collect", "-o", str(out), "--release-lost", *WAIT)
+    assert released.exit_code == 3 and "3 released" in released.output
     assert "3 submitted" in batch_cli(server, "submit", str(papers), "-o", str(out)).output
+
+
+def test_collect_at_another_endpoint_is_refused_and_the_state_left_as_it_was(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(50))
+    out = tmp_path / "out.jsonl"
+    assert batch_cli(server, "submit", str(papers), "-o", str(out)).exit_code == 0
+    path = tmp_path / "out.batches" / "state.json"
+    before = path.read_bytes()
+    with FakeOpenAI() as elsewhere:
+        for command in ("collect", "status", "cancel"):
+            refused = batch_cli(elsewhere, command, "-o", str(out))
+            assert refused.exit_code == 2, refused.output
+            assert f"was sent to {server.base_url.rstrip('/')}, not {elsewhere.base_url}" in (
+                refused.output
+            )
+            assert len(refused.output.strip().splitlines()) == 1
+        assert elsewhere.stats.requests == 0 and not elsewhere.batches
+    assert path.read_bytes() == before
+    done = batch_cli(server, "collect", "-o", str(out), *WAIT)
+    assert done.exit_code == 0, done.output
+    assert len(read_jsonl(out)) == 50 and len(server.batches) == 1
+
+
+def test_collect_with_another_key_is_refused_and_the_state_never_holds_a_key(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    batch_cli(server, "submit", str(papers), "-o", str(out))
+    state = (tmp_path / "out.batches" / "state.json").read_text()
+    assert FAKE_KEY not in state and '"key_id": "sha256:' in state
+    other = CliRunner().invoke(cli, ["batch", "collect", "--base-url", server.base_url,
+                                     "-o", str(out)], env={"OPENAI_API_KEY": "sk-other-project"})  # fmt: skip
+    assert other.exit_code == 2 and "was sent to key sha256:" in other.output
+    assert "sk-other-project" not in other.output and FAKE_KEY not in other.output

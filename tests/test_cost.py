@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from summarize import ConfigError, Price, PriceTable, SpendCap
+from summarize import ConfigError, Price, PriceTable
 
 
 def test_a_dated_model_name_takes_its_family_price() -> None:
@@ -41,9 +41,3 @@ def test_cached_prompt_tokens_cost_the_cached_rate() -> None:
     price = Price(input=1.0, cached_input=0.5, output=4.0)
     cost = price.cost(prompt=1_000_000, cached=400_000, completion=250_000)
     assert cost == pytest.approx(0.6 + 0.2 + 1.0)
-
-
-def test_spend_caps_say_which_cap_stopped_the_run() -> None:
-    assert SpendCap(max_cost=1.0).reached(cost=0.5, tokens=10**9) is None
-    assert "spend cap" in (SpendCap(max_cost=1.0).reached(cost=1.0, tokens=0) or "")
-    assert "token cap" in (SpendCap(max_tokens=100).reached(cost=None, tokens=100) or "")

@@ -17,9 +17,7 @@ def invoke(*args: str) -> Result:
                               catch_exceptions=False)  # fmt: skip
 
 
-def test_a_run_leaves_no_lock_file_behind(
-    server: FakeOpenAI, papers: Path, tmp_path: Path
-) -> None:
+def test_a_run_leaves_no_lock_file_behind(server: FakeOpenAI, papers: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     assert invoke("run", str(papers), "-o", str(out), "--base-url", server.base_url).exit_code == 0
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out")) == [

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from summarize import EndpointSettings, RunSettings, estimate, run
 from summarize.tokens import TokenEstimator
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
@@ -46,19 +48,25 @@ def test_an_unpriced_model_shows_tokens_and_no_made_up_cost(
     assert json.loads((tmp_path / "out.manifest.json").read_text())["cost_usd"] is None
 
 
-def test_token_cap_stops_new_requests_exit_4_and_a_rerun_continues(
+def test_token_cap_holds_under_the_default_concurrency_and_a_rerun_continues(
     server: FakeOpenAI, tmp_path: Path
 ) -> None:
-    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(10))
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(40))
+    one = tmp_path / "one.jsonl"
+    assert summarize_cli(server, str(papers), "-o", str(one), "--limit", "1").exit_code == 0
+    per_record = sum(int(str(r[k])) for r in read_jsonl(one)
+                     for k in ("prompt_tokens", "completion_tokens"))  # fmt: skip
+    cap = int(per_record * 10.5)
     out = tmp_path / "out.jsonl"
-    first = summarize_cli(server, str(papers), "-o", str(out), "--concurrency", "1",
-                          "--max-tokens-total", "1")  # fmt: skip
+    first = summarize_cli(server, str(papers), "-o", str(out), "--max-tokens-total", str(cap))
     assert first.exit_code == 4, first.output
-    assert "9 left (token cap reached" in first.output
-    assert len(read_jsonl(out)) == 1 and server.stats.requests == 1
+    assert "left (token cap: the next abstract" in first.output
+    manifest = json.loads((tmp_path / "out.manifest.json").read_text())
+    assert manifest["prompt_tokens"] + manifest["completion_tokens"] <= cap
+    assert 8 <= manifest["done"] <= 10
     second = summarize_cli(server, str(papers), "-o", str(out))
     assert second.exit_code == 0
-    assert len(read_jsonl(out)) == 10
+    assert len(read_jsonl(out)) == 40
 
 
 def test_cost_cap_needs_a_price(server: FakeOpenAI, papers: Path, tmp_path: Path) -> None:
@@ -69,25 +77,27 @@ def test_cost_cap_needs_a_price(server: FakeOpenAI, papers: Path, tmp_path: Path
     assert server.stats.requests == 0
 
 
-def test_cost_cap_stops_before_the_budget_is_exceeded_much(
-    server: FakeOpenAI, tmp_path: Path
-) -> None:
-    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(20))
+def test_max_cost_holds_under_the_default_concurrency(server: FakeOpenAI, tmp_path: Path) -> None:
+    # The run of the bug report: 300 abstracts, gpt-4o-mini's list price, no --concurrency.
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(300))
     out = tmp_path / "out.jsonl"
-    prices = priced(tmp_path)
-    one = summarize_cli(server, str(papers), "-o", str(tmp_path / "one.jsonl"), "--limit", "1",
-                        "--model", DEFAULT_MODEL, "--prices", str(prices))  # fmt: skip
-    per_record = json.loads((tmp_path / "one.manifest.json").read_text())["cost_usd"]
-    assert one.exit_code == 0 and per_record > 0
-    cap = per_record * 5.5
-    result = summarize_cli(server, str(papers), "-o", str(out), "--model", DEFAULT_MODEL,
-                           "--prices", str(prices), "--max-cost", f"{cap:.8f}",
-                           "--concurrency", "4")  # fmt: skip
-    assert result.exit_code == 4
+    result = summarize_cli(server, str(papers), "-o", str(out), "--model", "gpt-4o-mini",
+                           "--max-cost", "0.01")  # fmt: skip
+    assert result.exit_code == 4, result.output
     manifest = json.loads((tmp_path / "out.manifest.json").read_text())
-    assert 5 <= manifest["done"] < 20
-    assert manifest["cost_usd"] <= cap + 4 * per_record  # at most the in-flight ones over
-    assert "spend cap reached" in manifest["stopped"]
+    records = read_jsonl(out)
+    spent = sum(0.15 * int(str(r["prompt_tokens"])) + 0.6 * int(str(r["completion_tokens"]))
+                for r in records) / 1_000_000  # fmt: skip
+    assert spent <= 0.01 * 1.1
+    assert spent == pytest.approx(manifest["cost_usd"], abs=1e-6)
+    assert f"${manifest['cost_usd']:.4f}" in result.output
+    assert "left (spend cap: the next abstract" in result.output
+    assert 20 <= len(records) < 300 and manifest["done"] == len(records)
+    assert manifest["limits"]["peak_in_flight"] > 1  # the gate did open: this is no pinned run
+    rerun = summarize_cli(server, str(papers), "-o", str(out), "--model", "gpt-4o-mini",
+                          "--max-cost", "0.01")  # fmt: skip
+    assert rerun.exit_code == 4
+    assert len(read_jsonl(out)) > len(records)  # the next run continues where it stopped
 
 
 def test_dry_run_estimates_and_sends_and_writes_nothing(server: FakeOpenAI, tmp_path: Path) -> None:

@@ -132,6 +132,7 @@ def _send(chunk: Chunk, state: BatchState, states: StateDir, api: BatchAPI) -> N
         requests = states.file(chunk.key, "requests")
         if not requests.exists():
             raise LostChunk(f"{requests} is missing")
+        chunk.endpoint, chunk.key_id = api.identity
         chunk.file_id = api.upload(requests)
         states.save(state)
     for attempt in range(CREATE_TRIES):

@@ -104,6 +104,7 @@ def collect(
         collector = _Collector(settings, options, output=output, states=states, api=api,
                                result=result)  # fmt: skip
         state = states.load()
+        state.refuse_elsewhere(api.identity, states.path)
         while True:
             result.problems.clear()  # only what still stands after the last poll counts
             stuck = collector.poll(state)
@@ -158,10 +159,10 @@ class _Collector:
                 if batch.status in FINISHED:
                     self._finish(state, chunk, batch)
             except ProviderError as exc:
-                if exc.status == 404:  # the provider no longer knows it
+                if exc.status == 404 and self.options.release_lost:
                     self._lose(chunk, str(exc))
                 else:
-                    self.result.problems.append(f"batch {chunk.batch_id}: {exc}")
+                    self.result.problems.append(f"batch {chunk.batch_id}: {exc}{_kept(exc)}")
                     stuck.add(chunk.key)
             except LostChunk as exc:
                 self._lose(chunk, str(exc))
@@ -403,12 +404,21 @@ def _batch_error(batch: Batch) -> str | None:
 # --------------------------------------------------------------------------- status, cancel
 
 
+def _kept(exc: ProviderError) -> str:
+    if exc.status != 404:
+        return ""
+    return ("; its state is kept: if the batch is really gone, `summarize batch collect "
+            "--release-lost` releases its abstracts for the next submit")  # fmt: skip
+
+
 def status(settings: RunSettings, *, refresh: bool = True) -> tuple[list[Chunk], int]:
     """Every open batch (refreshed from the provider, not saved), and how many were collected."""
-    state = StateDir(settings.output).load()
+    states = StateDir(settings.output)
+    state = states.load()
     chunks = state.open_chunks()
     if refresh and any(chunk.batch_id for chunk in chunks):
         with open_api(remote_endpoint(settings)) as api:
+            state.refuse_elsewhere(api.identity, states.path)
             for chunk in chunks:
                 if chunk.batch_id is not None:
                     update(chunk, api.retrieve(chunk.batch_id))
@@ -424,7 +434,7 @@ class CancelResult:
     problems: list[str] = field(default_factory=list)
 
 
-def cancel(settings: RunSettings) -> CancelResult:
+def cancel(settings: RunSettings, *, release_lost: bool = False) -> CancelResult:
     """Cancel every open batch; drop chunks not sent yet.
 
     A cancelled batch is still collected: what it answered becomes records, the rest
@@ -436,15 +446,16 @@ def cancel(settings: RunSettings) -> CancelResult:
     result = CancelResult()
     with Output(settings.output), open_api(endpoint) as api:
         state = states.load()
+        state.refuse_elsewhere(api.identity, states.path)
         for chunk in state.open_chunks():
             try:
                 _cancel(chunk, api, result)
             except ProviderError as exc:
-                if exc.status == 404:
+                if exc.status == 404 and release_lost:
                     chunk.release(f"lost: {exc}")
                     result.released += chunk.count
                 elif exc.status != 409:  # 409: it ended meanwhile; collect takes it
-                    result.problems.append(f"batch {chunk.batch_id}: {exc}")
+                    result.problems.append(f"batch {chunk.batch_id}: {exc}{_kept(exc)}")
             states.save(state)
             if not chunk.is_open:
                 states.forget(chunk.key)

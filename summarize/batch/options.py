@@ -27,6 +27,8 @@ class BatchOptions:
     poll_s: float = 60.0
     max_requests: int = MAX_REQUESTS
     max_bytes: int = MAX_BYTES
+    # A batch the provider answers 404 for is kept (exit 3) unless the user says it is gone.
+    release_lost: bool = False
 
 
 DEFAULT_OPTIONS = BatchOptions()

@@ -16,7 +16,7 @@ import openai
 from openai.types import Batch
 
 from ..errors import ConfigError, ProviderError
-from ..settings import EndpointSettings
+from ..settings import EndpointSettings, endpoint_identity, without_credentials
 from .requests import BATCH_ENDPOINT
 
 COMPLETION_WINDOW: Final = "24h"
@@ -30,7 +30,8 @@ class BatchAPI:
     """Upload request files, create and follow batches, download their answers."""
 
     def __init__(self, endpoint: EndpointSettings) -> None:
-        self._where = endpoint.base_url or "the OpenAI API"
+        self._where = without_credentials(endpoint.base_url) or "the OpenAI API"
+        self.identity = endpoint_identity(endpoint)
         self._key = endpoint.api_key.get_secret_value() if endpoint.api_key else ""
         self._client = openai.OpenAI(
             api_key=self._key or "unused",

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import OutputError
+from ..errors import ConfigError, OutputError
 from ..items import Item, Source
 from ..output import Fingerprint, encode_line, replace_file
 from ..prompt import Prompt
@@ -62,11 +62,19 @@ class Chunk(BaseModel):
     failed: int = 0
     batch_failures: int = 0
     note: str | None = None
+    # Where the chunk was sent, and a hash of the key that sent it (None: not sent yet).
+    endpoint: str | None = None
+    key_id: str | None = None
 
     @property
     def is_open(self) -> bool:
         """Not collected yet: its ids must not be submitted again."""
         return self.status != COLLECTED
+
+    @property
+    def at_provider(self) -> bool:
+        """Whether the provider holds something of it: an uploaded file or a batch."""
+        return self.file_id is not None or self.batch_id is not None
 
     @property
     def tag(self) -> str:
@@ -97,6 +105,26 @@ class BatchState(BaseModel):
     def open_ids(self) -> set[str]:
         """Ids that are out at the provider (or about to be sent)."""
         return {item_id for chunk in self.open_chunks() for item_id in chunk.ids}
+
+    def refuse_elsewhere(self, identity: tuple[str, str], path: Path) -> None:
+        """Raise `ConfigError` if an open batch was sent to another endpoint or with another key.
+
+        Another endpoint, or OpenAI under another project's key, answers 404 for a
+        batch that still runs and bills where it was created.
+        """
+        endpoint, key = identity
+        for chunk in self.open_chunks():
+            if not chunk.at_provider or chunk.endpoint is None:
+                continue  # not sent yet, or sent before state files named their endpoint
+            if (chunk.endpoint, chunk.key_id) == identity:
+                continue
+            what = f"{chunk.endpoint}" if chunk.endpoint != endpoint else f"key {chunk.key_id}"
+            now_at = f"{endpoint}" if chunk.endpoint != endpoint else f"key {key}"
+            raise ConfigError(
+                f"{path}: batch {chunk.batch_id or chunk.file_id} was sent to {what}, "
+                f"not {now_at}; set --base-url / OPENAI_BASE_URL and OPENAI_API_KEY as "
+                "they were at submit"
+            )
 
 
 def new_key() -> str:

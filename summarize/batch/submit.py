@@ -15,7 +15,7 @@ from ..prompt import DEFAULT_PROMPT, Prompt, load_prompt
 from ..readers import Inputs
 from ..runner import make_error, too_long
 from ..schema import SCHEMA_VERSION
-from ..settings import RunSettings
+from ..settings import RunSettings, endpoint_identity
 from .chunks import ChunkWriter, send_unsent
 from .options import DEFAULT_OPTIONS, BatchOptions, open_api, price_of, remote_endpoint
 from .state import Pending, StateDir
@@ -69,6 +69,7 @@ def submit(
     with closing(Inputs(settings.inputs, stdin=stdin)) as source, Output(settings.output) as output:
         index, problems = index_inputs(source, strict=settings.strict)
         state = states.load()
+        state.refuse_elsewhere(endpoint_identity(endpoint), states.path)
         out = state.open_ids()
         wanted = (model, prompt.hash, SCHEMA_VERSION)
         pending, _ = pending_ids(index, lambda i: output.is_done(i, wanted) or i in out,

@@ -1,0 +1,156 @@
+"""What a run may still spend: the spend caps, checked as each abstract is sent.
+
+An abstract is sent only if what the run has spent, plus what the abstracts in
+flight are expected to spend, plus its own expected spend, stays within the
+caps. The check is made at the moment of sending, after the concurrency gate,
+so a wide gate cannot let a crowd of requests past a cap they were all under
+when they queued. Expected spend is the mean of the abstracts finished so far
+(re-asks and retries included), or before any has finished a first guess from
+the abstract's length. A run therefore ends within its cap, up to the error of
+the estimates of the abstracts that were in flight when it got close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .cost import Price, SpendCap
+from .items import Item
+from .tokens import CHARS_PER_TOKEN, FIRST_COMPLETION_GUESS
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens of one request, one abstract or one run."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.cached_tokens + other.cached_tokens,
+        )
+
+    @property
+    def total(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+    def cost(self, price: Price | None) -> float:
+        """USD at `price` (0 without one)."""
+        if price is None:
+            return 0.0
+        return price.cost(prompt=self.prompt_tokens, cached=self.cached_tokens,
+                          completion=self.completion_tokens)  # fmt: skip
+
+
+# Prompt tokens besides the abstract (instructions, schema) before any answer says.
+FIRST_OVERHEAD_GUESS = 1_000
+
+
+def first_guess(item: Item) -> Usage:
+    """What an abstract is expected to use before any answer has said what they use."""
+    abstract = math.ceil(len(item.abstract) / CHARS_PER_TOKEN)
+    return Usage(abstract + FIRST_OVERHEAD_GUESS, FIRST_COMPLETION_GUESS)
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """An abstract let through: what it was expected to spend."""
+
+    tokens: int
+    cost: float
+
+
+class Budget:
+    """Spend so far and promised to abstracts in flight, held against a `SpendCap`."""
+
+    def __init__(
+        self,
+        cap: SpendCap | None = None,
+        price: Price | None = None,
+        *,
+        guess: Callable[[Item], Usage] = first_guess,
+    ) -> None:
+        self.cap = cap or SpendCap()
+        self.price = price
+        self._guess = guess
+        self.spent_tokens = 0
+        self.spent_cost = 0.0
+        self._finished = 0
+        self._promised_tokens = 0
+        self._promised_cost = 0.0
+        self._changed: asyncio.Condition | None = None
+        self.stopped: str | None = None
+
+    @property
+    def capped(self) -> bool:
+        """Whether any cap is set."""
+        return self.cap.max_cost is not None or self.cap.max_tokens is not None
+
+    def expected(self, item: Item) -> Ticket:
+        """What sending `item` is expected to spend: the mean so far, or a first guess."""
+        if self._finished:
+            return Ticket(math.ceil(self.spent_tokens / self._finished),
+                          self.spent_cost / self._finished)  # fmt: skip
+        usage = self._guess(item)
+        return Ticket(usage.total, usage.cost(self.price))
+
+    async def admit(self, item: Item) -> Ticket | None:
+        """Let `item` be sent, waiting for abstracts in flight to settle if need be.
+
+        None means a cap would be passed even with nothing in flight: the run stops.
+        """
+        if self.stopped is not None:
+            return None
+        if not self.capped:
+            return Ticket(0, 0.0)
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        async with self._changed:
+            while True:
+                ticket = self.expected(item)
+                if (reason := self._over(ticket, promised=False)) is not None:
+                    self.stopped = self.stopped or reason
+                    self._changed.notify_all()
+                    return None
+                if self._over(ticket, promised=True) is None:
+                    self._promised_tokens += ticket.tokens
+                    self._promised_cost += ticket.cost
+                    return ticket
+                await self._changed.wait()
+                if self.stopped is not None:
+                    return None
+
+    def _over(self, ticket: Ticket, *, promised: bool) -> str | None:
+        tokens = self.spent_tokens + ticket.tokens
+        cost = self.spent_cost + ticket.cost
+        if promised:
+            tokens += self._promised_tokens
+            cost += self._promised_cost
+        cap = self.cap
+        if cap.max_tokens is not None and tokens > cap.max_tokens:
+            return (f"token cap: the next abstract (~{ticket.tokens:,} tokens) would pass "
+                    f"--max-tokens-total {cap.max_tokens:,}")  # fmt: skip
+        if cap.max_cost is not None and cost > cap.max_cost:
+            return (f"spend cap: the next abstract (~${ticket.cost:.4f}) would pass "
+                    f"--max-cost ${cap.max_cost:g}")  # fmt: skip
+        return None
+
+    async def settle(self, ticket: Ticket, spent: Usage) -> None:
+        """An abstract let through has finished, having spent `spent`."""
+        self.spent_tokens += spent.total
+        self.spent_cost += spent.cost(self.price)
+        self._finished += 1
+        if not self.capped or self._changed is None:
+            return
+        async with self._changed:
+            self._promised_tokens -= ticket.tokens
+            self._promised_cost -= ticket.cost
+            self._changed.notify_all()
