@@ -1,46 +1,41 @@
-"""The model call: the only module that imports `openai` and `instructor`.
+"""The live model call: one abstract in, a validated summary or a typed error out.
 
-Every endpoint is reached the same way: an `openai.AsyncOpenAI` client created
-with `max_retries=0`, patched by instructor in TOOLS mode (a forced function
-call, which OpenAI, vLLM, Ollama, LiteLLM and llama.cpp's server all honour:
-llama.cpp turns the function's schema into a grammar). One tenacity policy,
-handed to instructor as `max_retries`, owns every retry: transient transport
-faults wait and resend the same request, invalid answers are re-asked with the
-validation error. Their budgets are separate, so they never multiply.
-
-Third-party exceptions are translated into `SummaryError` / `ConfigError` here
-and nowhere else.
+Every endpoint is reached the same way: the body of `summarize.request` (the
+prompt's messages and a forced function tool, which OpenAI, vLLM, Ollama,
+LiteLLM and llama.cpp's server all honour: llama.cpp turns the function's
+schema into a grammar), posted through an `openai.AsyncOpenAI` client with
+`max_retries=0`. The reply's JSON is judged by `summarize.answer`, as a batch
+answer is. Two budgets, never multiplied: transient transport faults wait and
+resend the same request (a tenacity policy, `max_retries`); invalid answers are
+re-asked with the rejected answer and the reason (`prompts/repair.md`,
+`max_reasks`). openai's exceptions are translated into `SummaryError` /
+`ConfigError` / `ProviderError` here.
 """
 
 from __future__ import annotations
 
-import contextvars
 import email.utils
 import json
-import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-import instructor
+import httpx2
 import openai
-from instructor.core import IncompleteOutputException, InstructorRetryException
-from instructor.core.hooks import Hooks
-from pydantic import ValidationError
 from tenacity import AsyncRetrying, RetryCallState, wait_random_exponential
 
-from .errors import ConfigError, ErrorType, ProviderError, SummaryError
+from .answer import Verdict, judge_completion
+from .cost import Usage
+from .errors import ConfigError, ErrorType, ProviderError, SummaryError, error_line
 from .items import Item
-from .prompt import Prompt
+from .prompt import Prompt, RepairPrompt, load_repair_prompt
 from .ratelimit import RateLimiter
-from .schema import Summary, grounded_in
-from .settings import EndpointSettings
+from .request import chat_request, tool_chars
+from .schema import Summary
+from .settings import EndpointSettings, without_credentials
 from .strategy import question
-from .tokens import TokenEstimator, schema_chars
-
-# instructor logs every failed attempt at ERROR; the run reports outcomes itself.
-logging.getLogger("instructor").setLevel(logging.CRITICAL)
+from .tokens import TokenEstimator
 
 # How long a run keeps trying an endpoint that has never answered, before it stops.
 UNREACHABLE_AFTER_S = 15.0
@@ -73,49 +68,28 @@ class Summarizer(Protocol):
         ...
 
 
-@dataclass(slots=True)
-class _CallLog:
-    """Per-abstract bookkeeping that instructor's hooks and tenacity fill in."""
+class _Transient(Exception):
+    """A reply that was no chat completion at all: sent again, like a 5xx."""
 
-    transient_failures: int = 0
-    invalid_answers: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    last_response: Any = None
-    responses: int = field(default=0)
-    service_s: float = 0.0
+
+@dataclass(slots=True)
+class _Tally:
+    """One abstract's requests so far: what they cost, and how each budget stands."""
+
+    schema_chars: int = 0  # of the tool, for token estimates
+    usage: Usage = field(default_factory=Usage)
     sent: int = 0
+    transient: int = 0
+    reasks: int = 0
+    service_s: float = 0.0
     rejected: str | None = None  # the last answer that failed validation
 
-    def on_response(self, response: Any) -> None:
-        self.last_response = response
-        self.responses += 1
-        usage = getattr(response, "usage", None)
-        if usage is None:
-            return
-        self.prompt_tokens += usage.prompt_tokens or 0
-        self.completion_tokens += usage.completion_tokens or 0
-        details = getattr(usage, "prompt_tokens_details", None)
-        self.cached_tokens += (getattr(details, "cached_tokens", 0) or 0) if details else 0
-
-    @property
-    def attempts(self) -> int:
-        """Requests sent for this abstract (the last one included, whatever its fate)."""
-        return self.sent or self.transient_failures + self.invalid_answers + 1
-
-
-# instructor wraps a plain model in a new class on every call, which regenerates
-# its JSON schema (~6 ms of CPU a request); wrapped once here, it is reused.
-_SUMMARY = cast("type[Summary]", instructor.openai_schema(Summary))
-# The tool list instructor sends with it (TOOLS mode), in characters.
-SUMMARY_TOOL_CHARS = schema_chars(
-    [{"type": "function", "function": cast("Any", _SUMMARY).openai_schema}]
-)
-
-# The bookkeeping of the abstract this task is summarising, for `_send`, which
-# instructor calls with the request's keyword arguments only.
-_current_log: contextvars.ContextVar[_CallLog] = contextvars.ContextVar("summarize_call_log")
+    def failure(self, error: SummaryError) -> SummaryError:
+        """`error`, carrying this abstract's totals."""
+        return SummaryError(error.message, error_type=error.error_type, attempts=self.sent,
+                            raw_output=error.raw_output or self.rejected,
+                            prompt_tokens=self.usage.prompt_tokens,
+                            completion_tokens=self.usage.completion_tokens)  # fmt: skip
 
 
 class OpenAISummarizer:
@@ -128,25 +102,20 @@ class OpenAISummarizer:
         *,
         limiter: RateLimiter | None = None,
         repairs: Mapping[str, Sequence[dict[str, str]]] | None = None,
+        repair_prompt: RepairPrompt | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._prompt = prompt
         # Turns that follow the prompt for some ids: a rejected answer and why (batch repair).
         self._repairs = repairs or {}
+        self._repair_prompt = repair_prompt or load_repair_prompt()
         self._limiter = limiter or RateLimiter(None)
         self._estimator = TokenEstimator(endpoint.max_tokens)
-        # The same tool schema goes with every request, unless quotes are constrained.
-        self._schema_chars = None if endpoint.constrain_quotes else SUMMARY_TOOL_CHARS
         self._client = openai.AsyncOpenAI(
             api_key=endpoint.api_key.get_secret_value() if endpoint.api_key else "unused",
             base_url=endpoint.base_url,
             timeout=endpoint.timeout,
             max_retries=0,
-        )
-        # instructor types `patch` as returning a sync callable; ours is async.
-        self._create = cast(
-            "Callable[..., Awaitable[Summary]]",
-            instructor.patch(create=self._send, mode=instructor.Mode.TOOLS),
         )
         self.model_name = endpoint.model_label or endpoint.model
         self._reached = False  # has any request of this run got an HTTP answer?
@@ -158,62 +127,55 @@ class OpenAISummarizer:
 
     async def summarize(self, item: Item) -> Completion:
         """Summarise one abstract; every failure becomes a typed `SummaryError`."""
-        log = _CallLog()
-        _current_log.set(log)
-        hooks = Hooks()
-        hooks.on("completion:response", log.on_response)
         asked = question(self._prompt, item, constrain_quotes=self._endpoint.constrain_quotes)
-        response_model = _SUMMARY if asked.answer_model is Summary else asked.answer_model
+        messages = [*asked.messages, *self._repairs.get(item.id, ())]
+        tally = _Tally(schema_chars=tool_chars(asked.answer_model))
+        while True:
+            body = await self._answer(chat_request(asked, messages, self._endpoint), tally)
+            verdict = judge_completion(body, asked, item)
+            tally.usage += verdict.usage
+            if verdict.summary is not None:
+                usage = tally.usage
+                return Completion(verdict.summary, usage.prompt_tokens, usage.completion_tokens,
+                                  usage.cached_tokens, tally.sent, tally.service_s)  # fmt: skip
+            assert verdict.error is not None
+            if not self._may_reask(verdict, tally):
+                raise tally.failure(verdict.error)
+            answer, reason = verdict.answer or "", verdict.error.message
+            messages = [*messages, *self._repair_prompt.messages(answer=answer, error=reason)]
+
+    def _may_reask(self, verdict: Verdict, tally: _Tally) -> bool:
+        if verdict.repair != "reask" or tally.reasks >= self._endpoint.max_reasks:
+            return False
+        # A model that gives the rejected answer again will give it every time.
+        repeated = verdict.answer is not None and verdict.answer == tally.rejected
+        tally.rejected = verdict.answer
+        tally.reasks += 1
+        return not repeated
+
+    async def _answer(self, request: dict[str, Any], tally: _Tally) -> dict[str, Any]:
+        """The completion's JSON body, sending again after transient faults."""
+        retrying = AsyncRetrying(retry=lambda state: self._retry(state, tally),
+                                 wait=self._wait, reraise=True)  # fmt: skip
         try:
-            with grounded_in(abstract=item.abstract, title=item.title):
-                answer = await self._create(
-                    response_model=response_model,
-                    messages=[*asked.messages, *self._repairs.get(item.id, ())],
-                    model=self._endpoint.model,
-                    max_retries=self._retrying(log),
-                    hooks=hooks,
-                    **self._sampling(),
-                )
-                summary = asked.finish(answer)
-        except (InstructorRetryException, IncompleteOutputException) as exc:
-            raise self._translate(exc, log) from None
-        except ValidationError as exc:
-            raise SummaryError(
-                error_line(exc),
-                error_type=ErrorType.VALIDATION,
-                attempts=log.attempts,
-                raw_output=_raw_output(log.last_response),
-                prompt_tokens=log.prompt_tokens,
-                completion_tokens=log.completion_tokens,
-            ) from None
-        return Completion(
-            summary=summary,
-            prompt_tokens=log.prompt_tokens,
-            completion_tokens=log.completion_tokens,
-            cached_tokens=log.cached_tokens,
-            attempts=log.attempts,
-            service_s=log.service_s,
-        )
+            async for attempt in retrying:
+                with attempt:
+                    return await self._send(request, tally)
+        except (openai.APIError, _Transient) as exc:
+            raise self._translate(exc, tally) from None
+        raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
 
-    def _sampling(self) -> dict[str, Any]:
-        options = self._endpoint.sampling()
-        if self._endpoint.extra_body:
-            options["extra_body"] = dict(self._endpoint.extra_body)
-        return options
-
-    async def _send(self, **request: Any) -> Any:
+    async def _send(self, request: dict[str, Any], tally: _Tally) -> dict[str, Any]:
         """One HTTP attempt: wait for a rate-limit slot, send, learn from the answer."""
-        log = _current_log.get()
-        log.sent += 1
-        schema = self._schema_chars
-        if schema is None:  # a schema of this abstract's own (constrained quotes)
-            schema = schema_chars(request.get("tools") or request.get("response_format"))
-        prompt_guess = self._estimator.prompt_tokens(request["messages"], schema)
+        tally.sent += 1
+        prompt_guess = self._estimator.prompt_tokens(request["messages"], tally.schema_chars)
         expected = prompt_guess + self._estimator.completion_tokens()
         await self._limiter.acquire(expected)
         started = time.perf_counter()
         try:
-            raw = await self._client.chat.completions.with_raw_response.create(**request)
+            # The body is built here; the SDK sends it, authenticates and raises its errors.
+            raw = await self._client.post("/chat/completions", body=request,
+                                          cast_to=httpx2.Response)  # fmt: skip
         except openai.APIStatusError as exc:
             self._reached = True
             self._limiter.observe(exc.response.headers)
@@ -222,16 +184,37 @@ class OpenAISummarizer:
             self._check_reachable(exc)
             raise
         self._reached = True
-        log.service_s = time.perf_counter() - started
+        tally.service_s = time.perf_counter() - started
         self._limiter.observe(raw.headers)
-        response = raw.parse()
-        usage = getattr(response, "usage", None)
-        if usage is not None:
-            self._limiter.settle(expected, usage.total_tokens or 0)
-            self._estimator.learn(estimated_prompt=prompt_guess, prompt=usage.prompt_tokens or 0,
-                                  completion=usage.completion_tokens or 0)  # fmt: skip
+        body = _completion(raw)
+        usage = body.get("usage") or {}
+        self._limiter.settle(expected, int(usage.get("total_tokens") or 0))
+        self._estimator.learn(estimated_prompt=prompt_guess,
+                              prompt=int(usage.get("prompt_tokens") or 0),
+                              completion=int(usage.get("completion_tokens") or 0))  # fmt: skip
         self._limiter.succeeded()
-        return response
+        return body
+
+    def _retry(self, state: RetryCallState, tally: _Tally) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        if not _transient(exc):
+            return False
+        tally.transient += 1
+        return tally.transient <= self._endpoint.max_retries
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        limit = self._endpoint.max_backoff
+        retry_after = _retry_after(exc)
+        if isinstance(exc, openai.RateLimitError):
+            # Everyone slows down, not only the task that got the 429.
+            backoff = wait_random_exponential(multiplier=0.5, max=limit)(state)
+            self._limiter.rate_limited(min(backoff if retry_after is None else retry_after, limit))
+            return 0.0
+        if retry_after is not None:
+            self._limiter.pause(min(retry_after, limit))
+            return 0.0
+        return float(wait_random_exponential(multiplier=0.5, max=limit)(state))
 
     def _check_reachable(self, exc: openai.APIConnectionError) -> None:
         """Stop the run when the endpoint has never answered and still does not.
@@ -246,143 +229,53 @@ class OpenAISummarizer:
         if now - self._unreachable_since >= UNREACHABLE_AFTER_S:
             raise self._unreachable(exc)
 
+    def _where(self) -> str:
+        return without_credentials(self._endpoint.base_url) or "the OpenAI API"
+
     def _unreachable(self, exc: BaseException) -> ProviderError:
-        where = self._endpoint.base_url or "the OpenAI API"
         return ProviderError(
-            f"{where} cannot be reached ({error_line(exc)}); no request of this run was "
-            "answered, so it stops here: check --base-url / OPENAI_BASE_URL and run again"
+            f"{self._where()} cannot be reached ({error_line(exc)}); no request of this run "
+            "was answered, so it stops here: check --base-url / OPENAI_BASE_URL and run again"
         )
 
-    def _retrying(self, log: _CallLog) -> AsyncRetrying:
-        endpoint = self._endpoint
-
-        def should_retry(state: RetryCallState) -> bool:
-            exc = state.outcome.exception() if state.outcome else None
-            kind = _classify(exc, log.last_response)
-            if kind == "transient":
-                log.transient_failures += 1
-                return log.transient_failures <= endpoint.max_retries
-            if kind in {"invalid", "truncated"}:
-                log.invalid_answers += 1
-                # A model that gives the rejected answer again will give it every time.
-                answer = _raw_output(log.last_response)
-                repeated = answer is not None and answer == log.rejected
-                log.rejected = answer
-                return log.invalid_answers <= endpoint.max_reasks and not repeated
-            return False
-
-        backoff = wait_random_exponential(multiplier=0.5, max=endpoint.max_backoff)
-
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            if _classify(exc, log.last_response) != "transient":
-                return 0.0
-            retry_after = _retry_after(exc)
-            if isinstance(exc, openai.RateLimitError):
-                # Everyone slows down, not only the task that got the 429.
-                pause = backoff(state) if retry_after is None else retry_after
-                self._limiter.rate_limited(min(pause, endpoint.max_backoff))
-                return 0.0
-            if retry_after is not None:
-                self._limiter.pause(min(retry_after, endpoint.max_backoff))
-                return 0.0
-            return float(backoff(state))
-
-        return AsyncRetrying(retry=should_retry, wait=wait, stop=lambda _s: False, reraise=True)
-
-    def _translate(self, exc: Exception, log: _CallLog) -> Exception:
-        cause = exc.__cause__ if isinstance(exc, InstructorRetryException) else exc
-        cause = cause or exc
-        if isinstance(cause, ProviderError):
-            return cause
-        if isinstance(cause, openai.APIConnectionError) and not self._reached:
-            return self._unreachable(cause)
-        if isinstance(cause, openai.APIStatusError) and cause.status_code in _FATAL_STATUS:
-            where = self._endpoint.base_url or "the OpenAI API"
+    def _translate(self, exc: Exception, tally: _Tally) -> Exception:
+        if isinstance(exc, openai.APIConnectionError) and not self._reached:
+            return self._unreachable(exc)
+        if isinstance(exc, openai.APIStatusError) and exc.status_code in _FATAL_STATUS:
             return ConfigError(
-                f"{where} {_FATAL_STATUS[cause.status_code]} (HTTP {cause.status_code}) "
+                f"{self._where()} {_FATAL_STATUS[exc.status_code]} (HTTP {exc.status_code}) "
                 f"for model {self._endpoint.model!r}"
             )
-        error_type, message = _describe(cause, log.last_response)
-        return SummaryError(
-            self._scrub(message),
-            error_type=error_type,
-            attempts=log.attempts,
-            raw_output=_raw_output(log.last_response),
-            prompt_tokens=log.prompt_tokens,
-            completion_tokens=log.completion_tokens,
-        )
+        if isinstance(exc, openai.RateLimitError):
+            kind = ErrorType.RATE_LIMIT
+            message = f"still rate limited after retries: {error_line(exc)}"
+        elif isinstance(exc, openai.APIStatusError):
+            kind, message = ErrorType.PROVIDER, f"HTTP {exc.status_code}: {error_line(exc)}"
+        else:
+            kind, message = ErrorType.PROVIDER, f"{type(exc).__name__}: {error_line(exc)}"
+        return tally.failure(SummaryError(self._scrub(message), error_type=kind))
 
     def _scrub(self, text: str) -> str:
         key = self._endpoint.api_key.get_secret_value() if self._endpoint.api_key else ""
         return text.replace(key, "***") if key else text
 
 
-def _classify(exc: BaseException | None, last_response: Any) -> str:
-    """transient | invalid | truncated | refused | fatal | other."""
+def _completion(raw: httpx2.Response) -> dict[str, Any]:
+    """The reply's JSON, if it is a chat completion with a choice; else `_Transient`."""
+    try:
+        body = json.loads(raw.content)
+    except ValueError:
+        raise _Transient(f"the reply was not JSON: {raw.text[:200]!r}") from None
+    if not isinstance(body, dict) or not body.get("choices"):
+        raise _Transient(f"the reply was no chat completion: {raw.text[:200]!r}")
+    return body
+
+
+def _transient(exc: BaseException | None) -> bool:
+    """429s, 5xx, timeouts, dropped connections and replies that were no completion."""
     if isinstance(exc, openai.APIStatusError):
-        if exc.status_code in _FATAL_STATUS:
-            return "fatal"
-        return "transient" if exc.status_code == 429 or exc.status_code >= 500 else "other"
-    if isinstance(exc, openai.APIConnectionError | openai.APIResponseValidationError):
-        return "transient"  # includes timeouts and dropped connections
-    if isinstance(exc, IncompleteOutputException):
-        return "truncated"
-    if _refusal(last_response) is not None:
-        return "refused"
-    if last_response is not None and not getattr(last_response, "choices", None):
-        # An empty choice list, or a body that was not a completion at all.
-        return "transient"
-    if isinstance(exc, ValidationError | json.JSONDecodeError | instructor.core.InstructorError):
-        return "invalid"
-    return "other"
-
-
-def _describe(exc: BaseException, last_response: Any) -> tuple[ErrorType, str]:
-    kind = _classify(exc, last_response)
-    if kind == "refused":
-        return ErrorType.REFUSED, f"the model refused: {_refusal(last_response)}"
-    if kind == "truncated":
-        return ErrorType.TRUNCATED, "the answer was cut off at the token limit"
-    if isinstance(exc, openai.RateLimitError):
-        return ErrorType.RATE_LIMIT, f"still rate limited after retries: {error_line(exc)}"
-    if kind == "invalid":
-        return ErrorType.VALIDATION, error_line(exc)
-    if isinstance(exc, openai.APIStatusError):
-        return ErrorType.PROVIDER, f"HTTP {exc.status_code}: {error_line(exc)}"
-    return ErrorType.PROVIDER, f"{type(exc).__name__}: {error_line(exc)}"
-
-
-def error_line(exc: BaseException) -> str:
-    """One line saying why: every field a validation error names, or the first line."""
-    if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'answer'}: "
-            f"{str(err['msg']).removeprefix('Value error, ')}"
-            for err in exc.errors(include_url=False)
-        )
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:500]
-
-
-def _refusal(response: Any) -> str | None:
-    choices = getattr(response, "choices", None)
-    if not choices:
-        return None
-    refusal = getattr(choices[0].message, "refusal", None)
-    if refusal is None and choices[0].finish_reason == "content_filter":
-        return "content filter"
-    return refusal if isinstance(refusal, str) else None
-
-
-def _raw_output(response: Any) -> str | None:
-    choices = getattr(response, "choices", None)
-    if not choices:
-        return None if response is None else str(response)[:2000]
-    message = choices[0].message
-    if message.tool_calls:
-        return str(message.tool_calls[0].function.arguments)
-    return message.content or getattr(message, "refusal", None)
+        return exc.status_code == 429 or exc.status_code >= 500
+    return isinstance(exc, openai.APIConnectionError | _Transient)
 
 
 def _retry_after(exc: BaseException | None) -> float | None:

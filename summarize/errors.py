@@ -10,14 +10,16 @@
                                     carries error_type, attempts and the last raw output
 
 `SummaryError.error_type` is one of `ErrorType`: the value written to the errors file.
-Third-party exceptions (openai, instructor, httpx) are translated into these in
-exactly one place, `summarize.client`.
+Third-party exceptions (openai, httpx) are translated into these where they are
+caught: `summarize.client` for live calls, `summarize.batch.provider` for the Batch API.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+
+from pydantic import ValidationError
 
 
 class ErrorType(StrEnum):
@@ -87,3 +89,15 @@ class SummaryError(SummarizeError):
         self.raw_output = raw_output
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
+
+
+def error_line(exc: BaseException) -> str:
+    """One line saying why: every field a validation error names, or the first line."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'answer'}: "
+            f"{str(err['msg']).removeprefix('Value error, ')}"
+            for err in exc.errors(include_url=False)
+        )
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:500]

@@ -18,20 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .budget import Budget, Usage
+from .budget import Budget
 from .client import OpenAISummarizer, Summarizer
 from .concurrency import Concurrency
-from .cost import Price, PriceTable, SpendCap
+from .cost import Price, PriceTable, SpendCap, Usage
 from .errors import ConfigError, InputError
 from .items import Item, index_items, stream_items
-from .local import EmbeddedServer, ModelFile, embedded_model, model_file
+from .local import EmbeddedServer, ModelFile, embedded_model, local_endpoint, model_file
 from .manifest import manifest, manifest_path_for, write_manifest
 from .output import Output, fingerprint, peek_records
-from .prompt import PROMPT_FOR, Prompt, load_prompt
+from .prompt import PROMPT_FOR, Prompt, load_prompt, load_repair_prompt
 from .ratelimit import RateLimiter
 from .readers import Inputs
-from .runner import OnOutcome, Paced, RunResult, summarize_items
-from .schema import SCHEMA_VERSION, Summary
+from .request import request_hash
+from .runner import MadeBy, OnOutcome, Paced, RunResult, summarize_items
+from .schema import Summary
 from .settings import EndpointSettings, RunSettings, wants_local
 from .strategy import question
 from .tokens import TokenEstimator, schema_chars
@@ -87,6 +88,12 @@ def choose_prompt(settings: RunSettings, *, local: bool) -> Prompt:
         return prompt
     strategy = settings.strategy or ("extractive" if local else "abstractive")
     return load_prompt(PROMPT_FOR[strategy])
+
+
+def _request_hash(settings: RunSettings, prompt: Prompt, local: ModelFile | None) -> str:
+    """The fingerprint of what this run asks (`request.request_hash`)."""
+    endpoint = settings.endpoint if local is None else local_endpoint(local)
+    return request_hash(prompt, endpoint, load_repair_prompt())
 
 
 def _local_model(settings: RunSettings) -> ModelFile | None:
@@ -155,8 +162,9 @@ def run(
         local = None if summarizer is not None else _local_model(settings)
         model_name = _model_name(settings, local, summarizer)
         price = _price(settings, model_name, local=local is not None)
+        made_by = MadeBy(model_name, prompt, _request_hash(settings, prompt, local))
         with Output(settings.output) as output:
-            wanted = (model_name, prompt.hash, SCHEMA_VERSION)
+            wanted = (model_name, made_by.request_hash)
             pending, skipped = pending_ids(index, lambda i: output.is_done(i, wanted),
                                         force=settings.force, limit=settings.limit)  # fmt: skip
             result = RunResult(unique=len(index), skipped=skipped, input_problems=problems)
@@ -168,8 +176,7 @@ def run(
                 on_loading(local.path.name)
             items = stream_items(source.entries([]), index, wanted=set(pending))
             return _run_items(items, len(pending), settings, result, output=output,
-                              prompt=prompt, local=local, summarizer=summarizer,
-                              model_name=model_name, price=price,
+                              made_by=made_by, local=local, summarizer=summarizer, price=price,
                               on_start=on_start, on_outcome=on_outcome)  # fmt: skip
 
 
@@ -180,14 +187,14 @@ def _run_items(
     result: RunResult,
     *,
     output: Output,
-    prompt: Prompt,
+    made_by: MadeBy,
     local: ModelFile | None,
     summarizer: Summarizer | None,
-    model_name: str,
     price: Price | None,
     on_start: Callable[[int], None] | None,
     on_outcome: OnOutcome | None,
 ) -> RunResult:
+    prompt = made_by.prompt
     limiter = RateLimiter(settings.rpm, settings.tpm)
     concurrency = _concurrency(settings, limiter, local=local is not None)
     estimator = TokenEstimator(settings.endpoint.max_tokens)
@@ -210,7 +217,7 @@ def _run_items(
                 count=count,
                 summarizer=caller,
                 output=output,
-                prompt=prompt,
+                made_by=made_by,
                 concurrency=concurrency,
                 result=result,
                 budget=budget,
@@ -224,30 +231,21 @@ def _run_items(
                 "concurrency": concurrency.limit,
                 "peak_in_flight": concurrency.peak,
             }
-            _write_manifest(settings.output, result, model=model_name, endpoint=endpoint,
-                            prompt=prompt, price=price, limits=limits)  # fmt: skip
+            _write_manifest(settings.output, result, made_by=made_by, endpoint=endpoint,
+                            price=price, limits=limits)  # fmt: skip
 
 
 def _write_manifest(
     output: Path,
     result: RunResult,
     *,
-    model: str,
+    made_by: MadeBy,
     endpoint: EndpointSettings,
-    prompt: Prompt,
     price: Price | None,
     limits: dict[str, float | int | None],
 ) -> None:
-    content = manifest(
-        result,
-        model=model,
-        base_url=endpoint.base_url,
-        prompt_version=prompt.version,
-        prompt_hash=prompt.hash,
-        schema_version=SCHEMA_VERSION,
-        price=price,
-        limits=limits,
-    )
+    content = manifest(result, made_by=made_by, base_url=endpoint.base_url, price=price,
+                       limits=limits)  # fmt: skip
     write_manifest(manifest_path_for(output), content)
 
 
@@ -281,7 +279,7 @@ def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
     price = _price(settings, model_name, local=local is not None)
     written = list(peek_records(settings.output))
     done = {str(record.get("id")): fingerprint(record) for record in written}
-    wanted = (model_name, prompt.hash, SCHEMA_VERSION)
+    wanted = (model_name, _request_hash(settings, prompt, local))
     estimator = TokenEstimator(settings.endpoint.max_tokens)
     tokens = _prompt_tokens(prompt, estimator)
     with closing(Inputs(settings.inputs, stdin=stdin)) as source:

@@ -139,6 +139,24 @@ def _free_port() -> int:
         return port
 
 
+def local_endpoint(model: ModelFile, base_url: str | None = None) -> EndpointSettings:
+    """Endpoint settings that suit a small local model (edge configuration)."""
+    return EndpointSettings(
+        model="local",
+        base_url=base_url,
+        model_label=model.label,
+        timeout=900.0,
+        # Deterministic: the same abstract gets the same record every night.
+        temperature=0.0,
+        max_tokens=512,
+        # A repeat penalty keeps a small model from looping until max_tokens.
+        extra_body={"repeat_penalty": 1.1},
+        constrain_quotes=True,
+        max_retries=2,
+        max_reasks=1,
+    )
+
+
 class EmbeddedServer:
     """llama.cpp's OpenAI-compatible server for one model, for one run."""
 
@@ -164,21 +182,8 @@ class EmbeddedServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def endpoint(self) -> EndpointSettings:
-        """Endpoint settings that suit a small local model (edge configuration)."""
-        return EndpointSettings(
-            model="local",
-            base_url=self.base_url,
-            model_label=self.model.label,
-            timeout=900.0,
-            # Deterministic: the same abstract gets the same record every night.
-            temperature=0.0,
-            max_tokens=512,
-            # A repeat penalty keeps a small model from looping until max_tokens.
-            extra_body={"repeat_penalty": 1.1},
-            constrain_quotes=True,
-            max_retries=2,
-            max_reasks=1,
-        )
+        """Endpoint settings that suit a small local model, at this server."""
+        return local_endpoint(self.model, self.base_url)
 
     def __enter__(self) -> Self:
         self.start()

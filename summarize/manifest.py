@@ -14,7 +14,7 @@ from typing import Any
 
 from .cost import Price
 from .errors import OutputError
-from .runner import RunResult
+from .runner import MadeBy, RunResult
 from .settings import without_credentials
 
 
@@ -26,22 +26,16 @@ def manifest_path_for(path: Path) -> Path:
 def manifest(
     result: RunResult,
     *,
-    model: str,
+    made_by: MadeBy,
     base_url: str | None,
-    prompt_version: str,
-    prompt_hash: str,
-    schema_version: str,
     price: Price | None,
     limits: dict[str, float | int | None],
 ) -> dict[str, Any]:
     """The manifest's content: provenance, counts, tokens, cost and limits."""
     return {
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "model": model,
+        **{k: v for k, v in made_by.fields().items() if k != "batch_id"},
         "base_url": without_credentials(base_url),
-        "prompt_version": prompt_version,
-        "prompt_hash": prompt_hash,
-        "schema_version": schema_version,
         "unique": result.unique,
         "done": result.done,
         "skipped": result.skipped,

@@ -26,7 +26,7 @@ from .errors import OutputError
 from .schema import ErrorRecord, Record
 
 WRITE_BUFFER = 1 << 20
-Fingerprint = tuple[str, str, str]
+Fingerprint = tuple[str, str]
 
 
 def errors_path_for(path: Path) -> Path:
@@ -46,8 +46,8 @@ def encode_line(obj: Any) -> bytes:
 
 
 def fingerprint(line: dict[str, Any]) -> Fingerprint:
-    """What must match for a record to count as done: model, prompt and schema."""
-    return (str(line.get("model")), str(line.get("prompt_hash")), str(line.get("schema_version")))
+    """What must match for a record to count as done: the model and the request's hash."""
+    return (str(line.get("model")), str(line.get("request_hash")))
 
 
 class Output:

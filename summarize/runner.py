@@ -13,17 +13,18 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypedDict
 
-from .budget import Budget, Usage
+from .budget import Budget
 from .client import Completion, Summarizer
 from .concurrency import Concurrency
-from .cost import Price
+from .cost import Price, Usage
 from .errors import ErrorType, InputError, SummaryError
 from .items import Item
 from .output import Output
 from .prompt import Prompt
 from .ratelimit import RateLimiter
-from .schema import SCHEMA_VERSION, ErrorRecord, Record
+from .schema import SCHEMA_VERSION, ErrorRecord, Record, Strategy
 
 MAX_ABSTRACT_CHARS = 20_000
 
@@ -91,9 +92,42 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def make_record(
-    item: Item, done: Completion, *, model: str, prompt: Prompt, latency: float
-) -> Record:
+class Provenance(TypedDict):
+    """The fields of a line that say what made it."""
+
+    model: str
+    prompt_version: str
+    prompt_hash: str
+    schema_version: str
+    request_hash: str
+    strategy: Strategy
+    batch_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MadeBy:
+    """What made a line: the model, the prompt file, the request's fingerprint and,
+    for a batch answer, the batch."""
+
+    model: str
+    prompt: Prompt
+    request_hash: str
+    batch_id: str | None = None
+
+    def fields(self) -> Provenance:
+        """The provenance fields of a record or error line."""
+        return {
+            "model": self.model,
+            "prompt_version": self.prompt.version,
+            "prompt_hash": self.prompt.hash,
+            "schema_version": SCHEMA_VERSION,
+            "request_hash": self.request_hash,
+            "strategy": self.prompt.strategy,
+            "batch_id": self.batch_id,
+        }
+
+
+def make_record(item: Item, done: Completion, *, by: MadeBy, latency: float) -> Record:
     """A record line from an item and its validated summary."""
     summary = done.summary
     return Record(
@@ -104,10 +138,6 @@ def make_record(
         method=summary.method,
         result=summary.result,
         claimed_gain=summary.claimed_gain,
-        model=model,
-        prompt_version=prompt.version,
-        prompt_hash=prompt.hash,
-        schema_version=SCHEMA_VERSION,
         prompt_tokens=done.prompt_tokens,
         completion_tokens=done.completion_tokens,
         cached_tokens=done.cached_tokens,
@@ -115,11 +145,11 @@ def make_record(
         latency_s=round(latency, 3),
         created_at=_now(),
         sources=[str(source) for source in item.sources],
-        strategy=prompt.strategy,
+        **by.fields(),
     )
 
 
-def make_error(item: Item, error: SummaryError, *, model: str, prompt: Prompt) -> ErrorRecord:
+def make_error(item: Item, error: SummaryError, *, by: MadeBy) -> ErrorRecord:
     """An error line from an item and why it failed."""
     return ErrorRecord(
         id=item.id,
@@ -128,16 +158,12 @@ def make_error(item: Item, error: SummaryError, *, model: str, prompt: Prompt) -
         error_type=error.error_type,
         message=error.message,
         raw_output=error.raw_output,
-        model=model,
-        prompt_version=prompt.version,
-        prompt_hash=prompt.hash,
-        schema_version=SCHEMA_VERSION,
         prompt_tokens=error.prompt_tokens,
         completion_tokens=error.completion_tokens,
         attempts=error.attempts,
         created_at=_now(),
         sources=[str(source) for source in item.sources],
-        strategy=prompt.strategy,
+        **by.fields(),
     )
 
 
@@ -147,7 +173,7 @@ async def summarize_items(
     count: int | None = None,
     summarizer: Summarizer,
     output: Output,
-    prompt: Prompt,
+    made_by: MadeBy,
     concurrency: Concurrency,
     result: RunResult,
     budget: Budget | None = None,
@@ -168,7 +194,7 @@ async def summarize_items(
     async def worker() -> None:
         for item in queue:
             async with concurrency:
-                outcome = await _send(item, summarizer, prompt, budget)
+                outcome = await _send(item, summarizer, made_by, budget)
             if outcome is None:
                 result.stopped = budget.stopped
                 return
@@ -191,12 +217,11 @@ async def summarize_items(
     return result
 
 
-async def _send(item: Item, summarizer: Summarizer, prompt: Prompt,
+async def _send(item: Item, summarizer: Summarizer, by: MadeBy,
                 budget: Budget) -> Outcome | None:  # fmt: skip
     """The outcome of one item, or None if the budget lets no more abstracts be sent."""
-    model = summarizer.model_name
     if (rejected := too_long(item)) is not None:
-        return Outcome(item, None, make_error(item, rejected, model=model, prompt=prompt))
+        return Outcome(item, None, make_error(item, rejected, by=by))
     if (ticket := await budget.admit(item)) is None:
         return None
     spent = Usage()
@@ -205,11 +230,11 @@ async def _send(item: Item, summarizer: Summarizer, prompt: Prompt,
         done = await summarizer.summarize(item)
     except SummaryError as error:
         spent = Usage(error.prompt_tokens, error.completion_tokens)
-        return Outcome(item, None, make_error(item, error, model=model, prompt=prompt))
+        return Outcome(item, None, make_error(item, error, by=by))
     else:
         spent = Usage(done.prompt_tokens, done.completion_tokens, done.cached_tokens)
         latency = time.perf_counter() - started
-        record = make_record(item, done, model=model, prompt=prompt, latency=latency)
+        record = make_record(item, done, by=by, latency=latency)
         # A summarizer that does not time its own requests is timed here.
         return Outcome(item, record, None, done.service_s or latency)
     finally:

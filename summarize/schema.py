@@ -31,7 +31,7 @@ from pydantic.json_schema import SkipJsonSchema
 from . import grounding
 from .errors import ErrorType
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 SENTENCE_MAX = 200
 # llama.cpp's grammar builder gives up on string caps much above this.
 QUOTE_MAX = 600
@@ -291,6 +291,13 @@ class Record(BaseModel):
     prompt_version: str
     prompt_hash: str
     schema_version: str
+    request_hash: str = Field(
+        description=(
+            "A hash of everything that decided the answer but the abstract: the rendered "
+            "messages, the function tool's JSON, the sampling settings and the re-ask turns. "
+            "A record counts as done for the same model and request_hash."
+        )
+    )
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int
@@ -325,6 +332,7 @@ class ErrorRecord(BaseModel):
     prompt_version: str
     prompt_hash: str
     schema_version: str
+    request_hash: str
     prompt_tokens: int
     completion_tokens: int
     attempts: int
@@ -340,43 +348,3 @@ def record_json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"summarize-record-v{SCHEMA_VERSION}"
     return schema
-
-
-# What OpenAI's strict structured outputs accept besides structure; the rest
-# (string lengths, titles) is left to Pydantic's validation of the answer.
-_STRICT_KEYWORDS = frozenset(
-    {"type", "properties", "required", "additionalProperties", "items", "anyOf", "enum",
-     "const", "description", "$defs", "$ref", "pattern", "minItems", "maxItems"}
-)  # fmt: skip
-
-
-def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """`model`'s JSON Schema in OpenAI's strict form: every property required, no extras."""
-    schema = model.model_json_schema()
-    strict: dict[str, Any] = _strict(schema, schema.get("$defs", {}))
-    return strict
-
-
-def _strict(node: Any, defs: dict[str, Any]) -> Any:
-    if isinstance(node, list):
-        return [_strict(child, defs) for child in node]
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node and len(node) > 1:
-        # A $ref with siblings (a field's description) is inlined: strict mode wants it bare.
-        target = defs[node["$ref"].rsplit("/", 1)[-1]]
-        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if key not in _STRICT_KEYWORDS:
-            continue
-        if key in {"properties", "$defs"}:
-            out[key] = {name: _strict(spec, defs) for name, spec in value.items()}
-        elif key in {"items", "anyOf"}:
-            out[key] = _strict(value, defs)
-        else:
-            out[key] = value
-    if "properties" in out:
-        out["required"] = list(out["properties"])
-        out["additionalProperties"] = False
-    return out

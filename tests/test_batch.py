@@ -86,26 +86,24 @@ def test_submit_then_collect_wait_gives_the_records_of_a_live_run(tmp_path: Path
     assert all(c["status"] == "collected" for c in state_of(out)["chunks"])
 
 
-def test_requests_carry_the_live_prompt_and_a_strict_schema(
+def test_a_batch_request_is_the_live_request_and_makes_the_same_request_hash(
     server: FakeOpenAI, papers: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out.jsonl"
     submit(settings(server, out, papers))
     collect(settings(server, out), BatchOptions(wait=True, poll_s=0))
+    run(settings(server, tmp_path / "live.jsonl", papers, concurrency=1))
     prompt = load_prompt()
-    bodies = server.batch_requests
-    assert len(bodies) == 3
-    for body, (title, abstract) in zip(bodies, ABSTRACTS, strict=True):
-        assert body["messages"] == prompt.messages(title=title, abstract=abstract)
-        fmt = body["response_format"]
-        assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
-        schema = fmt["json_schema"]["schema"]
-        assert schema["additionalProperties"] is False
-        assert schema["required"] == list(schema["properties"])
-        gain = schema["$defs"]["Gain"]
-        assert gain["additionalProperties"] is False and gain["required"] == list(
-            gain["properties"]
-        )
+    assert len(server.batch_requests) == 3 and len(server.requests) == 3
+    for batch, live, (title, abstract) in zip(server.batch_requests, server.requests, ABSTRACTS,
+                                               strict=True):  # fmt: skip
+        assert batch["messages"] == prompt.messages(title=title, abstract=abstract)
+        assert batch == live
+        tool = batch["tools"][0]["function"]
+        assert batch["tool_choice"]["function"]["name"] == tool["name"]
+        assert tool["parameters"]["properties"]["problem"]["maxLength"] == 200  # the caps too
+    hashes = {r["request_hash"] for r in [*read_jsonl(out), *read_jsonl(tmp_path / "live.jsonl")]}
+    assert len(hashes) == 1
 
 
 def test_submitting_twice_does_not_submit_twice(
@@ -538,7 +536,7 @@ def test_constrained_quotes_are_sent_as_an_enum_and_checked_the_same_way(
     papers = write_jsonl(tmp_path / "p.jsonl", rows)
     submit(settings(server, out, papers, endpoint={"constrain_quotes": True}))
     result = collect(settings(server, out), BatchOptions(wait=True, poll_s=0))
-    schema = server.batch_requests[0]["response_format"]["json_schema"]["schema"]
+    schema = server.batch_requests[0]["tools"][0]["function"]["parameters"]
     quote = schema["$defs"]["Gain"]["properties"]["quote"]
     assert "Widget detection is slow on edge devices." in quote["enum"]
     assert (result.done, result.failures) == (2, {"validation": 1})
@@ -621,7 +619,7 @@ def test_collect_with_another_key_is_refused_and_the_state_never_holds_a_key(
     batch_cli(server, "submit", str(papers), "-o", str(out))
     state = (tmp_path / "out.batches" / "state.json").read_text()
     assert FAKE_KEY not in state and '"key_id": "sha256:' in state
-    other = CliRunner().invoke(cli, ["batch", "collect", "--base-url", server.base_url,
-                                     "-o", str(out)], env={"OPENAI_API_KEY": "sk-other-project"})  # fmt: skip
+    command = ["batch", "collect", "--base-url", server.base_url, "-o", str(out)]
+    other = CliRunner().invoke(cli, command, env={"OPENAI_API_KEY": "sk-other-project"})
     assert other.exit_code == 2 and "was sent to key sha256:" in other.output
     assert "sk-other-project" not in other.output and FAKE_KEY not in other.output

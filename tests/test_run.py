@@ -137,8 +137,10 @@ def test_invalid_answers_are_reasked_with_the_validation_error(
     out = tmp_path / "out.jsonl"
     result = summarize_cli(server, str(papers), "-o", str(out), "--concurrency", "1")
     assert result.exit_code == 0, result.output
-    reask = server.requests[1]["messages"][-1]["content"]
-    assert "Validation Error" in reask and "does not occur in the abstract" in reask
+    rejected, reask = server.requests[1]["messages"][-2:]
+    assert rejected["role"] == "assistant" and "87.3%" in rejected["content"]
+    assert reask["role"] == "user" and reask["content"].startswith("Your answer above was rejected")
+    assert "does not occur in the abstract" in reask["content"]
 
 
 @pytest.mark.parametrize(

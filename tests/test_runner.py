@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from summarize import RunSettings, run
-from summarize.budget import Budget, Usage
-from summarize.cost import Price, SpendCap
+from summarize.budget import Budget
+from summarize.cost import Price, SpendCap, Usage
 from summarize.items import Item
 from summarize.testing import FakeAnswer, FakeSummarizer
 from tests.conftest import numbered_abstracts, read_jsonl, write_jsonl

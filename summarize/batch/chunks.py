@@ -17,13 +17,14 @@ from openai.types import Batch
 
 from ..errors import OutputError, ProviderError
 from ..output import encode_line
-from ..prompt import Prompt
+from ..prompt import Prompt, load_repair_prompt
+from ..request import request_hash
 from ..schema import SCHEMA_VERSION
 from ..settings import EndpointSettings
 from ..tokens import TokenEstimator, schema_chars
 from .options import BatchOptions
 from .provider import BatchAPI
-from .requests import request_line, response_format
+from .requests import request_line
 from .state import (
     UNSENT,
     BatchState,
@@ -59,7 +60,7 @@ class ChunkWriter:
         self._model = model
         self._options = options
         self.estimator = TokenEstimator(endpoint.max_tokens)
-        self._schema_chars = None if endpoint.constrain_quotes else schema_chars(response_format())
+        self.request_hash = request_hash(prompt, endpoint, load_repair_prompt())
         self.prompt_tokens = 0
 
     def write(
@@ -73,9 +74,7 @@ class ChunkWriter:
                                     repair=pending.repair)  # fmt: skip
                 raw = encode_line(line)
                 body = line["body"]
-                schema = self._schema_chars
-                if schema is None:  # a schema of this abstract's own (constrained quotes)
-                    schema = schema_chars(body["response_format"])
+                schema = schema_chars(body["tools"])
                 self.prompt_tokens += self.estimator.prompt_tokens(body["messages"], schema)
                 if files is not None and not files.fits(len(raw), self._options.max_requests,
                                                         self._options.max_bytes):  # fmt: skip
@@ -97,7 +96,8 @@ class ChunkWriter:
                      attempt=attempt, parent=parent, model=self._model,
                      prompt_version=self._prompt.version, prompt_hash=self._prompt.hash,
                      prompt_file=self._prompt_file, schema_version=SCHEMA_VERSION,
-                     request=request_settings(self._endpoint), bytes=files.bytes)  # fmt: skip
+                     request_hash=self.request_hash, request=request_settings(self._endpoint),
+                     bytes=files.bytes)  # fmt: skip
 
 
 def send_unsent(

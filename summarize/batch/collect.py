@@ -17,21 +17,22 @@ from dataclasses import dataclass, field, replace
 
 from openai.types import Batch
 
+from ..answer import Verdict
 from ..client import Completion, OpenAISummarizer
-from ..cost import Price
+from ..cost import Price, Usage
 from ..errors import ConfigError, OutputError, ProviderError, SummaryError
 from ..items import Item
 from ..job import REMOTE_CONCURRENCY
 from ..output import Output
 from ..prompt import Prompt, RepairPrompt, load_prompt, load_repair_prompt
 from ..ratelimit import RateLimiter
-from ..runner import make_error, make_record
+from ..runner import MadeBy, make_error, make_record
 from ..schema import Summary
 from ..settings import EndpointSettings, RunSettings
 from .chunks import CREATING, ChunkWriter, resend_failed_batch, send_unsent, timestamp, update
 from .options import DEFAULT_OPTIONS, BatchOptions, open_api, price_of, remote_endpoint
 from .provider import BatchAPI
-from .requests import Answer, Usage, Verdict, judge, read_answers
+from .requests import Answer, asked_about, judge, read_answers
 from .state import (
     COLLECTED,
     DOWNLOADS,
@@ -122,15 +123,6 @@ def collect(
     return result
 
 
-@dataclass(frozen=True, slots=True)
-class MadeBy:
-    """The provenance a line is written with: model, prompt, and the batch that answered."""
-
-    model: str
-    prompt: Prompt
-    batch_id: str | None
-
-
 class _Collector:
     """Resolves finished batches into records, error lines, live re-asks and follow-ups."""
 
@@ -208,8 +200,7 @@ class _Collector:
         """A record carrying every attempt's tokens, batch and live alike."""
         done = Completion(summary, total["prompt_tokens"], total["completion_tokens"],
                           total["cached_tokens"], total["attempt"])  # fmt: skip
-        record = make_record(item, done, model=by.model, prompt=by.prompt, latency=latency)
-        self.output.write_record(record.model_copy(update={"batch_id": by.batch_id}))
+        self.output.write_record(make_record(item, done, by=by, latency=latency))
         self.result.done += 1
 
     def write_error(self, item: Item, error: SummaryError, total: dict[str, int], *,
@@ -218,8 +209,7 @@ class _Collector:
         error.attempts = total["attempt"]
         error.prompt_tokens = total["prompt_tokens"]
         error.completion_tokens = total["completion_tokens"]
-        line = make_error(item, error, model=by.model, prompt=by.prompt)
-        self.output.write_error(line.model_copy(update={"batch_id": by.batch_id}))
+        self.output.write_error(make_error(item, error, by=by))
         self.result.count_failure(error.error_type.value)
 
 
@@ -231,11 +221,12 @@ class _Resolution:
         self.chunk = chunk
         self.batch = batch
         self.prompt = collector.prompt(chunk)
-        self.made_by = MadeBy(chunk.model, _as_written(chunk, self.prompt), batch.id)
+        self.made_by = MadeBy(chunk.model, _as_written(chunk, self.prompt), chunk.request_hash,
+                              batch.id)  # fmt: skip
+        self.endpoint = collector.endpoint(chunk)
         self.price = price_of(collector.settings, chunk.model)
         self.discount = self.price.batch if self.price else 1.0
         self.batch_error = _batch_error(batch)
-        self.constrain_quotes = bool(chunk.request.get("constrain_quotes"))
         self.again: list[Pending] = []
         self.live: list[Pending] = []
 
@@ -274,9 +265,9 @@ class _Resolution:
 
     def _judge(self, pending: Pending, answer: Answer | None) -> None:
         result, item = self.c.result, pending.item
-        verdict = judge(answer, item, batch_status=self.batch.status,
-                        batch_error=self.batch_error,
-                        constrain_quotes=self.constrain_quotes)  # fmt: skip
+        asked = asked_about(item, self.prompt, self.endpoint)
+        verdict = judge(answer, item, asked, batch_status=self.batch.status,
+                        batch_error=self.batch_error)  # fmt: skip
         result.spend(self.price, verdict.usage, discount=self.discount)
         total = _add(pending.spent, verdict.usage)
         turns = self._repair(verdict, total, pending.repair)
@@ -350,7 +341,7 @@ class _Live:
 
     async def _one(self, pending: Pending) -> None:
         item, spent = pending.item, pending.spent
-        by = MadeBy(self.chunk.model, self.prompt, None)
+        by = MadeBy(self.chunk.model, self.prompt, self.chunk.request_hash)
         async with self.gate:
             started = time.perf_counter()
             try:

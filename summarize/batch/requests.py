@@ -1,8 +1,9 @@
 """Batch request lines, and the verdict on each answer.
 
-A request line carries the same prompt and the same `Summary` model as a live
-call, sent as a strict JSON Schema response format; an answer is validated by the
-same Pydantic models and grounding checks. Only the transport differs.
+A request line carries the same body as a live call (`summarize.request`): the
+same messages, function tool and sampling. An answer is judged by the same code
+as a live one (`summarize.answer`); what is batch's own is reading the output and
+error files, and the answers a batch can lack.
 """
 
 from __future__ import annotations
@@ -10,37 +11,26 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-from pydantic import ValidationError
-
-from ..client import error_line
-from ..errors import ErrorType, OutputError, SummaryError
+from ..answer import Verdict, failed, judge_completion
+from ..errors import ErrorType, OutputError
 from ..items import Item
 from ..prompt import Prompt
-from ..schema import Summary, grounded_in, strict_json_schema, summary_model_for
+from ..request import chat_request
 from ..settings import EndpointSettings
+from ..strategy import Question, question
 
 BATCH_ENDPOINT: Final = "/v1/chat/completions"
 # Request errors that a second try can fix; any other 4xx is the request's own fault.
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 _UNANSWERED = frozenset({"batch_expired", "batch_cancelled"})
 
-Repair = Literal["reask", "resend"]
 
-
-def response_format(model: type[Summary] = Summary) -> dict[str, Any]:
-    """OpenAI's strict structured-output format for `model`."""
-    schema = strict_json_schema(model)
-    return {"type": "json_schema", "json_schema": {"name": "Summary", "strict": True,
-                                                   "schema": schema}}  # fmt: skip
-
-
-@cache
-def _default_format() -> dict[str, Any]:
-    return response_format()
+def asked_about(item: Item, prompt: Prompt, endpoint: EndpointSettings) -> Question:
+    """How the chunk's prompt asks about `item`, as a live call would."""
+    return question(prompt, item, constrain_quotes=endpoint.constrain_quotes)
 
 
 def request_line(
@@ -51,14 +41,8 @@ def request_line(
     repair: Sequence[dict[str, str]] = (),
 ) -> dict[str, Any]:
     """One line of a batch input file; `custom_id` is the record id."""
-    model = summary_model_for(item.abstract) if endpoint.constrain_quotes else None
-    body: dict[str, Any] = {
-        "model": endpoint.model,
-        "messages": [*prompt.messages(title=item.title, abstract=item.abstract), *repair],
-        "response_format": response_format(model) if model else _default_format(),
-        **endpoint.sampling(),
-        **endpoint.extra_body,  # what the SDK's `extra_body` merges into a live request
-    }
+    asked = asked_about(item, prompt, endpoint)
+    body = chat_request(asked, [*asked.messages, *repair], endpoint)
     return {"custom_id": item.id, "method": "POST", "url": BATCH_ENDPOINT, "body": body}
 
 
@@ -100,51 +84,30 @@ def _answer(raw: bytes, path: Path, number: int) -> Answer:
         raise OutputError(f"{path}:{number}: not a batch answer line ({exc})") from None
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Tokens one answer cost."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """One answer judged: a valid summary, or why not and whether a repair can help."""
-
-    summary: Summary | None
-    error: SummaryError | None = None
-    repair: Repair | None = None
-    answer: str | None = None
-    usage: Usage = Usage()
-
-
 def judge(
     answer: Answer | None,
     item: Item,
+    asked: Question,
     *,
     batch_status: str,
     batch_error: str | None = None,
-    constrain_quotes: bool = False,
 ) -> Verdict:
     """Validate an answer exactly as a live one is validated, or say what went wrong."""
     if answer is None:
         if batch_error is not None:  # retried as a whole batch already: final
-            return _failed(ErrorType.PROVIDER, f"the batch failed: {batch_error}", None)
+            return failed(ErrorType.PROVIDER, f"the batch failed: {batch_error}", None)
         if batch_status == "completed":
-            return _failed(ErrorType.PROVIDER, "the completed batch has no answer for it",
+            return failed(ErrorType.PROVIDER, "the completed batch has no answer for it",
                            "resend")  # fmt: skip
-        return _failed(ErrorType.EXPIRED, f"the batch ended {batch_status} without an answer",
+        return failed(ErrorType.EXPIRED, f"the batch ended {batch_status} without an answer",
                        "resend")  # fmt: skip
     if answer.error_code is not None and answer.status_code is None:
         kind = ErrorType.EXPIRED if answer.error_code in _UNANSWERED else ErrorType.PROVIDER
-        return _failed(kind, f"{answer.error_code}: {answer.error_message or ''}".strip(),
+        return failed(kind, f"{answer.error_code}: {answer.error_message or ''}".strip(),
                        "resend")  # fmt: skip
     if answer.status_code != 200 or answer.body is None:
         return _http_error(answer)
-    model = summary_model_for(item.abstract) if constrain_quotes else Summary
-    return _judge_completion(answer.body, item, model)
+    return judge_completion(answer.body, asked, item)
 
 
 def _http_error(answer: Answer) -> Verdict:
@@ -153,64 +116,6 @@ def _http_error(answer: Answer) -> Verdict:
     detail = body.get("error", {}).get("message") if isinstance(body.get("error"), dict) else None
     message = f"HTTP {status}: {detail or 'no message'}"
     if status == 429:
-        return _failed(ErrorType.RATE_LIMIT, message, "resend")
+        return failed(ErrorType.RATE_LIMIT, message, "resend")
     retryable = status >= 500 or status in _RETRYABLE_STATUS
-    return _failed(ErrorType.PROVIDER, message, "resend" if retryable else None)
-
-
-def _judge_completion(body: dict[str, Any], item: Item, model: type[Summary]) -> Verdict:
-    usage = _usage(body)
-    choices = body.get("choices") or []
-    if not choices:
-        return _failed(ErrorType.PROVIDER, "the answer had no choices", "resend", usage=usage)
-    choice = choices[0]
-    message = choice.get("message") or {}
-    if message.get("refusal") or choice.get("finish_reason") == "content_filter":
-        refusal = message.get("refusal") or "content filter"
-        return _failed(ErrorType.REFUSED, f"the model refused: {refusal}", None, usage=usage)
-    text = _text(message)
-    if choice.get("finish_reason") == "length":
-        return _failed(ErrorType.TRUNCATED, "the answer was cut off at the token limit",
-                       "reask", answer=text, usage=usage)  # fmt: skip
-    try:
-        with grounded_in(abstract=item.abstract, title=item.title):
-            summary = model.model_validate_json(text)
-    except ValidationError as exc:
-        return _failed(ErrorType.VALIDATION, error_line(exc), "reask", answer=text, usage=usage)
-    return Verdict(summary, usage=usage)
-
-
-def _text(message: dict[str, Any]) -> str:
-    """The answer's JSON: the content, or the arguments of a tool call."""
-    calls = message.get("tool_calls") or []
-    if calls:
-        return str(calls[0].get("function", {}).get("arguments") or "")
-    return str(message.get("content") or "")
-
-
-def _usage(body: dict[str, Any]) -> Usage:
-    usage = body.get("usage") or {}
-    details = usage.get("prompt_tokens_details") or {}
-    return Usage(
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        cached_tokens=int(details.get("cached_tokens") or 0),
-    )
-
-
-def _failed(
-    kind: ErrorType,
-    message: str,
-    repair: Repair | None,
-    *,
-    answer: str | None = None,
-    usage: Usage = Usage(),
-) -> Verdict:
-    error = SummaryError(
-        message,
-        error_type=kind,
-        raw_output=answer,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-    )
-    return Verdict(None, error, repair, answer, usage)
+    return failed(ErrorType.PROVIDER, message, "resend" if retryable else None)

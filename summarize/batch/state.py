@@ -52,6 +52,7 @@ class Chunk(BaseModel):
     prompt_hash: str
     prompt_file: str
     schema_version: str
+    request_hash: str = ""  # `request.request_hash` of the requests sent
     # What the requests were sent with (model, temperature, ...), for re-asks and follow-ups.
     request: dict[str, Any] = {}
     bytes: int = 0
@@ -87,8 +88,8 @@ class Chunk(BaseModel):
 
     @property
     def fingerprint(self) -> Fingerprint:
-        """The model, prompt and schema its records are made with."""
-        return (self.model, self.prompt_hash, self.schema_version)
+        """The model and request hash its records are made with."""
+        return (self.model, self.request_hash)
 
 
 class BatchState(BaseModel):

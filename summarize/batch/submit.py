@@ -11,10 +11,10 @@ from ..errors import ConfigError, InputError
 from ..items import Entry, Item, stream_items
 from ..job import index_inputs, pending_ids
 from ..output import Output
-from ..prompt import DEFAULT_PROMPT, Prompt, load_prompt
+from ..prompt import DEFAULT_PROMPT, load_prompt, load_repair_prompt
 from ..readers import Inputs
-from ..runner import make_error, too_long
-from ..schema import SCHEMA_VERSION
+from ..request import request_hash
+from ..runner import MadeBy, make_error, too_long
 from ..settings import RunSettings, endpoint_identity
 from .chunks import ChunkWriter, send_unsent
 from .options import DEFAULT_OPTIONS, BatchOptions, open_api, price_of, remote_endpoint
@@ -71,14 +71,15 @@ def submit(
         state = states.load()
         state.refuse_elsewhere(endpoint_identity(endpoint), states.path)
         out = state.open_ids()
-        wanted = (model, prompt.hash, SCHEMA_VERSION)
+        made_by = MadeBy(model, prompt, request_hash(prompt, endpoint, load_repair_prompt()))
+        wanted = (model, made_by.request_hash)
         pending, _ = pending_ids(index, lambda i: output.is_done(i, wanted) or i in out,
                                  force=False, limit=settings.limit)  # fmt: skip
         ids = {item.id for item in index.values()}
         result = SubmitResult(unique=len(index), out=len(out & ids), input_problems=problems)
         result.done = sum(1 for i in ids if output.is_done(i, wanted))
-        items = _sendable(source.entries([]), index, set(pending), output=output, prompt=prompt,
-                          model=model, result=result)  # fmt: skip
+        items = _sendable(source.entries([]), index, set(pending), output=output,
+                          made_by=made_by, result=result)  # fmt: skip
         writer = ChunkWriter(states, prompt=prompt, endpoint=endpoint, model=model,
                              options=options)  # fmt: skip
         for chunk in writer.write((Pending(item, {}) for item in items), attempt=1):
@@ -103,8 +104,7 @@ def _sendable(
     wanted: set[str],
     *,
     output: Output,
-    prompt: Prompt,
-    model: str,
+    made_by: MadeBy,
     result: SubmitResult,
 ) -> Iterator[Item]:
     """The pending items; an abstract too long to send becomes an `input` error line now."""
@@ -112,5 +112,5 @@ def _sendable(
         if (error := too_long(item)) is None:
             yield item
             continue
-        output.write_error(make_error(item, error, model=model, prompt=prompt))
+        output.write_error(make_error(item, error, by=made_by))
         result.rejected += 1
