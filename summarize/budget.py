@@ -4,16 +4,19 @@ An abstract is sent only if what the run has spent, plus what the abstracts in
 flight are expected to spend, plus its own expected spend, stays within the
 caps. The check is made at the moment of sending, after the concurrency gate,
 so a wide gate cannot let a crowd of requests past a cap they were all under
-when they queued. Expected spend is the mean of the abstracts finished so far
-(re-asks and retries included), or before any has finished a first guess from
-the abstract's length. A run therefore ends within its cap, up to the error of
-the estimates of the abstracts that were in flight when it got close.
+when they queued. An abstract's expected spend is a guess from its own length,
+scaled by how far the abstracts finished so far outran their guesses (re-asks,
+retries and answer sizes included): the 90th percentile of that ratio over the
+last few hundred, so that the abstracts in flight near the cap are rather over-
+than underestimated. A run therefore ends within its cap, up to the error of the
+estimates of the abstracts in flight when it got close.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,10 +36,12 @@ def first_guess(item: Item) -> Usage:
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
-    """An abstract let through: what it was expected to spend."""
+    """An abstract let through: what it was expected to spend, and the raw guess."""
 
     tokens: int
     cost: float
+    guessed_tokens: int = 0
+    guessed_cost: float = 0.0
 
 
 class Budget:
@@ -54,7 +59,8 @@ class Budget:
         self._guess = guess
         self.spent_tokens = 0
         self.spent_cost = 0.0
-        self._finished = 0
+        self._tokens_ratio = _Ratio()
+        self._cost_ratio = _Ratio()
         self._promised_tokens = 0
         self._promised_cost = 0.0
         self._changed: asyncio.Condition | None = None
@@ -66,12 +72,14 @@ class Budget:
         return self.cap.max_cost is not None or self.cap.max_tokens is not None
 
     def expected(self, item: Item) -> Ticket:
-        """What sending `item` is expected to spend: the mean so far, or a first guess."""
-        if self._finished:
-            return Ticket(math.ceil(self.spent_tokens / self._finished),
-                          self.spent_cost / self._finished)  # fmt: skip
-        usage = self._guess(item)
-        return Ticket(usage.total, usage.cost(self.price))
+        """What sending `item` is expected to spend: its guess, calibrated by the spend
+        of the abstracts finished so far."""
+        return self._calibrated(self._guess(item))
+
+    def _calibrated(self, usage: Usage) -> Ticket:
+        tokens, cost = usage.total, usage.cost(self.price)
+        return Ticket(math.ceil(tokens * self._tokens_ratio.factor),
+                      cost * self._cost_ratio.factor, tokens, cost)  # fmt: skip
 
     async def admit(self, item: Item) -> Ticket | None:
         """Let `item` be sent, waiting for abstracts in flight to settle if need be.
@@ -84,9 +92,10 @@ class Budget:
             return Ticket(0, 0.0)
         if self._changed is None:
             self._changed = asyncio.Condition()
+        guess = self._guess(item)
         async with self._changed:
             while True:
-                ticket = self.expected(item)
+                ticket = self._calibrated(guess)
                 if (reason := self._over(ticket, promised=False)) is not None:
                     self.stopped = self.stopped or reason
                     self._changed.notify_all()
@@ -116,12 +125,36 @@ class Budget:
 
     async def settle(self, ticket: Ticket, spent: Usage) -> None:
         """An abstract let through has finished, having spent `spent`."""
+        cost = spent.cost(self.price)
         self.spent_tokens += spent.total
-        self.spent_cost += spent.cost(self.price)
-        self._finished += 1
+        self.spent_cost += cost
         if not self.capped or self._changed is None:
             return
+        self._tokens_ratio.add(spent.total, ticket.guessed_tokens)
+        self._cost_ratio.add(cost, ticket.guessed_cost)
         async with self._changed:
             self._promised_tokens -= ticket.tokens
             self._promised_cost -= ticket.cost
             self._changed.notify_all()
+
+
+class _Ratio:
+    """Spent over guessed, per abstract: a high percentile of the recent ones."""
+
+    WINDOW = 256
+    PERCENTILE = 0.9
+    # Fewer answers than this may raise the guesses, never lower them: the first one
+    # back alone would otherwise price the whole crowd let in behind it.
+    TRUSTED = 20
+
+    def __init__(self) -> None:
+        self._recent: deque[float] = deque(maxlen=self.WINDOW)
+        self.factor = 1.0
+
+    def add(self, spent: float, guessed: float) -> None:
+        if guessed <= 0:
+            return
+        self._recent.append(spent / guessed)
+        ordered = sorted(self._recent)
+        factor = ordered[min(len(ordered) - 1, int(len(ordered) * self.PERCENTILE))]
+        self.factor = factor if len(ordered) >= self.TRUSTED else max(factor, 1.0)

@@ -85,6 +85,12 @@ class Gain(BaseModel):
         pattern=VALUE_PATTERN,
     )
 
+    @field_validator("value", mode="before")
+    @classmethod
+    def _plain(cls, value: Any) -> Any:
+        # A figure copied from a LaTeX abstract (`39\%`) is the figure: kept as plain text.
+        return grounding.plain_text(value) if isinstance(value, str) and "\\" in value else value
+
     @model_validator(mode="after")
     def _grounded(self, info: ValidationInfo) -> Gain:
         abstract = _context(info).get("abstract")

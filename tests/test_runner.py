@@ -33,8 +33,9 @@ def test_a_token_cap_holds_under_the_widest_gate(tmp_path: Path) -> None:
     fake = FakeSummarizer(default=FakeAnswer(latency=0.01))  # 500 tokens an abstract
     result = run(settings(tmp_path, 50, max_tokens_total=5_250, concurrency=256), summarizer=fake)
     assert result.total_tokens <= 5_250
-    assert result.done == 10 and len(fake.calls) == 10
-    assert result.exit_code == 4 and result.left == 40
+    # Stopped with less than one first guess (~1,450 tokens: the prompt and 300 out) unused.
+    assert 5_250 - result.total_tokens < 1_500
+    assert result.done == len(fake.calls) and result.exit_code == 4 and result.left > 0
     assert result.stopped is not None and result.stopped.startswith("token cap: the next abstract")
 
 
@@ -45,7 +46,7 @@ def test_a_cost_cap_holds_under_the_default_concurrency(tmp_path: Path) -> None:
     run_settings = settings(tmp_path, 100, max_cost=0.0063, prices=prices)
     result = run(run_settings, summarizer=fake)
     assert result.cost_usd is not None and result.cost_usd <= 0.0063
-    assert result.done == 10 and result.exit_code == 4
+    assert result.done >= 7 and result.exit_code == 4
     assert fake.peak_in_flight > 1
     manifest = json.loads((tmp_path / "out.manifest.json").read_text())
     assert manifest["cost_usd"] == pytest.approx(result.cost_usd)
@@ -55,17 +56,17 @@ def test_a_cost_cap_holds_under_the_default_concurrency(tmp_path: Path) -> None:
 def test_error_lines_spend_too(tmp_path: Path) -> None:
     fake = FakeSummarizer(default=FakeAnswer(error="validation", attempts=3))
     result = run(settings(tmp_path, 20, max_tokens_total=2_600), summarizer=fake)
-    assert result.failed == 5 and result.done == 0
+    assert result.total_tokens <= 2_600 and result.failed >= 3 and result.done == 0
     assert result.stopped is not None and "token cap" in result.stopped
     assert result.exit_code == 1  # error lines outrank the stop
 
 
 def test_a_run_stopped_at_a_cap_is_continued_by_the_next(tmp_path: Path) -> None:
     first = run(settings(tmp_path, 12, max_tokens_total=3_000), summarizer=FakeSummarizer())
-    assert first.done == 6 and first.exit_code == 4
+    assert first.done >= 4 and first.exit_code == 4
     second = run(settings(tmp_path, 12), summarizer=(fake := FakeSummarizer()))
-    assert second.skipped == 6 and second.done == 6 and second.exit_code == 0
-    assert len(fake.calls) == 6
+    assert second.skipped == first.done and second.done == 12 - first.done
+    assert second.exit_code == 0 and len(fake.calls) == 12 - first.done
     assert len(read_jsonl(tmp_path / "out.jsonl")) == 12
 
 
@@ -130,3 +131,18 @@ def test_the_budget_waits_for_abstracts_in_flight_rather_than_overspend() -> Non
         return waited, await third is not None
 
     assert asyncio.run(scenario()) == (True, True)
+
+
+def test_one_cheap_answer_does_not_lower_the_estimate_of_the_crowd_behind_it() -> None:
+    item = Item(id="a", title="t", abstract="x")
+    budget = Budget(SpendCap(max_tokens=10**6), guess=lambda _: Usage(900, 100))
+
+    async def answers(count: int) -> int:
+        for _ in range(count):
+            ticket = await budget.admit(item)
+            assert ticket is not None
+            await budget.settle(ticket, Usage(200, 50))
+        return budget.expected(item).tokens
+
+    assert asyncio.run(answers(1)) == 1_000  # one answer back: still the guess
+    assert asyncio.run(answers(30)) == 250  # enough answers: what they really spend
