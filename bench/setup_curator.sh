@@ -39,7 +39,7 @@ then
     # instructor: curator's litellm==1.83.7 pins aiohttp==3.13.5 and click==8.1.8, and
     # instructor>=1.17 needs aiohttp>=3.14.3 and click>=8.3.3, so this venv keeps the
     # instructor curator resolves (1.16.x), which `import summarize` accepts.
-    pip_q "openai>=2.0,<4" "instructor>=1.6.3,<2" "pydantic>=2.8,<3" "tenacity>=9,<10" \
+    pip_q "openai>=2.0,<4" "httpx2>=2.7,<3" "instructor>=1.6.3,<2" "pydantic>=2.8,<3" "tenacity>=9,<10" \
         "jsonlines>=4,<5" "click>=8.1" "rich>=13.7" "filelock>=3.12" jinja2 markupsafe \
         "aiohttp>=3.9" "bespokelabs-curator==$CURATOR_VERSION"
     SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -435,7 +436,7 @@ def test_follow_ups_use_the_prompt_and_settings_of_the_submit(
     out = tmp_path / "out.jsonl"
     custom = tmp_path / "mine.md"
     source = Path(__file__).resolve().parents[1] / "prompts" / "summarize.md"
-    custom.write_text(source.read_text().replace('version = "2"', 'version = "mine-1"'))
+    custom.write_text(re.sub(r'version = "\d+"', 'version = "mine-1"', source.read_text()))
     server.enqueue("bad_schema")
     batch_cli(server, "submit", str(papers), "-o", str(out), "--prompt", str(custom),
               "--model", "gpt-4o-mini")  # fmt: skip
