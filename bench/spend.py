@@ -3,11 +3,12 @@
     .venv/bin/python bench/spend.py
 
 The bug report's run: 300 abstracts, `--model gpt-4o-mini`, `--max-cost` and no
-`--concurrency`, against the fake OpenAI server of the tests (0.2 s latency, rate
-and again with a rate limit of 300 requests/s in its headers, so the gate widens). For each cap it prints what the records say was
-spent (tokens x gpt-4o-mini's list price) over the cap, the run's own figure, the
-widest the gate opened, and whether the next run continued. Goal: spent <= 1.1x the
-cap, exit 4, and a next run that adds records.
+`--concurrency`, against the fake OpenAI server of the tests (0.2 s latency; then
+again with a limit of 300 requests/s in its headers, so the gate opens wide). For
+each cap it prints what the records say was spent (tokens x gpt-4o-mini's list
+price) over the cap, the run's own figure, the widest the gate opened, and whether
+the next run continued. Goal: spent <= 1.1x the cap, exit 4, and a next run that
+adds records.
 """
 
 from __future__ import annotations

@@ -19,17 +19,9 @@ from .errors import (
 )
 from .items import Entry, Item, Source, collect_items
 from .job import Estimate, estimate, read_items, run
+from .records import SCHEMA_VERSION, ErrorRecord, Record, record_json_schema
 from .runner import Outcome, RunResult
-from .schema import (
-    SCHEMA_VERSION,
-    ClaimedGain,
-    ErrorRecord,
-    Extraction,
-    Gain,
-    Record,
-    Summary,
-    record_json_schema,
-)
+from .schema import ClaimedGain, Extraction, Gain, Summary
 from .settings import EndpointSettings, RunSettings
 
 __all__ = [

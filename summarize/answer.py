@@ -13,11 +13,11 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from .cost import NO_USAGE, Usage
 from .errors import ErrorType, SummaryError, error_line
 from .items import Item
 from .schema import Summary, grounded_in
 from .strategy import Question
+from .usage import NO_USAGE, Usage
 
 Repair = Literal["reask", "resend"]
 

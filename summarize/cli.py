@@ -36,10 +36,10 @@ from .progress import (
     submit_line,
     summary_line,
 )
+from .records import record_json_schema
 from .report import Report, render_digest, render_html, write_csv
 from .review import diff_records, read_json_lines, validate_file
 from .runner import RunResult
-from .schema import record_json_schema
 from .settings import resolve_settings
 
 EXIT_USAGE = 2

@@ -26,7 +26,6 @@ import openai
 from tenacity import AsyncRetrying, RetryCallState, wait_random_exponential
 
 from .answer import Verdict, judge_completion
-from .cost import Usage
 from .errors import ConfigError, ErrorType, ProviderError, SummaryError, error_line
 from .items import Item
 from .prompt import Prompt, RepairPrompt, load_repair_prompt
@@ -36,6 +35,7 @@ from .schema import Summary
 from .settings import EndpointSettings, without_credentials
 from .strategy import question
 from .tokens import TokenEstimator
+from .usage import Usage
 
 # How long a run keeps trying an endpoint that has never answered, before it stops.
 UNREACHABLE_AFTER_S = 15.0
@@ -47,11 +47,9 @@ class Completion:
     """A validated summary and what it cost."""
 
     summary: Summary
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
+    usage: Usage
     attempts: int
-    service_s: float = 0.0
+    service_s: float = 0.0  # of the answered request, rate-limit waits excluded; 0: untimed
 
 
 class Summarizer(Protocol):
@@ -135,9 +133,7 @@ class OpenAISummarizer:
             verdict = judge_completion(body, asked, item)
             tally.usage += verdict.usage
             if verdict.summary is not None:
-                usage = tally.usage
-                return Completion(verdict.summary, usage.prompt_tokens, usage.completion_tokens,
-                                  usage.cached_tokens, tally.sent, tally.service_s)  # fmt: skip
+                return Completion(verdict.summary, tally.usage, tally.sent, tally.service_s)
             assert verdict.error is not None
             if not self._may_reask(verdict, tally):
                 raise tally.failure(verdict.error)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from .usage import Usage
+
 
 class ErrorType(StrEnum):
     """Why an abstract ended in the errors file instead of the records file."""
@@ -89,6 +91,11 @@ class SummaryError(SummarizeError):
         self.raw_output = raw_output
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
+
+    @property
+    def usage(self) -> Usage:
+        """The tokens the failed tries spent."""
+        return Usage(self.prompt_tokens, self.completion_tokens)
 
 
 def error_line(exc: BaseException) -> str:

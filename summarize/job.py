@@ -21,21 +21,23 @@ from typing import Any, TextIO
 from .budget import Budget
 from .client import OpenAISummarizer, Summarizer
 from .concurrency import Concurrency
-from .cost import Price, PriceTable, SpendCap, Usage
+from .cost import Price, PriceTable, SpendCap
 from .errors import ConfigError, InputError
 from .items import Item, index_items, stream_items
 from .local import EmbeddedServer, ModelFile, embedded_model, local_endpoint, model_file
 from .manifest import manifest, manifest_path_for, write_manifest
-from .output import Output, fingerprint, peek_records
+from .output import Output, peek_records
 from .prompt import PROMPT_FOR, Prompt, load_prompt, load_repair_prompt
 from .ratelimit import RateLimiter
 from .readers import Inputs
+from .records import MadeBy, fingerprint
 from .request import request_hash
-from .runner import MadeBy, OnOutcome, Paced, RunResult, summarize_items
+from .runner import OnOutcome, Paced, RunResult, summarize_items
 from .schema import Summary
 from .settings import EndpointSettings, RunSettings, wants_local
 from .strategy import question
 from .tokens import TokenEstimator, schema_chars
+from .usage import Usage
 
 LOCAL_CONCURRENCY = 1  # llama.cpp's server computes one request at a time
 REMOTE_CONCURRENCY = 8  # until a known rate limit and latency size it

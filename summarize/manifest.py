@@ -14,7 +14,8 @@ from typing import Any
 
 from .cost import Price
 from .errors import OutputError
-from .runner import MadeBy, RunResult
+from .records import MadeBy
+from .runner import RunResult
 from .settings import without_credentials
 
 

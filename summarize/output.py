@@ -23,10 +23,9 @@ import jsonlines
 from filelock import FileLock, Timeout
 
 from .errors import OutputError
-from .schema import ErrorRecord, Record
+from .records import ErrorRecord, Fingerprint, Record, fingerprint
 
 WRITE_BUFFER = 1 << 20
-Fingerprint = tuple[str, str]
 
 
 def errors_path_for(path: Path) -> Path:
@@ -43,11 +42,6 @@ def dumps(obj: Any) -> str:
 def encode_line(obj: Any) -> bytes:
     """One JSONL line, newline included, as bytes."""
     return (dumps(obj) + "\n").encode("utf-8")
-
-
-def fingerprint(line: dict[str, Any]) -> Fingerprint:
-    """What must match for a record to count as done: the model and the request's hash."""
-    return (str(line.get("model")), str(line.get("request_hash")))
 
 
 class Output:

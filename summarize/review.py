@@ -18,7 +18,8 @@ from pydantic import ValidationError
 
 from . import grounding
 from .errors import InputError
-from .schema import ClaimedGain, Record, Summary
+from .records import Record
+from .schema import ClaimedGain, Summary
 
 SUMMARY_FIELDS = tuple(Summary.model_fields)
 REQUIRED = frozenset({"id", "abstract", *SUMMARY_FIELDS})

@@ -12,19 +12,17 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TypedDict
 
 from .budget import Budget
 from .client import Completion, Summarizer
 from .concurrency import Concurrency
-from .cost import Price, Usage
+from .cost import Price
 from .errors import ErrorType, InputError, SummaryError
 from .items import Item
 from .output import Output
-from .prompt import Prompt
 from .ratelimit import RateLimiter
-from .schema import SCHEMA_VERSION, ErrorRecord, Record, Strategy
+from .records import ErrorRecord, MadeBy, Record, make_error, make_record
+from .usage import Usage
 
 MAX_ABSTRACT_CHARS = 20_000
 
@@ -86,85 +84,6 @@ class Outcome:
 
 
 OnOutcome = Callable[[Outcome], None]
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-class Provenance(TypedDict):
-    """The fields of a line that say what made it."""
-
-    model: str
-    prompt_version: str
-    prompt_hash: str
-    schema_version: str
-    request_hash: str
-    strategy: Strategy
-    batch_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class MadeBy:
-    """What made a line: the model, the prompt file, the request's fingerprint and,
-    for a batch answer, the batch."""
-
-    model: str
-    prompt: Prompt
-    request_hash: str
-    batch_id: str | None = None
-
-    def fields(self) -> Provenance:
-        """The provenance fields of a record or error line."""
-        return {
-            "model": self.model,
-            "prompt_version": self.prompt.version,
-            "prompt_hash": self.prompt.hash,
-            "schema_version": SCHEMA_VERSION,
-            "request_hash": self.request_hash,
-            "strategy": self.prompt.strategy,
-            "batch_id": self.batch_id,
-        }
-
-
-def make_record(item: Item, done: Completion, *, by: MadeBy, latency: float) -> Record:
-    """A record line from an item and its validated summary."""
-    summary = done.summary
-    return Record(
-        id=item.id,
-        title=item.title,
-        abstract=item.abstract,
-        problem=summary.problem,
-        method=summary.method,
-        result=summary.result,
-        claimed_gain=summary.claimed_gain,
-        prompt_tokens=done.prompt_tokens,
-        completion_tokens=done.completion_tokens,
-        cached_tokens=done.cached_tokens,
-        attempts=done.attempts,
-        latency_s=round(latency, 3),
-        created_at=_now(),
-        sources=[str(source) for source in item.sources],
-        **by.fields(),
-    )
-
-
-def make_error(item: Item, error: SummaryError, *, by: MadeBy) -> ErrorRecord:
-    """An error line from an item and why it failed."""
-    return ErrorRecord(
-        id=item.id,
-        title=item.title,
-        abstract=item.abstract,
-        error_type=error.error_type,
-        message=error.message,
-        raw_output=error.raw_output,
-        prompt_tokens=error.prompt_tokens,
-        completion_tokens=error.completion_tokens,
-        attempts=error.attempts,
-        created_at=_now(),
-        sources=[str(source) for source in item.sources],
-        **by.fields(),
-    )
 
 
 async def summarize_items(
@@ -229,12 +148,13 @@ async def _send(item: Item, summarizer: Summarizer, by: MadeBy,
     try:
         done = await summarizer.summarize(item)
     except SummaryError as error:
-        spent = Usage(error.prompt_tokens, error.completion_tokens)
+        spent = error.usage
         return Outcome(item, None, make_error(item, error, by=by))
     else:
-        spent = Usage(done.prompt_tokens, done.completion_tokens, done.cached_tokens)
+        spent = done.usage
         latency = time.perf_counter() - started
-        record = make_record(item, done, by=by, latency=latency)
+        record = make_record(item, done.summary, usage=done.usage, attempts=done.attempts,
+                             latency=latency, by=by)  # fmt: skip
         # A summarizer that does not time its own requests is timed here.
         return Outcome(item, record, None, done.service_s or latency)
     finally:
@@ -293,9 +213,9 @@ class Paced:
         try:
             done = await self._inner.summarize(item)
         except SummaryError as error:
-            self._limiter.settle(expected, error.prompt_tokens + error.completion_tokens)
+            self._limiter.settle(expected, error.usage.total)
             raise
-        self._limiter.settle(expected, done.prompt_tokens + done.completion_tokens)
+        self._limiter.settle(expected, done.usage.total)
         return done
 
     async def aclose(self) -> None:

@@ -1,9 +1,8 @@
-"""The contract: what a model must answer, and what a record holds.
+"""The contract with the model: what it must answer.
 
-`Summary` is what the model is asked for; its field descriptions are the
-instructions the prompt gives for each field. `Record` and `ErrorRecord` are the
-lines of the output files. `record_json_schema()` exports the JSON Schema users
-validate against, from these same models.
+`Summary` (abstractive) and `Extraction` (extractive) are what a model is asked
+for; their field descriptions are the instructions the prompt gives for each
+field. What a line of the output holds is `summarize.records`.
 
 Grounding is checked by validators that read the abstract from the validation
 context (`{"abstract": ..., "title": ...}`); without a context only the shape is
@@ -29,9 +28,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from . import grounding
-from .errors import ErrorType
 
-SCHEMA_VERSION = "3"
 SENTENCE_MAX = 200
 # llama.cpp's grammar builder gives up on string caps much above this.
 QUOTE_MAX = 600
@@ -279,78 +276,3 @@ def extraction_model_for(
 Strategy = Literal["abstractive", "extractive"]
 # What each strategy asks the model for: its fields' descriptions feed the prompt.
 ANSWER_MODELS: dict[str, type[BaseModel]] = {"abstractive": Summary, "extractive": Extraction}
-
-
-class Record(BaseModel):
-    """One line of OUT.jsonl: a validated summary of one unique abstract."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str
-    title: str
-    abstract: str
-    problem: str
-    method: str
-    result: str
-    claimed_gain: ClaimedGain
-    model: str
-    prompt_version: str
-    prompt_hash: str
-    schema_version: str
-    request_hash: str = Field(
-        description=(
-            "A hash of everything that decided the answer but the abstract: the rendered "
-            "messages, the function tool's JSON, the sampling settings and the re-ask turns. "
-            "A record counts as done for the same model and request_hash."
-        )
-    )
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
-    attempts: int
-    latency_s: float
-    created_at: str
-    sources: list[str]
-    strategy: Strategy = Field(
-        default="abstractive",
-        description=(
-            "How the summary was made: `abstractive`, problem, method and result written by "
-            "the model; `extractive`, each of them a sentence of the abstract, verbatim."
-        ),
-    )
-    batch_id: str | None = Field(
-        default=None, description="The provider's batch that answered; null for a live answer."
-    )
-
-
-class ErrorRecord(BaseModel):
-    """One line of OUT.errors.jsonl: an abstract that failed, and why."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str
-    title: str
-    abstract: str
-    error_type: ErrorType
-    message: str
-    raw_output: str | None
-    model: str
-    prompt_version: str
-    prompt_hash: str
-    schema_version: str
-    request_hash: str
-    prompt_tokens: int
-    completion_tokens: int
-    attempts: int
-    created_at: str
-    sources: list[str]
-    strategy: Strategy = "abstractive"
-    batch_id: str | None = None
-
-
-def record_json_schema() -> dict[str, Any]:
-    """The JSON Schema of one line of OUT.jsonl, generated from `Record`."""
-    schema = Record.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = f"summarize-record-v{SCHEMA_VERSION}"
-    return schema

@@ -22,6 +22,7 @@ from .client import Completion
 from .errors import ErrorType, SummaryError
 from .items import Item
 from .schema import ClaimedGain, Summary
+from .usage import Usage
 
 
 def plain_summary(item: Item) -> Summary:
@@ -80,13 +81,8 @@ class FakeSummarizer:
                 prompt_tokens=answer.prompt_tokens,
                 completion_tokens=answer.completion_tokens,
             )
-        return Completion(
-            summary=answer.summary or plain_summary(item),
-            prompt_tokens=answer.prompt_tokens,
-            completion_tokens=answer.completion_tokens,
-            cached_tokens=0,
-            attempts=answer.attempts,
-        )
+        usage = Usage(answer.prompt_tokens, answer.completion_tokens)
+        return Completion(answer.summary or plain_summary(item), usage, answer.attempts)
 
     async def aclose(self) -> None:
         """Nothing to release; remembered for tests."""

@@ -22,8 +22,8 @@ from summarize.batch import BatchOptions, collect, submit
 from summarize.cli import cli
 from summarize.cost import PriceTable
 from summarize.prompt import load_prompt
+from summarize.records import Record
 from summarize.review import VOLATILE
-from summarize.schema import Record
 from summarize.settings import EndpointSettings
 from tests.conftest import ABSTRACTS, FAKE_KEY, PAPERS, numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI, _prompt_tokens

@@ -12,8 +12,8 @@ import pytest
 
 from summarize.evaluate import evaluate
 from summarize.local import EMBEDDED, embedded_model
+from summarize.records import ErrorRecord, Record
 from summarize.review import validate_file
-from summarize.schema import ErrorRecord, Record
 from tests.conftest import PAPERS, read_jsonl
 
 GOLD = Path(__file__).parent / "data" / "gold.jsonl"

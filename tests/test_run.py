@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from summarize import RunSettings, run
 from summarize.cli import cli
-from summarize.schema import Record
+from summarize.records import Record
 from summarize.settings import EndpointSettings
 from tests.conftest import (
     ABSTRACTS,

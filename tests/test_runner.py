@@ -16,9 +16,10 @@ import pytest
 
 from summarize import RunSettings, run
 from summarize.budget import Budget
-from summarize.cost import Price, SpendCap, Usage
+from summarize.cost import Price, SpendCap
 from summarize.items import Item
 from summarize.testing import FakeAnswer, FakeSummarizer
+from summarize.usage import Usage
 from tests.conftest import numbered_abstracts, read_jsonl, write_jsonl
 
 PRICES = '[models."fake-model"]\ninput = 1.0\noutput = 2.0\n'  # USD per million tokens

@@ -18,8 +18,9 @@ from summarize.errors import ConfigError
 from summarize.items import Item
 from summarize.job import choose_prompt
 from summarize.prompt import EXTRACT_PROMPT, load_prompt
+from summarize.records import Record
 from summarize.review import validate_file
-from summarize.schema import QUOTE_MAX, Record
+from summarize.schema import QUOTE_MAX
 from summarize.settings import RunSettings
 from summarize.strategy import question, sentence_choices
 from tests.conftest import ABSTRACTS, FAKE_KEY, read_jsonl

@@ -18,8 +18,8 @@ from openai.types import Batch
 from ..errors import OutputError, ProviderError
 from ..output import encode_line
 from ..prompt import Prompt, load_repair_prompt
+from ..records import SCHEMA_VERSION
 from ..request import request_hash
-from ..schema import SCHEMA_VERSION
 from ..settings import EndpointSettings
 from ..tokens import TokenEstimator, schema_chars
 from .options import BatchOptions

@@ -18,17 +18,18 @@ from dataclasses import dataclass, field, replace
 from openai.types import Batch
 
 from ..answer import Verdict
-from ..client import Completion, OpenAISummarizer
-from ..cost import Price, Usage
+from ..client import OpenAISummarizer
+from ..cost import Price
 from ..errors import ConfigError, OutputError, ProviderError, SummaryError
 from ..items import Item
 from ..job import REMOTE_CONCURRENCY
 from ..output import Output
 from ..prompt import Prompt, RepairPrompt, load_prompt, load_repair_prompt
 from ..ratelimit import RateLimiter
-from ..runner import MadeBy, make_error, make_record
+from ..records import MadeBy, make_error, make_record
 from ..schema import Summary
 from ..settings import EndpointSettings, RunSettings
+from ..usage import Usage
 from .chunks import CREATING, ChunkWriter, resend_failed_batch, send_unsent, timestamp, update
 from .options import DEFAULT_OPTIONS, BatchOptions, open_api, price_of, remote_endpoint
 from .provider import BatchAPI
@@ -198,18 +199,16 @@ class _Collector:
     def write_record(self, item: Item, summary: Summary, total: dict[str, int], *, by: MadeBy,
                      latency: float) -> None:  # fmt: skip
         """A record carrying every attempt's tokens, batch and live alike."""
-        done = Completion(summary, total["prompt_tokens"], total["completion_tokens"],
-                          total["cached_tokens"], total["attempt"])  # fmt: skip
-        self.output.write_record(make_record(item, done, by=by, latency=latency))
+        record = make_record(item, summary, usage=_usage(total), attempts=total["attempt"],
+                             latency=latency, by=by)  # fmt: skip
+        self.output.write_record(record)
         self.result.done += 1
 
     def write_error(self, item: Item, error: SummaryError, total: dict[str, int], *,
                     by: MadeBy) -> None:  # fmt: skip
         """An error line carrying every attempt's tokens."""
-        error.attempts = total["attempt"]
-        error.prompt_tokens = total["prompt_tokens"]
-        error.completion_tokens = total["completion_tokens"]
-        self.output.write_error(make_error(item, error, by=by))
+        line = make_error(item, error, by=by, usage=_usage(total), attempts=total["attempt"])
+        self.output.write_error(line)
         self.result.count_failure(error.error_type.value)
 
 
@@ -347,15 +346,19 @@ class _Live:
             try:
                 done = await self._caller(spent).summarize(item)
             except SummaryError as error:
-                usage = Usage(error.prompt_tokens, error.completion_tokens)
+                usage = error.usage
                 self.c.result.spend(self.price, usage, discount=1.0)
                 self.c.write_error(item, error, _add(spent, usage, error.attempts), by=by)
                 return
-        usage = Usage(done.prompt_tokens, done.completion_tokens, done.cached_tokens)
+        usage = done.usage
         self.c.result.spend(self.price, usage, discount=1.0)
         self.c.write_record(item, done.summary, _add(spent, usage, done.attempts), by=by,
                             latency=time.perf_counter() - started)  # fmt: skip
         self.c.result.repaired_live += 1
+
+
+def _usage(total: dict[str, int]) -> Usage:
+    return Usage(total["prompt_tokens"], total["completion_tokens"], total["cached_tokens"])
 
 
 def _add(spent: dict[str, int], usage: Usage, attempts: int = 0) -> dict[str, int]:

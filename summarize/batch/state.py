@@ -26,8 +26,9 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError, OutputError
 from ..items import Item, Source
-from ..output import Fingerprint, encode_line, replace_file
+from ..output import encode_line, replace_file
 from ..prompt import Prompt
+from ..records import Fingerprint
 
 STATE_VERSION = 1
 COLLECTED = "collected"
