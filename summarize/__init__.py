@@ -17,8 +17,9 @@ from .errors import (
     SummaryError,
     UsageError,
 )
+from .estimate import Estimate, estimate
 from .items import Entry, Item, Source, collect_items
-from .job import Estimate, estimate, read_items, run
+from .job import read_items, run
 from .records import SCHEMA_VERSION, ErrorRecord, Record, record_json_schema
 from .runner import Outcome, RunResult
 from .schema import ClaimedGain, Extraction, Gain, Summary

@@ -22,8 +22,9 @@ import click
 
 from .batch import BatchOptions, cancel, collect, status, submit
 from .errors import OutputError, SummarizeError, UsageError
+from .estimate import estimate
 from .evaluate import evaluate
-from .job import estimate, run
+from .job import run
 from .local import EMBEDDED, embedded_model
 from .output import errors_path_for
 from .progress import (

@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from .budget import Budget
 from .client import OpenAISummarizer, Summarizer
@@ -26,17 +26,15 @@ from .errors import ConfigError, InputError
 from .items import Item, index_items, stream_items
 from .local import EmbeddedServer, ModelFile, embedded_model, local_endpoint, model_file
 from .manifest import manifest, manifest_path_for, write_manifest
-from .output import Output, peek_records
+from .output import Output
 from .prompt import PROMPT_FOR, Prompt, load_prompt, load_repair_prompt
 from .ratelimit import RateLimiter
 from .readers import Inputs
-from .records import MadeBy, fingerprint
-from .request import request_hash
+from .records import Fingerprint, MadeBy
+from .request import prompt_tokens, request_hash
 from .runner import OnOutcome, Paced, RunResult, summarize_items
-from .schema import Summary
 from .settings import EndpointSettings, RunSettings, wants_local
-from .strategy import question
-from .tokens import TokenEstimator, schema_chars
+from .tokens import TokenEstimator
 from .usage import Usage
 
 LOCAL_CONCURRENCY = 1  # llama.cpp's server computes one request at a time
@@ -92,10 +90,29 @@ def choose_prompt(settings: RunSettings, *, local: bool) -> Prompt:
     return load_prompt(PROMPT_FOR[strategy])
 
 
-def _request_hash(settings: RunSettings, prompt: Prompt, local: ModelFile | None) -> str:
-    """The fingerprint of what this run asks (`request.request_hash`)."""
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a run will ask, of which model, at what price: decided before any request."""
+
+    made_by: MadeBy
+    local: ModelFile | None
+    price: Price | None
+
+    @property
+    def wanted(self) -> Fingerprint:
+        """What a record must have been made with to count as done."""
+        return (self.made_by.model, self.made_by.request_hash)
+
+
+def plan(settings: RunSettings, *, summarizer: Summarizer | None = None) -> Plan:
+    """The prompt, the model (the embedded one if nothing is configured) and its price."""
+    local = None if summarizer is not None else _local_model(settings)
+    prompt = choose_prompt(settings, local=summarizer is None and wants_local(settings))
+    model_name = _model_name(settings, local, summarizer)
+    price = _price(settings, model_name, local=local is not None)
     endpoint = settings.endpoint if local is None else local_endpoint(local)
-    return request_hash(prompt, endpoint, load_repair_prompt())
+    asked = request_hash(prompt, endpoint, load_repair_prompt())
+    return Plan(MadeBy(model_name, prompt, asked), local, price)
 
 
 def _local_model(settings: RunSettings) -> ModelFile | None:
@@ -158,16 +175,12 @@ def run(
     skipped without a request; failed ones are tried again. Pass `summarizer`
     to use your own model caller instead of an OpenAI-compatible endpoint.
     """
-    prompt = choose_prompt(settings, local=summarizer is None and wants_local(settings))
     with closing(Inputs(settings.inputs, stdin=stdin)) as source:
         index, problems = index_inputs(source, strict=settings.strict)
-        local = None if summarizer is not None else _local_model(settings)
-        model_name = _model_name(settings, local, summarizer)
-        price = _price(settings, model_name, local=local is not None)
-        made_by = MadeBy(model_name, prompt, _request_hash(settings, prompt, local))
+        planned = plan(settings, summarizer=summarizer)
+        local = planned.local
         with Output(settings.output) as output:
-            wanted = (model_name, made_by.request_hash)
-            pending, skipped = pending_ids(index, lambda i: output.is_done(i, wanted),
+            pending, skipped = pending_ids(index, lambda i: output.is_done(i, planned.wanted),
                                         force=settings.force, limit=settings.limit)  # fmt: skip
             result = RunResult(unique=len(index), skipped=skipped, input_problems=problems)
             if not pending:
@@ -178,7 +191,7 @@ def run(
                 on_loading(local.path.name)
             items = stream_items(source.entries([]), index, wanted=set(pending))
             return _run_items(items, len(pending), settings, result, output=output,
-                              made_by=made_by, local=local, summarizer=summarizer, price=price,
+                              planned=planned, summarizer=summarizer,
                               on_start=on_start, on_outcome=on_outcome)  # fmt: skip
 
 
@@ -189,22 +202,21 @@ def _run_items(
     result: RunResult,
     *,
     output: Output,
-    made_by: MadeBy,
-    local: ModelFile | None,
+    planned: Plan,
     summarizer: Summarizer | None,
-    price: Price | None,
     on_start: Callable[[int], None] | None,
     on_outcome: OnOutcome | None,
 ) -> RunResult:
+    made_by, local, price = planned.made_by, planned.local, planned.price
     prompt = made_by.prompt
     limiter = RateLimiter(settings.rpm, settings.tpm)
     concurrency = _concurrency(settings, limiter, local=local is not None)
     estimator = TokenEstimator(settings.endpoint.max_tokens)
-    prompt_tokens = _prompt_tokens(prompt, estimator)
     budget = Budget(
         SpendCap(settings.max_cost, settings.max_tokens_total),
         price,
-        guess=lambda item: Usage(prompt_tokens(item), estimator.completion_tokens()),
+        guess=lambda item: Usage(prompt_tokens(prompt, item, estimator),
+                                 estimator.completion_tokens()),
     )
     with _endpoint(settings, local) as endpoint:
         if on_start is not None:
@@ -257,69 +269,3 @@ async def close_after(summarizer: Summarizer, work: Awaitable[RunResult]) -> Run
         return await work
     finally:
         await summarizer.aclose()
-
-
-@dataclass(frozen=True, slots=True)
-class Estimate:
-    """What a run would send, before it sends anything (`--dry-run`)."""
-
-    model: str
-    unique: int
-    pending: int
-    prompt_tokens: int
-    completion_tokens: int
-    completion_basis: str
-    cost_usd: float | None
-    input_problems: list[InputError] = field(default_factory=list)
-
-
-def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
-    """Estimate tokens and cost of `run(settings)` without a request or a write."""
-    prompt = choose_prompt(settings, local=wants_local(settings))
-    local = _local_model(settings)
-    model_name = _model_name(settings, local, None)
-    price = _price(settings, model_name, local=local is not None)
-    written = list(peek_records(settings.output))
-    done = {str(record.get("id")): fingerprint(record) for record in written}
-    wanted = (model_name, _request_hash(settings, prompt, local))
-    estimator = TokenEstimator(settings.endpoint.max_tokens)
-    tokens = _prompt_tokens(prompt, estimator)
-    with closing(Inputs(settings.inputs, stdin=stdin)) as source:
-        index, problems = index_inputs(source, strict=settings.strict)
-        pending, _ = pending_ids(index, lambda i: done.get(i) == wanted,
-                              force=settings.force, limit=settings.limit)  # fmt: skip
-        prompt_tokens = sum(
-            tokens(i) for i in stream_items(source.entries([]), index, wanted=set(pending))
-        )
-        unique = len(index)
-    per_answer, basis = _completion_guess(written, settings.output, estimator)
-    completion_tokens = per_answer * len(pending)
-    cost = None if price is None else price.cost(
-        prompt=prompt_tokens, cached=0, completion=completion_tokens
-    )  # fmt: skip
-    return Estimate(model_name, unique, len(pending), prompt_tokens, completion_tokens,
-                    basis, cost, problems)  # fmt: skip
-
-
-def _prompt_tokens(prompt: Prompt, estimator: TokenEstimator) -> Callable[[Item], int]:
-    """Estimated prompt tokens of the first request for an item."""
-    tool = schema_chars({"parameters": Summary.model_json_schema()})
-
-    def tokens(item: Item) -> int:
-        asked = question(prompt, item)
-        schema = tool if asked.answer_model is Summary else schema_chars(
-            {"parameters": asked.answer_model.model_json_schema()}
-        )  # fmt: skip
-        return estimator.prompt_tokens(asked.messages, schema)
-
-    return tokens
-
-
-def _completion_guess(
-    written: list[dict[str, Any]], output: Path, estimator: TokenEstimator
-) -> tuple[int, str]:
-    """Completion tokens per answer: the mean of the records already written, if any."""
-    counts = [c for c in (int(r.get("completion_tokens") or 0) for r in written) if c > 0]
-    if counts:
-        return round(sum(counts) / len(counts)), f"mean of {len(counts)} records in {output}"
-    return estimator.completion_tokens(), "a first guess; no records yet"

@@ -22,7 +22,7 @@ from rich.progress import (
 
 from .batch import CollectResult, SubmitResult
 from .batch.state import BatchState, Chunk
-from .job import Estimate
+from .estimate import Estimate
 from .runner import Outcome, RunResult
 
 

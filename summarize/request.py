@@ -22,7 +22,7 @@ from .items import Item
 from .prompt import Prompt, RepairPrompt
 from .settings import EndpointSettings
 from .strategy import Question, question
-from .tokens import schema_chars
+from .tokens import TokenEstimator, schema_chars
 
 Messages = Sequence[dict[str, str]]
 # Stands in for the abstract when a request is fingerprinted: what decides the answer,
@@ -51,6 +51,12 @@ def tools_for(model: type[BaseModel]) -> dict[str, Any]:
     tool = tool_for(model)
     choice = {"type": "function", "function": {"name": tool["function"]["name"]}}
     return {"tools": [tool], "tool_choice": choice}
+
+
+def prompt_tokens(prompt: Prompt, item: Item, estimator: TokenEstimator) -> int:
+    """Estimated prompt tokens of the first request about `item`."""
+    asked = question(prompt, item)
+    return estimator.prompt_tokens(asked.messages, tool_chars(asked.answer_model))
 
 
 def chat_request(asked: Question, messages: Messages, endpoint: EndpointSettings) -> dict[str, Any]:

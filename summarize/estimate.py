@@ -1,0 +1,68 @@
+"""The dry run: what a run would send and cost, before it sends anything.
+
+    >>> from summarize import RunSettings, estimate
+    >>> guess = estimate(RunSettings(inputs=("papers.txt",)))
+    >>> guess.pending, guess.prompt_tokens, guess.cost_usd
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from .errors import InputError
+from .items import stream_items
+from .job import index_inputs, pending_ids, plan
+from .output import peek_records
+from .readers import Inputs
+from .records import fingerprint
+from .request import prompt_tokens
+from .settings import RunSettings
+from .tokens import TokenEstimator
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What a run would send, before it sends anything (`--dry-run`)."""
+
+    model: str
+    unique: int
+    pending: int
+    prompt_tokens: int
+    completion_tokens: int
+    completion_basis: str
+    cost_usd: float | None
+    input_problems: list[InputError] = field(default_factory=list)
+
+
+def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
+    """Estimate tokens and cost of `run(settings)` without a request or a write."""
+    planned = plan(settings)
+    prompt = planned.made_by.prompt
+    written = list(peek_records(settings.output))
+    done = {str(record.get("id")): fingerprint(record) for record in written}
+    estimator = TokenEstimator(settings.endpoint.max_tokens)
+    with closing(Inputs(settings.inputs, stdin=stdin)) as source:
+        index, problems = index_inputs(source, strict=settings.strict)
+        pending, _ = pending_ids(index, lambda i: done.get(i) == planned.wanted,
+                              force=settings.force, limit=settings.limit)  # fmt: skip
+        items = stream_items(source.entries([]), index, wanted=set(pending))
+        tokens = sum(prompt_tokens(prompt, item, estimator) for item in items)
+    per_answer, basis = _completion_guess(written, settings.output, estimator)
+    completion = per_answer * len(pending)
+    price = planned.price
+    cost = None if price is None else price.cost(prompt=tokens, cached=0, completion=completion)
+    return Estimate(planned.made_by.model, len(index), len(pending), tokens, completion, basis,
+                    cost, problems)  # fmt: skip
+
+
+def _completion_guess(
+    written: list[dict[str, Any]], output: Path, estimator: TokenEstimator
+) -> tuple[int, str]:
+    """Completion tokens per answer: the mean of the records already written, if any."""
+    counts = [c for c in (int(r.get("completion_tokens") or 0) for r in written) if c > 0]
+    if counts:
+        return round(sum(counts) / len(counts)), f"mean of {len(counts)} records in {output}"
+    return estimator.completion_tokens(), "a first guess; no records yet"
