@@ -10,7 +10,8 @@ into chunks (`chunks`) -> the provider (`provider`) -> answers judged by the
 provider lives in `OUT.batches/state.json` (`state`).
 """
 
-from .collect import CancelResult, CollectResult, cancel, collect, status
+from .collect import CollectResult, collect
+from .control import CancelResult, cancel, status
 from .options import BatchOptions, remote_endpoint
 from .submit import SubmitResult, submit
 

@@ -1,4 +1,4 @@
-"""`summarize batch collect`, `status` and `cancel`: finished batches become records.
+"""`summarize batch collect`: finished batches become records.
 
 Every answer is judged by the live path's models and checks (`requests.judge`).
 What failed is re-asked in a follow-up batch, re-asked live, or written to the
@@ -30,9 +30,9 @@ from ..records import MadeBy, make_error, make_record
 from ..schema import Summary
 from ..settings import EndpointSettings, RunSettings
 from ..usage import Usage
-from .chunks import CREATING, ChunkWriter, resend_failed_batch, send_unsent, timestamp, update
+from .chunks import ChunkWriter, resend_failed_batch, send_unsent, update
 from .options import DEFAULT_OPTIONS, BatchOptions, open_api, price_of, remote_endpoint
-from .provider import BatchAPI
+from .provider import BatchAPI, kept_hint
 from .requests import Answer, asked_about, judge, read_answers
 from .state import (
     COLLECTED,
@@ -155,7 +155,7 @@ class _Collector:
                 if exc.status == 404 and self.options.release_lost:
                     self._lose(chunk, str(exc))
                 else:
-                    self.result.problems.append(f"batch {chunk.batch_id}: {exc}{_kept(exc)}")
+                    self.result.problems.append(f"batch {chunk.batch_id}: {exc}{kept_hint(exc)}")
                     stuck.add(chunk.key)
             except LostChunk as exc:
                 self._lose(chunk, str(exc))
@@ -393,77 +393,3 @@ def _batch_error(batch: Batch) -> str | None:
         return "no reason given"
     first = errors[0]
     return f"{first.code or 'error'}: {first.message or ''}".strip()
-
-
-# --------------------------------------------------------------------------- status, cancel
-
-
-def _kept(exc: ProviderError) -> str:
-    if exc.status != 404:
-        return ""
-    return ("; its state is kept: if the batch is really gone, `summarize batch collect "
-            "--release-lost` releases its abstracts for the next submit")  # fmt: skip
-
-
-def status(settings: RunSettings, *, refresh: bool = True) -> tuple[list[Chunk], int]:
-    """Every open batch (refreshed from the provider, not saved), and how many were collected."""
-    states = StateDir(settings.output)
-    state = states.load()
-    chunks = state.open_chunks()
-    if refresh and any(chunk.batch_id for chunk in chunks):
-        with open_api(remote_endpoint(settings)) as api:
-            state.refuse_elsewhere(api.identity, states.path)
-            for chunk in chunks:
-                if chunk.batch_id is not None:
-                    update(chunk, api.retrieve(chunk.batch_id))
-    return chunks, len(state.chunks) - len(chunks)
-
-
-@dataclass(slots=True)
-class CancelResult:
-    """What `cancel` stopped, released, and could not reach."""
-
-    cancelled: int = 0
-    released: int = 0
-    problems: list[str] = field(default_factory=list)
-
-
-def cancel(settings: RunSettings, *, release_lost: bool = False) -> CancelResult:
-    """Cancel every open batch; drop chunks not sent yet.
-
-    A cancelled batch is still collected: what it answered becomes records, the rest
-    is released for the next submit, not resubmitted. One batch that cannot be
-    reached does not stop the others.
-    """
-    endpoint = remote_endpoint(settings)
-    states = StateDir(settings.output)
-    result = CancelResult()
-    with Output(settings.output), open_api(endpoint) as api:
-        state = states.load()
-        state.refuse_elsewhere(api.identity, states.path)
-        for chunk in state.open_chunks():
-            try:
-                _cancel(chunk, api, result)
-            except ProviderError as exc:
-                if exc.status == 404 and release_lost:
-                    chunk.release(f"lost: {exc}")
-                    result.released += chunk.count
-                elif exc.status != 409:  # 409: it ended meanwhile; collect takes it
-                    result.problems.append(f"batch {chunk.batch_id}: {exc}{_kept(exc)}")
-            states.save(state)
-            if not chunk.is_open:
-                states.forget(chunk.key)
-    return result
-
-
-def _cancel(chunk: Chunk, api: BatchAPI, result: CancelResult) -> None:
-    if chunk.batch_id is None and chunk.status == CREATING:  # it may exist: look first
-        found = api.find(chunk.tag, since=timestamp(chunk.created_at))
-        if found is not None:
-            update(chunk, found)
-    if chunk.batch_id is None:
-        chunk.release("cancelled before it was sent")
-        result.released += chunk.count
-    elif chunk.status not in FINISHED | {"cancelling"}:
-        update(chunk, api.cancel(chunk.batch_id))
-        result.cancelled += 1

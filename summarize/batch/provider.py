@@ -122,3 +122,11 @@ def _message(exc: openai.APIStatusError) -> str:
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             return str(error["message"])
     return str(exc).splitlines()[0][:300]
+
+
+def kept_hint(exc: ProviderError) -> str:
+    """What to add to a 404's message: the state is kept, and how to let the batch go."""
+    if exc.status != 404:
+        return ""
+    return ("; its state is kept: if the batch is really gone, `summarize batch collect "
+            "--release-lost` releases its abstracts for the next submit")  # fmt: skip
