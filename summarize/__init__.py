@@ -11,6 +11,7 @@ from .cost import Price, PriceTable, SpendCap
 from .errors import (
     ConfigError,
     ErrorType,
+    ExitCode,
     InputError,
     OutputError,
     SummarizeError,
@@ -35,6 +36,7 @@ __all__ = [
     "ErrorRecord",
     "ErrorType",
     "Estimate",
+    "ExitCode",
     "Extraction",
     "Gain",
     "InputError",

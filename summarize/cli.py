@@ -1,9 +1,6 @@
 """The command line: parse flags into settings, call the library, map errors to exit codes.
 
-Exit codes: 0 all done; 1 some abstracts failed (see OUT.errors.jsonl); 2 usage,
-input or configuration error; 3 internal or Batch API error; 4 stopped at
---max-cost or --max-tokens-total with abstracts left; 5 batches still open at
-the provider (`summarize batch collect` again later); 130 interrupted.
+Exit codes are `errors.ExitCode`, the same for every command.
 """
 
 from __future__ import annotations
@@ -21,7 +18,7 @@ from typing import Any
 import click
 
 from .batch import BatchOptions, cancel, collect, status, submit
-from .errors import OutputError, SummarizeError, UsageError
+from .errors import ExitCode, OutputError, SummarizeError, UsageError
 from .estimate import estimate
 from .evaluate import evaluate
 from .job import run
@@ -43,9 +40,6 @@ from .review import diff_records, read_json_lines, validate_file
 from .runner import RunResult
 from .settings import resolve_settings
 
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-EXIT_INTERNAL = 3
 MAX_PROBLEMS_SHOWN = 20
 
 
@@ -66,7 +60,7 @@ def _user_errors() -> Iterator[None]:
         _fail(str(exc))
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> None:
+def _fail(message: str, code: ExitCode = ExitCode.USAGE) -> None:
     click.echo(f"summarize: error: {message}", err=True)
     sys.exit(code)
 
@@ -145,7 +139,7 @@ def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
             guess = estimate(settings)
             _show_problems(guess.input_problems)
             click.echo(estimate_line(guess))
-            sys.exit(0)
+            sys.exit(ExitCode.OK)
         display = ProgressDisplay(enabled=sys.stderr.isatty())
         with display:
             result = run(settings, on_start=display.start, on_outcome=display.advance,
@@ -160,11 +154,11 @@ def _job_errors() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        _fail("interrupted; run the same command again to continue", EXIT_INTERRUPTED)
+        _fail("interrupted; run the same command again to continue", ExitCode.INTERRUPTED)
     except UsageError as exc:
         _fail(str(exc))
     except SummarizeError as exc:
-        _fail(str(exc), EXIT_INTERNAL)
+        _fail(str(exc), ExitCode.PROVIDER)
 
 
 @cli.group("batch")
@@ -282,7 +276,7 @@ def batch_cancel_command(release_lost: bool, **flags: Any) -> None:
     click.echo(f"{plural(result.cancelled, 'batch')} cancelled, "
                f"{plural(result.released, 'unsent abstract')} released; "
                "collect to keep what was answered")  # fmt: skip
-    sys.exit(3 if result.problems else 0)
+    sys.exit(result.exit_code)
 
 
 def _show_problems(problems: list[Any]) -> None:
@@ -330,7 +324,7 @@ def validate_command(records: Path) -> None:
     for problem in problems:
         click.echo(str(problem))
     click.echo(f"{records}: {len(problems)} problems", err=True)
-    sys.exit(1 if problems else 0)
+    sys.exit(ExitCode.FAILED if problems else ExitCode.OK)
 
 
 @cli.command("diff")
@@ -342,7 +336,7 @@ def diff_command(old: Path, new: Path) -> None:
         changes = diff_records(read_json_lines(old), read_json_lines(new))
     for change in changes:
         click.echo(str(change))
-    sys.exit(1 if changes else 0)
+    sys.exit(ExitCode.FAILED if changes else ExitCode.OK)
 
 
 @cli.command("report")
@@ -407,4 +401,4 @@ def main() -> None:
         if os.environ.get("SUMMARIZE_DEBUG"):
             raise
         _fail(f"internal error: {type(exc).__name__}: {exc} (SUMMARIZE_DEBUG=1 shows more)",
-              EXIT_INTERNAL)  # fmt: skip
+              ExitCode.PROVIDER)  # fmt: skip

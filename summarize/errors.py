@@ -16,7 +16,7 @@ caught: `summarize.client` for live calls, `summarize.batch.provider` for the Ba
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -34,6 +34,18 @@ class ErrorType(StrEnum):
     PROVIDER = "provider"
     EXPIRED = "expired"
     INPUT = "input"
+
+
+class ExitCode(IntEnum):
+    """What a command's exit status tells cron, the same for every command."""
+
+    OK = 0
+    FAILED = 1  # error lines were written (`diff`: changes; `validate`: problems)
+    USAGE = 2  # bad input, configuration or output: one line on stderr
+    PROVIDER = 3  # the endpoint never answered, the Batch API failed, an internal error
+    STOPPED = 4  # a spend cap stopped the run with abstracts left
+    OPEN = 5  # `batch collect`: batches still open at the provider
+    INTERRUPTED = 130
 
 
 class SummarizeError(Exception):

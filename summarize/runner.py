@@ -17,7 +17,7 @@ from .budget import Budget
 from .client import Completion, Summarizer
 from .concurrency import Concurrency
 from .cost import Price
-from .errors import ErrorType, InputError, SummaryError
+from .errors import ErrorType, ExitCode, InputError, SummaryError
 from .items import Item
 from .output import Output
 from .ratelimit import RateLimiter
@@ -46,11 +46,11 @@ class RunResult:
     failures: dict[str, int] = field(default_factory=dict)
 
     @property
-    def exit_code(self) -> int:
-        """0 all done, 1 some abstracts failed, 4 stopped at a spend cap with work left."""
+    def exit_code(self) -> ExitCode:
+        """OK, FAILED (error lines), or STOPPED at a spend cap with work left."""
         if self.failed:
-            return 1
-        return 4 if self.stopped else 0
+            return ExitCode.FAILED
+        return ExitCode.STOPPED if self.stopped else ExitCode.OK
 
     def count_failure(self, kind: str) -> None:
         """One more error line of this type."""

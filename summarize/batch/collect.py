@@ -20,7 +20,7 @@ from openai.types import Batch
 from ..answer import Verdict
 from ..client import OpenAISummarizer
 from ..cost import Price
-from ..errors import ConfigError, OutputError, ProviderError, SummaryError
+from ..errors import ConfigError, ExitCode, OutputError, ProviderError, SummaryError
 from ..items import Item
 from ..job import REMOTE_CONCURRENCY
 from ..output import Output
@@ -70,13 +70,14 @@ class CollectResult:
     lost: list[str] = field(default_factory=list)
 
     @property
-    def exit_code(self) -> int:
-        """3 a batch could not be read, sent or was lost, 5 batches open, 1 abstracts failed."""
+    def exit_code(self) -> ExitCode:
+        """PROVIDER a batch could not be read, sent or was lost; OPEN batches are still
+        out; FAILED error lines were written."""
         if self.problems or self.lost:
-            return 3
+            return ExitCode.PROVIDER
         if self.open:
-            return 5
-        return 1 if self.failed else 0
+            return ExitCode.OPEN
+        return ExitCode.FAILED if self.failed else ExitCode.OK
 
     def count_failure(self, kind: str) -> None:
         """One more error line of this type."""

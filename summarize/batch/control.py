@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import ProviderError
+from ..errors import ExitCode, ProviderError
 from ..output import Output
 from ..settings import RunSettings
 from .chunks import CREATING, timestamp, update
@@ -38,6 +38,11 @@ class CancelResult:
     cancelled: int = 0
     released: int = 0
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """PROVIDER if a batch could not be reached, else OK."""
+        return ExitCode.PROVIDER if self.problems else ExitCode.OK
 
 
 def cancel(settings: RunSettings, *, release_lost: bool = False) -> CancelResult:

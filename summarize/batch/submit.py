@@ -7,7 +7,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, ExitCode, InputError
 from ..items import Entry, Item, stream_items
 from ..job import index_inputs, pending_ids
 from ..output import Output
@@ -43,11 +43,12 @@ class SubmitResult:
         return self.unique - self.done - self.out - self.submitted - self.rejected
 
     @property
-    def exit_code(self) -> int:
-        """3 a chunk could not be sent (the next call retries), 1 an abstract was rejected."""
+    def exit_code(self) -> ExitCode:
+        """PROVIDER a chunk could not be sent (the next call retries), FAILED an abstract
+        was rejected as input."""
         if self.problems:
-            return 3
-        return 1 if self.rejected else 0
+            return ExitCode.PROVIDER
+        return ExitCode.FAILED if self.rejected else ExitCode.OK
 
 
 def submit(
