@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .atomic import replace_file
 from .cost import Price
-from .errors import OutputError
 from .records import MadeBy
 from .runner import RunResult
 from .settings import without_credentials
@@ -58,10 +58,4 @@ def manifest(
 
 def write_manifest(path: Path, content: dict[str, Any]) -> None:
     """Replace `path` with `content` as indented JSON, atomically."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        temporary.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-        temporary.replace(path)
-    except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write the run manifest ({exc.strerror})") from exc
+    replace_file(path, [(json.dumps(content, indent=2) + "\n").encode("utf-8")])

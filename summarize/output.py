@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
@@ -22,6 +22,7 @@ from typing import IO, Any, Self
 import jsonlines
 from filelock import FileLock, Timeout
 
+from .atomic import replace_file
 from .errors import OutputError
 from .records import ErrorRecord, Fingerprint, Record, fingerprint
 
@@ -231,17 +232,3 @@ def _last_per_id(path: Path) -> tuple[dict[str, dict[str, Any]], int]:
 
 def _rewrite(path: Path, lines: dict[str, dict[str, Any]]) -> None:
     replace_file(path, (encode_line(line) for line in lines.values()))
-
-
-def replace_file(path: Path, chunks: Iterable[bytes]) -> None:
-    """Write `path` whole: a temporary file, fsync, rename. A failure leaves the old one."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with temporary.open("wb") as fh:
-            fh.writelines(chunks)
-            fh.flush()
-            os.fsync(fh.fileno())
-        temporary.replace(path)
-    except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot rewrite ({exc.strerror}); file left as it was") from exc

@@ -15,6 +15,7 @@ from typing import Final, TypeVar
 import openai
 from openai.types import Batch
 
+from ..atomic import AtomicFile
 from ..errors import ConfigError, ProviderError
 from ..settings import EndpointSettings, endpoint_identity, without_credentials
 from .requests import BATCH_ENDPOINT
@@ -85,17 +86,18 @@ class BatchAPI:
 
     def download(self, file_id: str, path: Path) -> None:
         """Stream a file's content to `path` (whole, or not at all)."""
-        temporary = path.with_name(f".{path.name}.tmp")
+        new = AtomicFile(path)
 
         def fetch() -> None:
             with self._client.files.with_streaming_response.content(file_id) as response:
-                response.stream_to_file(temporary)
+                for chunk in response.iter_bytes():
+                    new.file.write(chunk)
 
         try:
             self._call(f"download file {file_id}", fetch)
-            temporary.replace(path)
+            new.commit()
         finally:
-            temporary.unlink(missing_ok=True)
+            new.abort()
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
         try:

@@ -14,7 +14,6 @@ finding the batch by its key instead of creating a second one.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -24,9 +23,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ..atomic import AtomicFile, replace_file
 from ..errors import ConfigError, OutputError
 from ..items import Item, Source
-from ..output import encode_line, replace_file
+from ..output import encode_line
 from ..prompt import Prompt
 from ..records import Fingerprint
 
@@ -235,10 +235,10 @@ class ChunkFiles:
         self.ids: list[str] = []
         self.bytes = 0
         self._final = [states.file(key, "items"), states.file(key, "requests")]
-        self._temporary = [path.with_name(f".{path.name}.tmp") for path in self._final]
+        self._files: list[AtomicFile] = []
         try:
             states.root.mkdir(parents=True, exist_ok=True)
-            self._files = [path.open("wb") for path in self._temporary]
+            self._files = [AtomicFile(path) for path in self._final]
         except OSError as exc:
             self.abort()
             raise OutputError(f"{states.root}: cannot write ({exc.strerror})") from exc
@@ -250,8 +250,8 @@ class ChunkFiles:
     def add(self, item: dict[str, object], request: bytes, item_id: str) -> None:
         """Append one item and its request line."""
         try:
-            self._files[0].write(encode_line(item))
-            self._files[1].write(request)
+            self._files[0].file.write(encode_line(item))
+            self._files[1].file.write(request)
         except OSError as exc:
             raise OutputError(f"{self._final[1]}: cannot write ({exc.strerror})") from exc
         self.ids.append(item_id)
@@ -260,22 +260,16 @@ class ChunkFiles:
     def finish(self) -> None:
         """Flush both files to disk and give them their names."""
         try:
-            for fh in self._files:
-                fh.flush()
-                os.fsync(fh.fileno())
-                fh.close()
-            for temporary, final in zip(self._temporary, self._final, strict=True):
-                temporary.replace(final)
+            for new in self._files:
+                new.commit()
         except OSError as exc:
             self.abort()
             raise OutputError(f"{self._final[1]}: cannot write ({exc.strerror})") from exc
 
     def abort(self) -> None:
         """Close and delete what was written."""
-        for fh in getattr(self, "_files", []):
-            fh.close()
-        for temporary in self._temporary:
-            temporary.unlink(missing_ok=True)
+        for new in self._files:
+            new.abort()
 
 
 _SPENT = ("attempt", "reasks", "prompt_tokens", "completion_tokens", "cached_tokens")
