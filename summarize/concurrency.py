@@ -37,11 +37,6 @@ class Concurrency:
         self._changed = asyncio.Condition()
         self.peak = 0
 
-    @property
-    def adaptive(self) -> bool:
-        """Whether the width follows the rate limit."""
-        return self._rate is not None
-
     async def __aenter__(self) -> None:
         async with self._changed:
             await self._changed.wait_for(lambda: self._in_flight < self.limit)

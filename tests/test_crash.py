@@ -37,8 +37,11 @@ def whole_lines(path: Path) -> list[dict[str, object]]:
 
 
 def wait_for_lines(path: Path, count: int, timeout: float = 30.0) -> None:
+    """Wait until `path` holds `count` whole lines; fail the test if it never does."""
     deadline = time.monotonic() + timeout
-    while len(whole_lines(path)) < count and time.monotonic() < deadline:
+    while len(whole_lines(path)) < count:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{path} held {len(whole_lines(path))} of {count} lines after {timeout}s")
         time.sleep(0.05)
 
 
@@ -52,7 +55,7 @@ def test_kill_9_then_rerun_leaves_exactly_one_record_per_abstract(tmp_path: Path
             done_before = {line["id"] for line in whole_lines(out)}
             sent_before = len(server.requests)
             run = start_run(server, papers, out, "--concurrency", str(concurrency))
-            wait_for_lines(out, len(done_before) + rng.randint(1, 8))
+            wait_for_lines(out, min(total, len(done_before) + rng.randint(1, 8)))
             run.send_signal(signal.SIGKILL)
             run.communicate()
             resent = {requested_id(body) for body in server.requests[sent_before:]}
