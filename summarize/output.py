@@ -59,7 +59,6 @@ class Output:
         self._record_writer: jsonlines.Writer | None = None
         self._error_writer: jsonlines.Writer | None = None
         self.done: dict[str, Fingerprint] = {}
-        self.failed: set[str] = set()
 
     def __enter__(self) -> Self:
         self.open()
@@ -125,12 +124,10 @@ class Output:
         """Append one record and flush it."""
         self._write(self._record_writer, record.model_dump(mode="json"))
         self.done[record.id] = fingerprint(record.model_dump(mode="json"))
-        self.failed.discard(record.id)
 
     def write_error(self, error: ErrorRecord) -> None:
         """Append one error line and flush it."""
         self._write(self._error_writer, error.model_dump(mode="json"))
-        self.failed.add(error.id)
 
     def _write(self, writer: jsonlines.Writer | None, line: dict[str, Any]) -> None:
         if writer is None:
@@ -152,7 +149,6 @@ class Output:
         all_errors, error_lines = _last_per_id(self.errors_path)
         errors = {k: v for k, v in all_errors.items() if k not in records}
         self.done = {k: fingerprint(v) for k, v in records.items()}
-        self.failed = set(errors)
         if len(records) != record_lines:
             _rewrite(self.path, records)
         if len(errors) != error_lines:
