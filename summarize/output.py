@@ -122,8 +122,9 @@ class Output:
 
     def write_record(self, record: Record) -> None:
         """Append one record and flush it."""
-        self._write(self._record_writer, record.model_dump(mode="json"))
-        self.done[record.id] = fingerprint(record.model_dump(mode="json"))
+        line = record.model_dump(mode="json")
+        self._write(self._record_writer, line)
+        self.done[record.id] = fingerprint(line)
 
     def write_error(self, error: ErrorRecord) -> None:
         """Append one error line and flush it."""
