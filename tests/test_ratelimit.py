@@ -17,7 +17,10 @@ class FakeClock:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
-        self.now += seconds
+        """Wake at now + seconds; other waiters run meanwhile, as on a real clock."""
+        target = self.now + seconds
+        await asyncio.sleep(0)
+        self.now = max(self.now, target)
 
 
 async def start_times(limiter: RateLimiter, clock: FakeClock, count: int) -> list[float]:
@@ -52,17 +55,16 @@ async def test_a_pause_holds_back_every_request() -> None:
 
 
 async def test_concurrent_waiters_share_the_slots() -> None:
-    limiter = RateLimiter(6000)  # 10 ms apart, real clock
-    loop = asyncio.get_running_loop()
+    clock = FakeClock()
+    limiter = RateLimiter(6000, clock=clock, sleep=clock.sleep)  # 10 ms apart
     starts: list[float] = []
 
     async def one() -> None:
         await limiter.acquire()
-        starts.append(loop.time())
+        starts.append(clock.now)
 
     await asyncio.gather(*(one() for _ in range(6)))
-    gaps = [b - a for a, b in zip(sorted(starts), sorted(starts)[1:], strict=False)]
-    assert min(gaps) > 0.005
+    assert sorted(starts) == pytest.approx([0.0, 0.01, 0.02, 0.03, 0.04, 0.05])
 
 
 def test_a_non_positive_rate_is_refused() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from summarize import EndpointSettings, RunSettings, estimate, run
+from summarize.concurrency import Concurrency
 from summarize.tokens import TokenEstimator
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import DEFAULT_MODEL, FakeOpenAI
@@ -143,8 +144,19 @@ def test_the_rate_limit_is_learned_from_the_servers_headers(tmp_path: Path) -> N
     assert server.stats.rate_limited == 0
     limits = json.loads((tmp_path / "out.manifest.json").read_text())["limits"]
     assert limits["rpm"] == 4 * 60 * 0.97
-    # Sized from rate x latency (4/s x 0.25 s, x1.5, +1), not the default of 8.
-    assert 2 <= limits["concurrency"] <= 5
+    assert limits["concurrency"] < 8  # sized from the learned rate, not the default (below)
+
+
+def test_the_gate_is_sized_from_rate_times_latency() -> None:
+    gate = Concurrency(8, maximum=256, rate=lambda: 4.0)
+    assert gate.limit == 1  # one request first: its headers may tell the limit
+    gate.observe(0.25)
+    assert gate.limit == 3  # 4/s x 0.25 s x 1.5, rounded up, + 1
+    gate.observe(0.25)
+    assert gate.limit == 3
+    unknown = Concurrency(8, maximum=256, rate=lambda: None)
+    unknown.observe(0.25)
+    assert unknown.limit == 8  # no known rate: the default width
 
 
 def test_token_estimates_learn_from_reported_usage() -> None:
