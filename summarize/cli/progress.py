@@ -20,10 +20,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from .batch import CollectResult, SubmitResult
-from .batch.state import BatchState, Chunk
-from .estimate import Estimate
-from .runner import Outcome, RunResult
+from ..batch import CollectResult, SubmitResult
+from ..batch.state import BatchState, Chunk
+from ..estimate import Estimate
+from ..runner import Outcome, RunResult
 
 
 class _Bar:

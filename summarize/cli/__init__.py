@@ -17,13 +17,18 @@ from typing import Any
 
 import click
 
-from .batch import BatchOptions, cancel, collect, status, submit
-from .errors import ExitCode, OutputError, SummarizeError, UsageError
-from .estimate import estimate
-from .evaluate import evaluate
-from .job import run
-from .local import EMBEDDED, embedded_model
-from .output import errors_path_for
+from ..batch import BatchOptions, cancel, collect, status, submit
+from ..errors import ExitCode, OutputError, SummarizeError, UsageError
+from ..estimate import estimate
+from ..evaluate import evaluate
+from ..job import run
+from ..local import EMBEDDED, embedded_model
+from ..output import errors_path_for
+from ..records import record_json_schema
+from ..report import Report, render_digest, render_html, write_csv
+from ..review import diff_records, read_json_lines, validate_file
+from ..runner import RunResult
+from ..settings import resolve_settings
 from .progress import (
     ProgressDisplay,
     WaitDisplay,
@@ -34,11 +39,6 @@ from .progress import (
     submit_line,
     summary_line,
 )
-from .records import record_json_schema
-from .report import Report, render_digest, render_html, write_csv
-from .review import diff_records, read_json_lines, validate_file
-from .runner import RunResult
-from .settings import resolve_settings
 
 MAX_PROBLEMS_SHOWN = 20
 
