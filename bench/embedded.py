@@ -37,9 +37,9 @@ from llama_cpp.llama_chat_format import format_chatml
 from summarize import RunSettings, grounding, read_items, run
 from summarize.evaluate import evaluate
 from summarize.figures import figures
-from summarize.local import EMBEDDED, embedded_model
+from summarize.live.local import EMBEDDED, embedded_model
+from summarize.live.runner import Outcome
 from summarize.prompt import EXTRACT_PROMPT, load_prompt
-from summarize.runner import Outcome
 from summarize.schema import QUOTE_MAX
 from summarize.strategy import question
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 import instructor  # noqa: E402
 from llama_cpp import Llama  # noqa: E402
 
-from summarize.local import embedded_model  # noqa: E402
+from summarize.live.local import embedded_model  # noqa: E402
 from tests.fakeserver import FakeOpenAI  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))

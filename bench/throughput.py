@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from summarize import EndpointSettings, RunSettings, read_items, run  # noqa: E402
+from summarize.live.runner import RunResult  # noqa: E402
 from summarize.prompt import load_prompt  # noqa: E402
-from summarize.runner import RunResult  # noqa: E402
 
 PAPERS = ROOT.parent / "shared" / "data" / "papers"
 CURATOR_PYTHON = ROOT / "bench" / ".venv-curator" / "bin" / "python"

@@ -6,7 +6,6 @@ The library API (the `summarize` command is a thin shell over it):
     result = run(RunSettings(inputs=("papers.jsonl",), output=Path("out.jsonl")))
 """
 
-from .client import Completion, OpenAISummarizer, Summarizer
 from .cost import Price, PriceTable, SpendCap
 from .errors import (
     ConfigError,
@@ -21,8 +20,9 @@ from .errors import (
 from .estimate import Estimate, estimate
 from .items import Entry, Item, Source, collect_items
 from .job import read_items, run
+from .live.client import Completion, OpenAISummarizer, Summarizer
+from .live.runner import Outcome, RunResult
 from .records import SCHEMA_VERSION, ErrorRecord, Record, record_json_schema
-from .runner import Outcome, RunResult
 from .schema import ClaimedGain, Extraction, Gain, Summary
 from .settings import EndpointSettings, RunSettings
 

@@ -18,21 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from .budget import Budget
-from .client import OpenAISummarizer, Summarizer
-from .concurrency import Concurrency
 from .cost import Price, PriceTable, SpendCap
 from .errors import ConfigError, InputError
 from .items import Item, index_items, stream_items
-from .local import EmbeddedServer, ModelFile, embedded_model, local_endpoint, model_file
+from .live.budget import Budget
+from .live.client import OpenAISummarizer, Summarizer
+from .live.concurrency import Concurrency
+from .live.local import EmbeddedServer, ModelFile, embedded_model, local_endpoint, model_file
+from .live.ratelimit import RateLimiter
+from .live.runner import OnOutcome, Paced, RunResult, summarize_items
 from .manifest import manifest, manifest_path_for, write_manifest
 from .output import Output
 from .prompt import PROMPT_FOR, Prompt, load_prompt, load_repair_prompt
-from .ratelimit import RateLimiter
 from .readers import Inputs
 from .records import Fingerprint, MadeBy
 from .request import prompt_tokens, request_hash
-from .runner import OnOutcome, Paced, RunResult, summarize_items
 from .settings import EndpointSettings, RunSettings, wants_local
 from .tokens import TokenEstimator
 from .usage import Usage

@@ -14,8 +14,8 @@ from typing import Any
 
 from .atomic import replace_file
 from .cost import Price
+from .live.runner import RunResult
 from .records import MadeBy
-from .runner import RunResult
 from .settings import without_credentials
 
 

@@ -18,9 +18,9 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .client import Completion
 from .errors import ErrorType, SummaryError
 from .items import Item
+from .live.client import Completion
 from .schema import ClaimedGain, Summary
 from .usage import Usage
 

@@ -104,7 +104,7 @@ def test_the_local_model_server_dies_with_a_killed_job(tmp_path: Path) -> None:
     parent = subprocess.Popen(
         [sys.executable, "-c", (
             "import subprocess, sys, time\n"
-            "from summarize.local import _die_with_parent\n"
+            "from summarize.live.local import _die_with_parent\n"
             "child = subprocess.Popen(['sleep', '60'], preexec_fn=_die_with_parent)\n"
             f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
             "time.sleep(60)\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from summarize.evaluate import evaluate
-from summarize.local import EMBEDDED, embedded_model
+from summarize.live.local import EMBEDDED, embedded_model
 from summarize.records import ErrorRecord, Record
 from summarize.review import validate_file
 from tests.conftest import PAPERS, read_jsonl

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from summarize.ratelimit import RateLimiter, parse_duration
+from summarize.live.ratelimit import RateLimiter, parse_duration
 
 
 class FakeClock:

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from summarize import RunSettings, run
-from summarize.budget import Budget
 from summarize.cost import Price, SpendCap
 from summarize.items import Item
+from summarize.live.budget import Budget
 from summarize.testing import FakeAnswer, FakeSummarizer
 from summarize.usage import Usage
 from tests.conftest import numbered_abstracts, read_jsonl, write_jsonl

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from summarize import EndpointSettings, RunSettings, estimate, run
-from summarize.concurrency import Concurrency
+from summarize.live.concurrency import Concurrency
 from summarize.tokens import TokenEstimator
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import DEFAULT_MODEL, FakeOpenAI

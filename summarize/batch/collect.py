@@ -18,14 +18,14 @@ from dataclasses import dataclass, field, replace
 from openai.types import Batch
 
 from ..answer import Verdict
-from ..client import OpenAISummarizer
 from ..cost import Price
 from ..errors import ConfigError, ExitCode, OutputError, ProviderError, SummaryError
 from ..items import Item
 from ..job import REMOTE_CONCURRENCY
+from ..live.client import OpenAISummarizer
+from ..live.ratelimit import RateLimiter
 from ..output import Output
 from ..prompt import Prompt, RepairPrompt, load_prompt, load_repair_prompt
-from ..ratelimit import RateLimiter
 from ..records import MadeBy, make_error, make_record
 from ..schema import Summary
 from ..settings import EndpointSettings, RunSettings

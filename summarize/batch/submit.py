@@ -10,12 +10,12 @@ from typing import TextIO
 from ..errors import ConfigError, ExitCode, InputError
 from ..items import Entry, Item, stream_items
 from ..job import index_inputs, pending_ids
+from ..live.runner import too_long
 from ..output import Output
 from ..prompt import DEFAULT_PROMPT, load_prompt, load_repair_prompt
 from ..readers import Inputs
 from ..records import MadeBy, make_error
 from ..request import request_hash
-from ..runner import too_long
 from ..settings import RunSettings, endpoint_identity
 from .chunks import ChunkWriter, send_unsent
 from .options import DEFAULT_OPTIONS, BatchOptions, open_api, price_of, remote_endpoint

@@ -22,12 +22,12 @@ from ..errors import ExitCode, OutputError, SummarizeError, UsageError
 from ..estimate import estimate
 from ..evaluate import evaluate
 from ..job import run
-from ..local import EMBEDDED, embedded_model
+from ..live.local import EMBEDDED, embedded_model
+from ..live.runner import RunResult
 from ..output import errors_path_for
 from ..records import record_json_schema
 from ..report import Report, render_digest, render_html, write_csv
 from ..review import diff_records, read_json_lines, validate_file
-from ..runner import RunResult
 from ..settings import resolve_settings
 from .progress import (
     ProgressDisplay,

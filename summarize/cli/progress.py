@@ -23,7 +23,7 @@ from rich.progress import (
 from ..batch import CollectResult, SubmitResult
 from ..batch.state import BatchState, Chunk
 from ..estimate import Estimate
-from ..runner import Outcome, RunResult
+from ..live.runner import Outcome, RunResult
 
 
 class _Bar:

@@ -13,16 +13,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from ..cost import Price
+from ..errors import ErrorType, ExitCode, InputError, SummaryError
+from ..items import Item
+from ..output import Output
+from ..records import ErrorRecord, MadeBy, Record, make_error, make_record
+from ..usage import Usage
 from .budget import Budget
 from .client import Completion, Summarizer
 from .concurrency import Concurrency
-from .cost import Price
-from .errors import ErrorType, ExitCode, InputError, SummaryError
-from .items import Item
-from .output import Output
 from .ratelimit import RateLimiter
-from .records import ErrorRecord, MadeBy, Record, make_error, make_record
-from .usage import Usage
 
 MAX_ABSTRACT_CHARS = 20_000
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from .errors import ConfigError
-from .settings import EndpointSettings
+from ..errors import ConfigError
+from ..settings import EndpointSettings
 
 CHUNK = 1 << 22
 PR_SET_PDEATHSIG = 1

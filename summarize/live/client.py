@@ -25,17 +25,17 @@ import httpx2
 import openai
 from tenacity import AsyncRetrying, RetryCallState, wait_random_exponential
 
-from .answer import Verdict, judge_completion
-from .errors import ConfigError, ErrorType, ProviderError, SummaryError, error_line
-from .items import Item
-from .prompt import Prompt, RepairPrompt, load_repair_prompt
+from ..answer import Verdict, judge_completion
+from ..errors import ConfigError, ErrorType, ProviderError, SummaryError, error_line
+from ..items import Item
+from ..prompt import Prompt, RepairPrompt, load_repair_prompt
+from ..request import chat_request, tool_chars
+from ..schema import Summary
+from ..settings import EndpointSettings, without_credentials
+from ..strategy import question
+from ..tokens import TokenEstimator
+from ..usage import Usage
 from .ratelimit import RateLimiter
-from .request import chat_request, tool_chars
-from .schema import Summary
-from .settings import EndpointSettings, without_credentials
-from .strategy import question
-from .tokens import TokenEstimator
-from .usage import Usage
 
 # How long a run keeps trying an endpoint that has never answered, before it stops.
 UNREACHABLE_AFTER_S = 15.0
