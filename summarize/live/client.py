@@ -8,14 +8,12 @@ schema into a grammar), posted through an `openai.AsyncOpenAI` client with
 answer is. Two budgets, never multiplied: transient transport faults wait and
 resend the same request (a tenacity policy, `max_retries`); invalid answers are
 re-asked with the rejected answer and the reason (`prompts/repair.md`,
-`max_reasks`). openai's exceptions are translated into `SummaryError` /
-`ConfigError` / `ProviderError` here.
+`max_reasks`). What a transient fault is, how long to wait, and which typed
+error a fault ends as is `faults`.
 """
 
 from __future__ import annotations
 
-import email.utils
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,23 +21,19 @@ from typing import Any, Protocol
 
 import httpx2
 import openai
-from tenacity import AsyncRetrying, RetryCallState, wait_random_exponential
 
 from ..answer import Verdict, judge_completion
-from ..errors import ConfigError, ErrorType, ProviderError, SummaryError, error_line
+from ..errors import SummaryError
 from ..items import Item
 from ..prompt import Prompt, RepairPrompt, load_repair_prompt
 from ..request import chat_request, tool_chars
 from ..schema import Summary
-from ..settings import EndpointSettings, without_credentials
+from ..settings import EndpointSettings
 from ..strategy import question
 from ..tokens import TokenEstimator
 from ..usage import Usage
+from .faults import Faults, NotACompletion, completion_body
 from .ratelimit import RateLimiter
-
-# How long a run keeps trying an endpoint that has never answered, before it stops.
-UNREACHABLE_AFTER_S = 15.0
-_FATAL_STATUS = {401: "rejected the API key", 403: "refused access", 404: "has no such model"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +60,6 @@ class Summarizer(Protocol):
         ...
 
 
-class _Transient(Exception):
-    """A reply that was no chat completion at all: sent again, like a 5xx."""
-
-
 @dataclass(slots=True)
 class _Tally:
     """One abstract's requests so far: what they cost, and how each budget stands."""
@@ -81,6 +71,11 @@ class _Tally:
     reasks: int = 0
     service_s: float = 0.0
     rejected: str | None = None  # the last answer that failed validation
+
+    def one_more_transient(self) -> int:
+        """Count a transient fault; how many this abstract has met."""
+        self.transient += 1
+        return self.transient
 
     def failure(self, error: SummaryError) -> SummaryError:
         """`error`, carrying this abstract's totals."""
@@ -116,8 +111,7 @@ class OpenAISummarizer:
             max_retries=0,
         )
         self.model_name = endpoint.model_label or endpoint.model
-        self._reached = False  # has any request of this run got an HTTP answer?
-        self._unreachable_since: float | None = None
+        self._faults = Faults(endpoint, self._limiter)
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
@@ -151,14 +145,13 @@ class OpenAISummarizer:
 
     async def _answer(self, request: dict[str, Any], tally: _Tally) -> dict[str, Any]:
         """The completion's JSON body, sending again after transient faults."""
-        retrying = AsyncRetrying(retry=lambda state: self._retry(state, tally),
-                                 wait=self._wait, reraise=True)  # fmt: skip
         try:
-            async for attempt in retrying:
+            async for attempt in self._faults.retrying(tally.one_more_transient):
                 with attempt:
                     return await self._send(request, tally)
-        except (openai.APIError, _Transient) as exc:
-            raise self._translate(exc, tally) from None
+        except (openai.APIError, NotACompletion) as exc:
+            error = self._faults.translate(exc)
+            raise tally.failure(error) if isinstance(error, SummaryError) else error from None
         raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
 
     async def _send(self, request: dict[str, Any], tally: _Tally) -> dict[str, Any]:
@@ -173,16 +166,16 @@ class OpenAISummarizer:
             raw = await self._client.post("/chat/completions", body=request,
                                           cast_to=httpx2.Response)  # fmt: skip
         except openai.APIStatusError as exc:
-            self._reached = True
+            self._faults.answered()
             self._limiter.observe(exc.response.headers)
             raise
         except openai.APIConnectionError as exc:
-            self._check_reachable(exc)
+            self._faults.connection_failed(exc)
             raise
-        self._reached = True
+        self._faults.answered()
         tally.service_s = time.perf_counter() - started
         self._limiter.observe(raw.headers)
-        body = _completion(raw)
+        body = completion_body(raw)
         usage = body.get("usage") or {}
         self._limiter.settle(expected, int(usage.get("total_tokens") or 0))
         self._estimator.learn(estimated_prompt=prompt_guess,
@@ -190,106 +183,3 @@ class OpenAISummarizer:
                               completion=int(usage.get("completion_tokens") or 0))  # fmt: skip
         self._limiter.succeeded()
         return body
-
-    def _retry(self, state: RetryCallState, tally: _Tally) -> bool:
-        exc = state.outcome.exception() if state.outcome else None
-        if not _transient(exc):
-            return False
-        tally.transient += 1
-        return tally.transient <= self._endpoint.max_retries
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        limit = self._endpoint.max_backoff
-        retry_after = _retry_after(exc)
-        if isinstance(exc, openai.RateLimitError):
-            # Everyone slows down, not only the task that got the 429.
-            backoff = wait_random_exponential(multiplier=0.5, max=limit)(state)
-            self._limiter.rate_limited(min(backoff if retry_after is None else retry_after, limit))
-            return 0.0
-        if retry_after is not None:
-            self._limiter.pause(min(retry_after, limit))
-            return 0.0
-        return float(wait_random_exponential(multiplier=0.5, max=limit)(state))
-
-    def _check_reachable(self, exc: openai.APIConnectionError) -> None:
-        """Stop the run when the endpoint has never answered and still does not.
-
-        A dead or mistyped URL would otherwise be retried for every abstract, all night.
-        """
-        if self._reached:
-            return
-        now = time.monotonic()
-        if self._unreachable_since is None:
-            self._unreachable_since = now
-        if now - self._unreachable_since >= UNREACHABLE_AFTER_S:
-            raise self._unreachable(exc)
-
-    def _where(self) -> str:
-        return without_credentials(self._endpoint.base_url) or "the OpenAI API"
-
-    def _unreachable(self, exc: BaseException) -> ProviderError:
-        return ProviderError(
-            f"{self._where()} cannot be reached ({error_line(exc)}); no request of this run "
-            "was answered, so it stops here: check --base-url / OPENAI_BASE_URL and run again"
-        )
-
-    def _translate(self, exc: Exception, tally: _Tally) -> Exception:
-        if isinstance(exc, openai.APIConnectionError) and not self._reached:
-            return self._unreachable(exc)
-        if isinstance(exc, openai.APIStatusError) and exc.status_code in _FATAL_STATUS:
-            return ConfigError(
-                f"{self._where()} {_FATAL_STATUS[exc.status_code]} (HTTP {exc.status_code}) "
-                f"for model {self._endpoint.model!r}"
-            )
-        if isinstance(exc, openai.RateLimitError):
-            kind = ErrorType.RATE_LIMIT
-            message = f"still rate limited after retries: {error_line(exc)}"
-        elif isinstance(exc, openai.APIStatusError):
-            kind, message = ErrorType.PROVIDER, f"HTTP {exc.status_code}: {error_line(exc)}"
-        else:
-            kind, message = ErrorType.PROVIDER, f"{type(exc).__name__}: {error_line(exc)}"
-        return tally.failure(SummaryError(self._scrub(message), error_type=kind))
-
-    def _scrub(self, text: str) -> str:
-        key = self._endpoint.api_key.get_secret_value() if self._endpoint.api_key else ""
-        return text.replace(key, "***") if key else text
-
-
-def _completion(raw: httpx2.Response) -> dict[str, Any]:
-    """The reply's JSON, if it is a chat completion with a choice; else `_Transient`."""
-    try:
-        body = json.loads(raw.content)
-    except ValueError:
-        raise _Transient(f"the reply was not JSON: {raw.text[:200]!r}") from None
-    if not isinstance(body, dict) or not body.get("choices"):
-        raise _Transient(f"the reply was no chat completion: {raw.text[:200]!r}")
-    return body
-
-
-def _transient(exc: BaseException | None) -> bool:
-    """429s, 5xx, timeouts, dropped connections and replies that were no completion."""
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code == 429 or exc.status_code >= 500
-    return isinstance(exc, openai.APIConnectionError | _Transient)
-
-
-def _retry_after(exc: BaseException | None) -> float | None:
-    """Seconds from a `Retry-After` / `retry-after-ms` header, if the error has one."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return float(ms) / 1000.0
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(parsed.timestamp() - time.time(), 0.0) if parsed else None

@@ -1,0 +1,155 @@
+"""What can go wrong with one live request, and what is done about it.
+
+Transient faults (429, 5xx, timeouts, dropped connections, a reply that is no
+chat completion) are sent again, after the wait the endpoint asks for
+(`Retry-After`; a 429 pauses every request through the rate limiter) or an
+exponential backoff with jitter. An endpoint that has never answered stops the
+run after `UNREACHABLE_AFTER_S`. What is left is translated, here and nowhere
+else on the live path, into `SummaryError` (one abstract), `ConfigError` (a
+rejected key, an unknown model) or `ProviderError` (the endpoint is unreachable).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+import openai
+from tenacity import AsyncRetrying, RetryCallState, wait_random_exponential
+
+from ..errors import ConfigError, ErrorType, ProviderError, SummaryError, error_line
+from ..settings import EndpointSettings, without_credentials
+from .ratelimit import RateLimiter
+
+# How long a run keeps trying an endpoint that has never answered, before it stops.
+UNREACHABLE_AFTER_S = 15.0
+_FATAL_STATUS = {401: "rejected the API key", 403: "refused access", 404: "has no such model"}
+
+
+class NotACompletion(Exception):
+    """A reply that was no chat completion at all: sent again, like a 5xx."""
+
+
+class Faults:
+    """One endpoint's retry policy and error translation, shared by all its requests."""
+
+    def __init__(self, endpoint: EndpointSettings, limiter: RateLimiter) -> None:
+        self._endpoint = endpoint
+        self._limiter = limiter
+        self._reached = False  # has any request of this run got an HTTP answer?
+        self._unreachable_since: float | None = None
+
+    def retrying(self, one_more: Callable[[], int]) -> AsyncRetrying:
+        """Tenacity's loop for one request: a transient fault is sent again while the
+        abstract's count of them (`one_more()` counts this one) is within `max_retries`."""
+
+        def retry(state: RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome else None
+            return transient(exc) and one_more() <= self._endpoint.max_retries
+
+        return AsyncRetrying(retry=retry, wait=self._wait, reraise=True)
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        limit = self._endpoint.max_backoff
+        after = retry_after(exc)
+        if isinstance(exc, openai.RateLimitError):
+            # Everyone slows down, not only the task that got the 429.
+            backoff = wait_random_exponential(multiplier=0.5, max=limit)(state)
+            self._limiter.rate_limited(min(backoff if after is None else after, limit))
+            return 0.0
+        if after is not None:
+            self._limiter.pause(min(after, limit))
+            return 0.0
+        return float(wait_random_exponential(multiplier=0.5, max=limit)(state))
+
+    def answered(self) -> None:
+        """An HTTP answer came back (whatever its status): the endpoint is there."""
+        self._reached = True
+
+    def connection_failed(self, exc: openai.APIConnectionError) -> None:
+        """Stop the run when the endpoint has never answered and still does not.
+
+        A dead or mistyped URL would otherwise be retried for every abstract, all night.
+        """
+        if self._reached:
+            return
+        now = time.monotonic()
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+        if now - self._unreachable_since >= UNREACHABLE_AFTER_S:
+            raise self._unreachable(exc)
+
+    def translate(self, exc: Exception) -> Exception:
+        """The typed error a request's last fault stands for."""
+        if isinstance(exc, openai.APIConnectionError) and not self._reached:
+            return self._unreachable(exc)
+        if isinstance(exc, openai.APIStatusError) and exc.status_code in _FATAL_STATUS:
+            return ConfigError(
+                f"{self._where()} {_FATAL_STATUS[exc.status_code]} (HTTP {exc.status_code}) "
+                f"for model {self._endpoint.model!r}"
+            )
+        if isinstance(exc, openai.RateLimitError):
+            kind = ErrorType.RATE_LIMIT
+            message = f"still rate limited after retries: {error_line(exc)}"
+        elif isinstance(exc, openai.APIStatusError):
+            kind, message = ErrorType.PROVIDER, f"HTTP {exc.status_code}: {error_line(exc)}"
+        else:
+            kind, message = ErrorType.PROVIDER, f"{type(exc).__name__}: {error_line(exc)}"
+        return SummaryError(self._scrub(message), error_type=kind)
+
+    def _where(self) -> str:
+        return without_credentials(self._endpoint.base_url) or "the OpenAI API"
+
+    def _unreachable(self, exc: BaseException) -> ProviderError:
+        return ProviderError(
+            f"{self._where()} cannot be reached ({error_line(exc)}); no request of this run "
+            "was answered, so it stops here: check --base-url / OPENAI_BASE_URL and run again"
+        )
+
+    def _scrub(self, text: str) -> str:
+        key = self._endpoint.api_key.get_secret_value() if self._endpoint.api_key else ""
+        return text.replace(key, "***") if key else text
+
+
+def completion_body(raw: httpx2.Response) -> dict[str, Any]:
+    """The reply's JSON, if it is a chat completion with a choice; else `NotACompletion`."""
+    try:
+        body = json.loads(raw.content)
+    except ValueError:
+        raise NotACompletion(f"the reply was not JSON: {raw.text[:200]!r}") from None
+    if not isinstance(body, dict) or not body.get("choices"):
+        raise NotACompletion(f"the reply was no chat completion: {raw.text[:200]!r}")
+    return body
+
+
+def transient(exc: BaseException | None) -> bool:
+    """429s, 5xx, timeouts, dropped connections and replies that were no completion."""
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code == 429 or exc.status_code >= 500
+    return isinstance(exc, openai.APIConnectionError | NotACompletion)
+
+
+def retry_after(exc: BaseException | None) -> float | None:
+    """Seconds from a `Retry-After` / `retry-after-ms` header, if the error has one."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return float(ms) / 1000.0
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(parsed.timestamp() - time.time(), 0.0) if parsed else None
