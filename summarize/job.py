@@ -23,7 +23,12 @@ from .errors import ConfigError, InputError
 from .items import Item, index_items, stream_items
 from .live.budget import Budget
 from .live.client import OpenAISummarizer, Summarizer
-from .live.concurrency import Concurrency
+from .live.concurrency import (
+    LOCAL_CONCURRENCY,
+    MAX_AUTO_CONCURRENCY,
+    REMOTE_CONCURRENCY,
+    Concurrency,
+)
 from .live.local import EmbeddedServer, ModelFile, embedded_model, local_endpoint, model_file
 from .live.ratelimit import RateLimiter
 from .live.runner import OnOutcome, Paced, RunResult, summarize_items
@@ -36,10 +41,6 @@ from .request import prompt_tokens, request_hash
 from .settings import EndpointSettings, RunSettings, wants_local
 from .tokens import TokenEstimator
 from .usage import Usage
-
-LOCAL_CONCURRENCY = 1  # llama.cpp's server computes one request at a time
-REMOTE_CONCURRENCY = 8  # until a known rate limit and latency size it
-MAX_AUTO_CONCURRENCY = 256
 
 
 def read_items(

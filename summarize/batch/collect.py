@@ -10,7 +10,6 @@ the chunk again, skipping the abstracts whose records are already there.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -21,9 +20,6 @@ from ..answer import Verdict
 from ..cost import Price
 from ..errors import ConfigError, ExitCode, OutputError, ProviderError, SummaryError
 from ..items import Item
-from ..job import REMOTE_CONCURRENCY
-from ..live.client import OpenAISummarizer
-from ..live.ratelimit import RateLimiter
 from ..output import Output
 from ..prompt import Prompt, RepairPrompt, load_prompt, load_repair_prompt
 from ..records import MadeBy, make_error, make_record
@@ -33,6 +29,7 @@ from ..usage import Usage
 from .chunks import ChunkWriter, resend_failed_batch, send_unsent, update
 from .options import DEFAULT_OPTIONS, BatchOptions, open_api, price_of, remote_endpoint
 from .provider import BatchAPI, kept_hint
+from .repair import repair_live
 from .requests import Answer, asked_about, judge, read_answers
 from .state import (
     COLLECTED,
@@ -238,7 +235,7 @@ class _Resolution:
                 continue  # written before a crash cut an earlier collect short
             self._judge(pending, answers.get(pending.item.id))
         if self.live:
-            asyncio.run(_Live(c, chunk, self.prompt, self.price).run(self.live))
+            self._repair_live()
         endpoint = c.endpoint(chunk)
         writer = ChunkWriter(c.states, prompt=self.prompt, endpoint=endpoint,
                              model=chunk.model, options=c.options)  # fmt: skip
@@ -249,6 +246,18 @@ class _Resolution:
         c.states.forget(chunk.key)
         c.result.collected += 1
         c.result.resubmitted += len(self.again)
+
+    def _repair_live(self) -> None:
+        c = self.c
+        by = MadeBy(self.chunk.model, self.prompt, self.chunk.request_hash)
+        done, live = repair_live(self.live, settings=c.settings, endpoint=c.endpoint(self.chunk),
+                                 output=c.output, made_by=by)  # fmt: skip
+        c.result.spend(self.price, live, discount=1.0)
+        c.result.done += done.done
+        c.result.repaired_live += done.done
+        for kind, count in done.failures.items():
+            for _ in range(count):
+                c.result.count_failure(kind)
 
     def _answers(self) -> dict[str, Answer]:
         found: dict[str, Answer] = {}
@@ -301,61 +310,6 @@ class _Resolution:
         spent["reasks"] += 1
         message = verdict.error.message
         return tuple(self.c.repair_prompt.messages(answer=verdict.answer, error=message))
-
-
-class _Live:
-    """`--repair live`: re-ask at once through the live client, within what budget is left."""
-
-    def __init__(self, collector: _Collector, chunk: Chunk, prompt: Prompt,
-                 price: Price | None) -> None:  # fmt: skip
-        self.c = collector
-        self.chunk = chunk
-        self.prompt = prompt
-        self.price = price
-        self.endpoint = collector.endpoint(chunk)
-        settings = collector.settings
-        self.limiter = RateLimiter(settings.rpm, settings.tpm)
-        self.gate = asyncio.Semaphore(settings.concurrency or REMOTE_CONCURRENCY)
-        self.callers: dict[tuple[int, int], OpenAISummarizer] = {}
-        self.repairs: dict[str, list[dict[str, str]]] = {}
-
-    async def run(self, work: list[Pending]) -> None:
-        self.repairs.update((p.item.id, list(p.repair)) for p in work)
-        try:
-            await asyncio.gather(*(self._one(p) for p in work))
-        finally:
-            for caller in self.callers.values():
-                await caller.aclose()
-
-    def _caller(self, spent: dict[str, int]) -> OpenAISummarizer:
-        """A live client whose budgets are what this abstract has left."""
-        reasks = max(0, self.endpoint.max_reasks - spent["reasks"])
-        retries = max(0, self.endpoint.max_retries - (spent["attempt"] - spent["reasks"]))
-        if (reasks, retries) not in self.callers:
-            budgets = self.endpoint.model_copy(update={"max_reasks": reasks,
-                                                       "max_retries": retries})  # fmt: skip
-            self.callers[reasks, retries] = OpenAISummarizer(
-                budgets, self.prompt, limiter=self.limiter, repairs=self.repairs
-            )
-        return self.callers[reasks, retries]
-
-    async def _one(self, pending: Pending) -> None:
-        item, spent = pending.item, pending.spent
-        by = MadeBy(self.chunk.model, self.prompt, self.chunk.request_hash)
-        async with self.gate:
-            started = time.perf_counter()
-            try:
-                done = await self._caller(spent).summarize(item)
-            except SummaryError as error:
-                usage = error.usage
-                self.c.result.spend(self.price, usage, discount=1.0)
-                self.c.write_error(item, error, _add(spent, usage, error.attempts), by=by)
-                return
-        usage = done.usage
-        self.c.result.spend(self.price, usage, discount=1.0)
-        self.c.write_record(item, done.summary, _add(spent, usage, done.attempts), by=by,
-                            latency=time.perf_counter() - started)  # fmt: skip
-        self.c.result.repaired_live += 1
 
 
 def _usage(total: dict[str, int]) -> Usage:

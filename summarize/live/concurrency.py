@@ -14,6 +14,9 @@ import math
 from collections.abc import Callable
 from types import TracebackType
 
+LOCAL_CONCURRENCY = 1  # llama.cpp's server computes one request at a time
+REMOTE_CONCURRENCY = 8  # until a known rate limit and latency size it
+MAX_AUTO_CONCURRENCY = 256
 LATENCY_SMOOTHING = 0.2
 SPREAD = 1.5
 
