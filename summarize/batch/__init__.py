@@ -4,10 +4,12 @@
     submit(settings)                                 # build, upload, create; returns at once
     collect(settings, BatchOptions(wait=True))       # download, validate, merge
 
-Data flows the same way as a live run: items -> request lines (`requests`) cut
-into chunks (`chunks`) -> the provider (`provider`) -> answers judged by the
-`Summary` model (`requests.judge`) -> records (`collect`). What is out at the
-provider lives in `OUT.batches/state.json` (`state`).
+Data flows the same way as a live run (`summarize.live`): items -> request lines
+(`requests`, the live body) cut into chunks (`chunks`) -> the provider
+(`provider`) -> answers judged as live ones are (`resolve`, `summarize.answer`) ->
+lines (`summarize.records`), by `collect`; `repair` re-asks live through the live
+loop, `control` holds `status` and `cancel`. What is out at the provider lives in
+`OUT.batches/state.json` (`state`).
 """
 
 from .collect import CollectResult, collect

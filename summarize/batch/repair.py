@@ -23,7 +23,7 @@ from ..prompt import Prompt
 from ..records import MadeBy
 from ..settings import EndpointSettings, RunSettings
 from ..usage import Usage
-from .state import Pending
+from .state import Pending, spent_usage
 
 
 class Continued:
@@ -44,8 +44,7 @@ class Continued:
     async def summarize(self, item: Item) -> Completion:
         """The live answer, its line counting the batch's tries too."""
         spent = self._pending[item.id].spent
-        before = Usage(spent.get("prompt_tokens", 0), spent.get("completion_tokens", 0),
-                       spent.get("cached_tokens", 0))  # fmt: skip
+        before = spent_usage(spent)
         tries = spent.get("attempt", 1)
         try:
             done = await self._caller(spent).summarize(item)

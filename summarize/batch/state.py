@@ -29,6 +29,7 @@ from ..items import Item, Source
 from ..output import encode_line
 from ..prompt import Prompt
 from ..records import Fingerprint
+from ..usage import Usage
 
 STATE_VERSION = 1
 COLLECTED = "collected"
@@ -273,6 +274,12 @@ class ChunkFiles:
 
 
 _SPENT = ("attempt", "reasks", "prompt_tokens", "completion_tokens", "cached_tokens")
+
+
+def spent_usage(spent: dict[str, int]) -> Usage:
+    """The tokens an abstract's tries have spent so far."""
+    return Usage(spent.get("prompt_tokens", 0), spent.get("completion_tokens", 0),
+                 spent.get("cached_tokens", 0))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
