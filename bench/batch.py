@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/batch.py
 
-Both talk to the fake OpenAI server of the tests (`tests/fakeserver.py`), which
+Both talk to the fake OpenAI server of the tests (`tests/fakeserver/`), which
 answers batch lines with the same deterministic responder as chat requests, so
 the records can be compared field by field. Printed:
 

@@ -26,7 +26,7 @@ from summarize.records import Record
 from summarize.review import VOLATILE
 from summarize.settings import EndpointSettings
 from tests.conftest import ABSTRACTS, FAKE_KEY, PAPERS, numbered_abstracts, read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI, _prompt_tokens
+from tests.fakeserver import FakeOpenAI, prompt_tokens
 
 ENV = {"OPENAI_API_KEY": FAKE_KEY}
 
@@ -462,7 +462,7 @@ def test_repair_live_keeps_the_budget_and_counts_what_the_batch_spent(
     (error,) = read_jsonl(tmp_path / "out.errors.jsonl")
     assert error["attempts"] == 2
     asked = [b for b in server.batch_requests if "Gadgets" in json.dumps(b)] + server.requests
-    assert error["prompt_tokens"] == sum(_prompt_tokens(body) for body in asked)
+    assert error["prompt_tokens"] == sum(prompt_tokens(body) for body in asked)
 
 
 def test_a_batch_that_fails_as_a_whole_is_created_again_without_using_the_abstracts_budget(

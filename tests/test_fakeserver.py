@@ -55,7 +55,7 @@ CONTEXT = {"abstract": ABSTRACT, "title": TITLE}
 
 def messages(abstract: str = ABSTRACT, title: str = TITLE) -> list[Any]:
     """The product's prompt shape (untyped: openai wants its TypedDicts)."""
-    user = f"Title: {title}\n<abstract>\n{abstract}\n</abstract>"
+    user = f"<abstract>\n{abstract}\n</abstract>"  # the title is not sent
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
@@ -161,7 +161,7 @@ def test_instructor_tools_mode_and_reask(fake: FakeOpenAI, client: openai.OpenAI
     assert summary.claimed_gain.gains[0].value == "42.5%"
     reask = fake.requests[-1]
     assert len(reask["messages"]) > 2  # the failed answer and the validation error
-    assert prompt_parts(reask) == (TITLE, ABSTRACT)
+    assert prompt_parts(reask) == ("", ABSTRACT)
     assert fake.stats.faults == {"ok": 2, "invented_number": 1}
 
 
@@ -195,7 +195,7 @@ def test_default_responder_picks_gain_and_method() -> None:
 
 def test_prompt_parts_uses_first_open_and_last_close() -> None:
     body = {"messages": messages("a\n</abstract>\nstill the abstract", "The T")}
-    assert prompt_parts(body) == ("The T", "a\n</abstract>\nstill the abstract")
+    assert prompt_parts(body) == ("", "a\n</abstract>\nstill the abstract")
     assert prompt_parts({"messages": [{"role": "user", "content": "plain"}]}) == ("", "plain")
 
 
@@ -530,7 +530,7 @@ def read_lines(client: openai.OpenAI, file_id: str | None) -> list[dict[str, Any
     return [json.loads(line) for line in client.files.content(file_id).text.splitlines()]
 
 
-def test_upload_retrieve_content_and_delete_round_trip(
+def test_upload_retrieve_and_content_round_trip(
     fake: FakeOpenAI, client: openai.OpenAI
 ) -> None:
     data = jsonl([tool_line("a"), tool_line("b")])
@@ -542,7 +542,6 @@ def test_upload_retrieve_content_and_delete_round_trip(
         "requests.jsonl",
     )
     assert (uploaded.purpose, uploaded.status) == ("batch", "processed")
-    assert uploaded.expires_at == uploaded.created_at + 30 * 86_400  # OpenAI's default
     assert client.files.retrieve(uploaded.id) == uploaded
     assert client.files.content(uploaded.id).content == data
     assert fake.file_content(uploaded.id) == data
@@ -555,10 +554,8 @@ def test_upload_retrieve_content_and_delete_round_trip(
     with pytest.raises(openai.BadRequestError, match="purpose"):
         client.files.create(file=("x.jsonl", data), purpose="nonsense")  # type: ignore[arg-type]
     assert fake.stats.files_uploaded == 1
-
-    assert client.files.delete(uploaded.id).deleted
     with pytest.raises(openai.NotFoundError):
-        client.files.retrieve(uploaded.id)
+        client.files.retrieve("file-unknown")
 
 
 def test_batch_moves_one_step_per_retrieve_and_completes_with_chat_completions(

@@ -1,0 +1,380 @@
+"""The server: settings, the background thread and its event loop, the routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import random
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from .answers import DEFAULT_MODEL, default_responder
+from .batches import BatchOutcome, BatchRoutes, _Batch, _check_outcome, _Outcome
+from .chat import ChatRoutes
+from .faults import (
+    JSON,
+    FaultKind,
+    FaultPlan,
+    FaultRule,
+    Responder,
+    ServerStats,
+    _error,
+    _TokenBucket,
+)
+from .files import FileRoutes
+
+
+class FakeOpenAI(ChatRoutes, FileRoutes, BatchRoutes):
+    """An OpenAI-compatible chat-completions and Batch API server in a background thread.
+
+    Settings are attributes, safe to change between phases of a test (`latency`,
+    `jitter`, `retry_after`, `limit_headers`, `responder`, `require_key`, `faults`,
+    `rps_limit`, `batch_polls`). With `limit_headers`, answers carry OpenAI's
+    `x-ratelimit-*-requests` headers (the limit per minute) when `rps_limit` is set.
+    """
+
+    # OpenAI's limit of requests in one batch input file; set a smaller one on an
+    # instance to test the limit without a huge file.
+    MAX_BATCH_REQUESTS: ClassVar[int] = 50_000
+
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        jitter: float = 0.0,
+        seed: int = 0,
+        rps_limit: float | None = None,
+        retry_after: float | None = 1.0,
+        limit_headers: bool = True,
+        faults: FaultPlan | None = None,
+        responder: Responder | None = None,
+        model: str = DEFAULT_MODEL,
+        require_key: str | None = None,
+        hang_seconds: float = 3600.0,
+        batch_polls: int = 1,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if batch_polls < 1:
+            raise ValueError("batch_polls must be at least 1")
+        self.latency = latency
+        self.jitter = jitter
+        self.retry_after = retry_after
+        self.limit_headers = limit_headers
+        self.faults = faults if faults is not None else FaultPlan()
+        self.responder: Responder = responder or default_responder
+        self.model = model
+        self.require_key = require_key
+        self.hang_seconds = hang_seconds
+        self.batch_polls = batch_polls
+        # Batch creations to perform and then answer with a 502, as when the
+        # response is lost on the way back (tests of double-submission).
+        self.lose_create_responses = 0
+        self.host = host
+        self._requested_port = port
+        self._port: int | None = None
+        self._lock = threading.RLock()
+        self._jitter_rng = random.Random(seed)
+        self._rps_limit: float | None = None
+        self._bucket: _TokenBucket | None = None
+        self.set_rate_limit(rps_limit)
+        self._requests: list[JSON] = []
+        self._batch_requests: list[JSON] = []
+        self._files: dict[str, JSON] = {}
+        self._file_data: dict[str, bytes] = {}
+        self._batches: dict[str, _Batch] = {}  # in creation order
+        self._outcomes: deque[_Outcome] = deque()
+        self._stats = ServerStats()
+        self._ids = 0
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
+
+    # ----------------------------------------------------------------- public API
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on (after `start`)."""
+        if self._port is None:
+            raise RuntimeError("the server is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """`http://127.0.0.1:PORT`."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """`http://127.0.0.1:PORT/v1`, for `openai.OpenAI(base_url=...)`."""
+        return f"{self.url}/v1"
+
+    @property
+    def requests(self) -> list[JSON]:
+        """The chat-completion bodies received so far (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def batch_requests(self) -> list[JSON]:
+        """The request bodies batches have answered so far, in order (a copy)."""
+        with self._lock:
+            return list(self._batch_requests)
+
+    @property
+    def batches(self) -> list[JSON]:
+        """Copies of the batch objects, oldest first, as the API would return them now."""
+        with self._lock:
+            return [copy.deepcopy(batch.obj) for batch in self._batches.values()]
+
+    @property
+    def files(self) -> list[JSON]:
+        """Copies of the file objects (uploads and batch outputs), oldest first."""
+        with self._lock:
+            return [copy.deepcopy(file) for file in self._files.values()]
+
+    def file_content(self, file_id: str) -> bytes:
+        """The bytes of a stored file (KeyError for an unknown id)."""
+        with self._lock:
+            return self._file_data[file_id]
+
+    def enqueue_batch_outcome(self, outcome: BatchOutcome | str, *, answered: int = 0) -> None:
+        """Script how a coming batch ends; outcomes are consumed in order.
+
+        A batch takes the next outcome when it leaves "validating" with a valid input
+        (default: "completed"): "failed" fails it there (`errors`: token_limit_exceeded,
+        no files); "expired" makes it end "expired" after "finalizing", with its first
+        `answered` requests answered and the rest `batch_expired` in the error file;
+        "cancelled" makes it cancel itself (as from the dashboard): "cancelling" after
+        "in_progress", then "cancelled" with `answered` requests answered. A client's
+        cancel of a batch still validating takes a queued "cancelled" outcome too (only
+        when it is the next one), for its `answered`.
+        """
+        _check_outcome(outcome)
+        if answered < 0:
+            raise ValueError("answered must not be negative")
+        with self._lock:
+            self._outcomes.append(_Outcome(outcome, answered))
+
+    @property
+    def stats(self) -> ServerStats:
+        """A snapshot of the counters."""
+        with self._lock:
+            return self._stats.copy()
+
+    @property
+    def rps_limit(self) -> float | None:
+        """Requests per second allowed (None: unlimited)."""
+        return self._rps_limit
+
+    @rps_limit.setter
+    def rps_limit(self, value: float | None) -> None:
+        self.set_rate_limit(value)
+
+    def set_rate_limit(self, rps_limit: float | None) -> None:
+        """Set (or remove, with None) the limit: a bucket of one second's requests, full."""
+        if rps_limit is not None and rps_limit <= 0:
+            raise ValueError("rps_limit must be positive")
+        with self._lock:
+            self._rps_limit = rps_limit
+            self._bucket = None
+            if rps_limit is not None:
+                self._bucket = _TokenBucket(rps_limit, max(1.0, rps_limit), time.monotonic())
+
+    def enqueue(self, *kinds: FaultKind | str) -> None:
+        """Script the faults of the next requests, in order (then back to the plan)."""
+        with self._lock:
+            self.faults.enqueue(*kinds)
+
+    def set_fault_mix(self, mix: Mapping[str, float], *, seed: int = 0) -> None:
+        """Random faults: `{kind: probability}` from a generator seeded with `seed`."""
+        with self._lock:
+            self.faults.set_mix(mix, seed=seed)
+
+    def set_fault_rule(self, fault_for: FaultRule | None) -> None:
+        """A rule `(request_body) -> kind | None` consulted after the script."""
+        with self._lock:
+            self.faults.fault_for = fault_for
+
+    def clear_faults(self) -> None:
+        """No more faults: every request is answered "ok"."""
+        with self._lock:
+            self.faults = FaultPlan()
+
+    def reset(self) -> None:
+        """Forget requests, files, batches and scripted batch outcomes; zero the counters.
+
+        The in-flight count stays: those requests are still being answered.
+        """
+        with self._lock:
+            self._requests.clear()
+            self._batch_requests.clear()
+            self._files.clear()
+            self._file_data.clear()
+            self._batches.clear()
+            self._outcomes.clear()
+            in_flight = self._stats.in_flight
+            self._stats = ServerStats(in_flight=in_flight, max_in_flight=in_flight)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self, timeout: float = 5.0) -> FakeOpenAI:
+        """Bind a port and serve in a background thread; returns once listening."""
+        if self._thread is not None:
+            raise RuntimeError("the server is already started")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind((self.host, self._requested_port))
+        except OSError:
+            sock.close()
+            raise
+        self._port = sock.getsockname()[1]
+        self._ready.clear()
+        self._startup_error = None
+        thread = threading.Thread(
+            target=self._run, args=(sock,), name=f"FakeOpenAI:{self._port}", daemon=True
+        )
+        self._thread = thread
+        thread.start()
+        if not self._ready.wait(timeout):
+            self.stop()
+            raise RuntimeError("the fake server did not start in time")
+        if self._startup_error is not None:
+            error = self._startup_error
+            self.stop()
+            raise error
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Cancel requests in progress, close every connection and join the thread."""
+        thread, loop, stopping = self._thread, self._loop, self._stopping
+        if thread is None:
+            return
+        if loop is not None and stopping is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already closed
+                loop.call_soon_threadsafe(stopping.set)
+        thread.join(timeout)
+        if thread.is_alive():
+            raise RuntimeError("the fake server did not stop in time")
+        self._thread = None
+        self._loop = None
+        self._stopping = None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> FakeOpenAI:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.stop)
+
+    def _run(self, sock: socket.socket) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve(sock))
+        except BaseException as exc:  # reported to start()
+            if not self._ready.is_set():
+                self._startup_error = exc
+        finally:
+            sock.close()
+            try:
+                pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                loop.close()
+                self._ready.set()
+
+    async def _serve(self, sock: socket.socket) -> None:
+        self._stopping = asyncio.Event()
+        # Batch input files run to 200 MB at OpenAI; aiohttp refuses bodies over 1 MB by default.
+        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/models", self._models)
+        for prefix in ("/v1", ""):
+            app.router.add_post(f"{prefix}/files", self._upload_file)
+            app.router.add_get(f"{prefix}/files/{{file_id}}", self._retrieve_file)
+            app.router.add_get(f"{prefix}/files/{{file_id}}/content", self._file_content)
+            app.router.add_post(f"{prefix}/batches", self._create_batch)
+            app.router.add_get(f"{prefix}/batches", self._list_batches)
+            app.router.add_get(f"{prefix}/batches/{{batch_id}}", self._retrieve_batch)
+            app.router.add_post(f"{prefix}/batches/{{batch_id}}/cancel", self._cancel_batch)
+        runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        try:
+            await web.SockSite(runner, sock).start()
+            self._ready.set()
+            await self._stopping.wait()
+            for task in list(self._handlers):
+                task.cancel()
+            if self._handlers:
+                await asyncio.wait(list(self._handlers), timeout=1.0)
+        finally:
+            await runner.cleanup()
+
+    # ----------------------------------------------------------------- handlers
+
+    def _respond(
+        self, status: int, payload: JSON, headers: Mapping[str, str] | None = None
+    ) -> web.Response:
+        with self._lock:
+            self._stats.statuses[status] += 1
+        return web.json_response(payload, status=status, headers=headers)
+
+    def _authorized(self, request: web.Request) -> bool:
+        key = self.require_key
+        return key is None or request.headers.get("Authorization") == f"Bearer {key}"
+
+    def _unauthorized(self, request: web.Request) -> web.Response:
+        with self._lock:
+            self._stats.unauthorized += 1
+        given = request.headers.get("Authorization", "")
+        message = "Incorrect API key provided." if given else "You didn't provide an API key."
+        return self._respond(401, _error(message, "invalid_request_error", "invalid_api_key"))
+
+    async def _models(self, request: web.Request) -> web.Response:
+        with self._lock:
+            self._stats.model_requests += 1
+        if not self._authorized(request):
+            return self._unauthorized(request)
+        model = {"id": self.model, "object": "model", "created": 0, "owned_by": "fakeserver"}
+        return self._respond(200, {"object": "list", "data": [model]})
+
+    def _next_id(self) -> int:
+        with self._lock:
+            self._ids += 1
+            return self._ids
