@@ -60,12 +60,19 @@ def lasting(record: dict[str, Any]) -> dict[str, Any]:
 WAIT = ("--wait", "--poll", "0")
 
 
-def test_submit_then_collect_wait_gives_the_records_of_a_live_run(tmp_path: Path) -> None:
+@pytest.mark.skipif(not PAPERS.is_dir(), reason="shared papers not present")
+def test_the_shared_pages_live_then_nightly_give_the_same_666_records(tmp_path: Path) -> None:
+    papers = [str(p) for p in sorted(PAPERS.glob("*.txt"))]
     with FakeOpenAI() as server:
         live = tmp_path / "live.jsonl"
-        assert run(settings(server, live, *sorted(PAPERS.glob("*.txt")))).exit_code == 0
+        ran = CliRunner().invoke(cli, ["run", *papers, "-o", str(live), "--concurrency", "32"],
+                                 env={**ENV, "OPENAI_BASE_URL": server.base_url})  # fmt: skip
+        assert ran.exit_code == 0, ran.output
+        assert server.stats.requests == 666
+        records = read_jsonl(live)
+        assert len(records) == len({r["id"] for r in records}) == 666
+        assert sum(len(r["sources"]) for r in records) == 703  # type: ignore[arg-type]
         out = tmp_path / "nightly.jsonl"
-        papers = [str(p) for p in sorted(PAPERS.glob("*.txt"))]
         server.reset()
         submitted = batch_cli(server, "submit", *papers, "-o", str(out))
         assert submitted.exit_code == 0, submitted.output

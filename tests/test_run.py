@@ -16,12 +16,12 @@ from summarize.settings import EndpointSettings
 from tests.conftest import (
     ABSTRACTS,
     FAKE_KEY,
-    PAPERS,
     numbered_abstracts,
     read_jsonl,
     write_jsonl,
 )
 from tests.fakeserver import FakeOpenAI
+from tests.faultsuite import FAULTS, PERSISTENT_ENDS, TERMINAL
 
 RECORD_KEYS = list(Record.model_fields)
 
@@ -88,46 +88,22 @@ def test_force_redoes_everything_without_doubling_lines(
     assert len({r["id"] for r in read_jsonl(out)}) == len(read_jsonl(out)) == 3
 
 
-@pytest.mark.skipif(not PAPERS.is_dir(), reason="shared papers not present")
-def test_shared_papers_give_666_records_listing_every_source(
-    server: FakeOpenAI, tmp_path: Path
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_fault_met_once_is_cured_or_ends_as_its_error_line(
+    server: FakeOpenAI, tmp_path: Path, fault: str
 ) -> None:
-    out = tmp_path / "summaries.jsonl"
-    inputs = sorted(str(p) for p in PAPERS.glob("*.txt"))
-    result = summarize_cli(server, *inputs, "-o", str(out), "--concurrency", "32")
-    assert result.exit_code == 0, result.output
-    records = read_jsonl(out)
-    assert len(records) == 666
-    assert len({r["id"] for r in records}) == 666
-    assert sum(len(r["sources"]) for r in records) == 703  # type: ignore[arg-type]
-    assert server.stats.requests == 666
-
-
-def test_transient_faults_are_retried_into_records(
-    server: FakeOpenAI, papers: Path, tmp_path: Path
-) -> None:
-    server.enqueue("http_429", "http_500", "http_502", "http_503", "drop", "empty_choices")
-    server.retry_after = 0.05
+    server.enqueue(fault)
+    server.retry_after = 0.01
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(1))
     out = tmp_path / "out.jsonl"
-    result = summarize_cli(
-        server, str(papers), "-o", str(out), "--concurrency", "1", "--max-retries", "6"
-    )
+    result = summarize_cli(server, str(papers), "-o", str(out), "--timeout", "0.5")
+    if fault in TERMINAL:  # a refusal is an answer: not asked again
+        assert result.exit_code == 1, result.output
+        assert [e["error_type"] for e in read_jsonl(tmp_path / "out.errors.jsonl")] == ["refused"]
+        return
     assert result.exit_code == 0, result.output
-    records = read_jsonl(out)
-    assert len(records) == 3
-    assert sum(r["attempts"] for r in records) == 3 + 6  # type: ignore[misc]
-
-
-def test_hung_request_times_out_and_is_retried(
-    server: FakeOpenAI, papers: Path, tmp_path: Path
-) -> None:
-    server.enqueue("hang")
-    out = tmp_path / "out.jsonl"
-    result = summarize_cli(
-        server, str(papers), "-o", str(out), "--timeout", "0.5", "--concurrency", "1"
-    )
-    assert result.exit_code == 0, result.output
-    assert len(read_jsonl(out)) == 3
+    (record,) = read_jsonl(out)
+    assert record["attempts"] == 2 and server.stats.requests == 2
 
 
 def test_invalid_answers_are_reasked_with_the_validation_error(
@@ -143,34 +119,23 @@ def test_invalid_answers_are_reasked_with_the_validation_error(
     assert "does not occur in the abstract" in reask["content"]
 
 
-@pytest.mark.parametrize(
-    ("fault", "error_type"),
-    [
-        ("bad_schema", "validation"),
-        ("invented_number", "validation"),
-        ("ungrounded_quote", "validation"),
-        ("bad_json_args", "validation"),
-        ("truncated", "truncated"),
-        ("refusal", "refused"),
-        ("http_429", "rate_limit"),
-        ("http_500", "provider"),
-        ("not_json", "provider"),
-    ],
-)
-def test_persistent_faults_end_as_typed_error_lines(
-    server: FakeOpenAI, tmp_path: Path, fault: str, error_type: str
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_fault_that_persists_ends_as_an_error_line_of_its_type(
+    server: FakeOpenAI, tmp_path: Path, fault: str
 ) -> None:
+    server.enqueue("ok")  # the endpoint answers once: a dead one stops the run (exit 3)
     server.set_fault_mix({fault: 1.0})
     server.retry_after = 0.01
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(2))
     out = tmp_path / "out.jsonl"
-    result = summarize_cli(server, str(papers), "-o", str(out), "--max-reasks", "1")
+    budgets = ("--max-reasks", "1", "--max-retries", "1", "--timeout", "0.5")
+    result = summarize_cli(server, str(papers), "-o", str(out), *budgets, "--concurrency", "1")
     assert result.exit_code == 1, result.output
-    assert read_jsonl(out) == []
-    errors = read_jsonl(tmp_path / "out.errors.jsonl")
-    assert [e["error_type"] for e in errors] == [error_type, error_type]
-    assert all(e["message"] and e["abstract"] for e in errors)
-    assert "2 failed" in result.output
+    assert len(read_jsonl(out)) == 1
+    (error,) = read_jsonl(tmp_path / "out.errors.jsonl")
+    assert error["error_type"] == PERSISTENT_ENDS[fault]
+    assert error["message"] and error["abstract"]
+    assert "1 failed" in result.output
 
 
 def test_no_invented_number_ever_reaches_a_record(server: FakeOpenAI, tmp_path: Path) -> None:
