@@ -365,6 +365,12 @@ def test_a_corrupt_state_file_is_a_one_line_error_naming_it(
     assert "out.batches/state.json: not a batch state file" in result.output
 
 
+def activity(server: FakeOpenAI) -> int:
+    """How many Files and Batch API calls the server has seen."""
+    stats = server.stats
+    return stats.files_uploaded + stats.batches_created + stats.batch_retrieves
+
+
 def test_kill_9_during_submit_and_collect_loses_and_doubles_nothing(tmp_path: Path) -> None:
     total = 300
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(total))
@@ -379,10 +385,15 @@ def test_kill_9_during_submit_and_collect_loses_and_doubles_nothing(tmp_path: Pa
         collect_cmd = [*base, "collect", "-o", str(out), "--wait", "--poll", "0.1"]
         for round_ in range(12):
             cmd = submit_cmd if round_ % 2 == 0 else collect_cmd
+            before = activity(server)
             job = subprocess.Popen(
                 cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            time.sleep(rng.uniform(1.0, 2.5))  # the interpreter takes about 1 s to start
+            # Killed once it is talking to the server, a random moment later: mid-work,
+            # however long the interpreter took to start.
+            while activity(server) == before and job.poll() is None:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.3))
             job.send_signal(signal.SIGKILL)
             killed += job.wait() == -signal.SIGKILL
         for cmd in (submit_cmd, collect_cmd):
