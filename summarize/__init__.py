@@ -19,9 +19,10 @@ from .errors import (
 )
 from .estimate import Estimate, estimate
 from .items import Entry, Item, Source, collect_items
-from .job import read_items, run
+from .job import run
 from .live.client import Completion, OpenAISummarizer, Summarizer
 from .live.runner import Outcome, RunResult
+from .readers import read_items
 from .records import SCHEMA_VERSION, ErrorRecord, Record, record_json_schema
 from .schema import ClaimedGain, Extraction, Gain, Summary
 from .settings import EndpointSettings, RunSettings

@@ -14,9 +14,9 @@ from typing import Any, TextIO
 
 from .errors import InputError
 from .items import stream_items
-from .job import index_inputs, pending_ids, plan
+from .job import pending_ids, plan
 from .output import peek_records
-from .readers import Inputs
+from .readers import Inputs, index_inputs
 from .records import fingerprint
 from .request import prompt_tokens
 from .settings import RunSettings

@@ -12,15 +12,15 @@ only `EndpointSettings` and a `Summarizer`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from .cost import Price, PriceTable, SpendCap
-from .errors import ConfigError, InputError
-from .items import Item, index_items, stream_items
+from .errors import ConfigError
+from .items import Item, stream_items
 from .live.budget import Budget
 from .live.client import OpenAISummarizer, Summarizer
 from .live.concurrency import (
@@ -35,35 +35,12 @@ from .live.runner import OnOutcome, Paced, RunResult, summarize_items
 from .manifest import manifest, manifest_path_for, write_manifest
 from .output import Output
 from .prompt import PROMPT_FOR, Prompt, load_prompt, load_repair_prompt
-from .readers import Inputs
+from .readers import Inputs, index_inputs
 from .records import Fingerprint, MadeBy
 from .request import prompt_tokens, request_hash
 from .settings import EndpointSettings, RunSettings, wants_local
 from .tokens import TokenEstimator
 from .usage import Usage
-
-
-def read_items(
-    inputs: Sequence[str], *, strict: bool = False, stdin: TextIO | None = None
-) -> tuple[list[Item], list[InputError]]:
-    """Unique items from every input, all in memory, and the problems skipped on the way.
-
-    `run` does not hold them all: it indexes the input, then streams the texts.
-    """
-    with closing(Inputs(inputs, stdin=stdin)) as source:
-        index, problems = index_inputs(source, strict=strict)
-        return list(stream_items(source.entries([]), index)), problems
-
-
-def index_inputs(source: Inputs, *, strict: bool) -> tuple[dict[str, Item], list[InputError]]:
-    """Every unique abstract's id, title and sources (no text), and the problems found."""
-    problems: list[InputError] = []
-    index = index_items(source.entries(problems), problems=problems)
-    if strict and problems:
-        raise problems[0]
-    if not index:
-        raise InputError("no abstracts found", path=", ".join(source.paths))
-    return index, problems
 
 
 def pending_ids(

@@ -22,12 +22,13 @@ import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from itertools import chain
 from pathlib import Path
 from typing import IO, Protocol, TextIO, cast
 
 from .errors import InputError
-from .items import Entry, Source
+from .items import Entry, Item, Source, index_items, stream_items
 
 __all__ = ["MAX_LINE_BYTES", "MIN_ABSTRACT_CHARS", "STDIN_PATH", "read_entries"]
 
@@ -371,3 +372,26 @@ def _preview(text: str, width: int = 60) -> str:
 
 
 _PARSERS: dict[str, _Parser] = {"jsonl": _parse_jsonl, "csv": _parse_csv, "listing": _parse_listing}
+
+
+def read_items(
+    inputs: Sequence[str], *, strict: bool = False, stdin: TextIO | None = None
+) -> tuple[list[Item], list[InputError]]:
+    """Unique items from every input, all in memory, and the problems skipped on the way.
+
+    `run` does not hold them all: it indexes the input, then streams the texts.
+    """
+    with closing(Inputs(inputs, stdin=stdin)) as source:
+        index, problems = index_inputs(source, strict=strict)
+        return list(stream_items(source.entries([]), index)), problems
+
+
+def index_inputs(source: Inputs, *, strict: bool) -> tuple[dict[str, Item], list[InputError]]:
+    """Every unique abstract's id, title and sources (no text), and the problems found."""
+    problems: list[InputError] = []
+    index = index_items(source.entries(problems), problems=problems)
+    if strict and problems:
+        raise problems[0]
+    if not index:
+        raise InputError("no abstracts found", path=", ".join(source.paths))
+    return index, problems

@@ -341,7 +341,6 @@ def test_an_unreachable_provider_is_exit_3_and_the_chunk_is_sent_by_the_next_cal
     papers: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out.jsonl"
-    (tmp_path / "summarize.toml").write_text("max_retries = 0\n")  # the SDK's backoff is slow
     with FakeOpenAI() as server:
         url = server.base_url
     gone = CliRunner().invoke(cli, ["batch", "submit", str(papers), "-o", str(out),

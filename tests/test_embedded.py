@@ -97,7 +97,7 @@ def test_every_shared_abstracts_request_schema_compiles_to_a_llama_grammar() -> 
     from instructor.v2.providers.openai.schema import generate_openai_schema  # noqa: PLC0415
     from llama_cpp.llama_grammar import LlamaGrammar  # noqa: PLC0415
 
-    from summarize.job import read_items  # noqa: PLC0415
+    from summarize.readers import read_items  # noqa: PLC0415
     from summarize.schema import summary_model_for  # noqa: PLC0415
 
     llm = llama_cpp.Llama(str(embedded_model().path), vocab_only=True, verbose=False)

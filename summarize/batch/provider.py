@@ -22,6 +22,9 @@ from .requests import BATCH_ENDPOINT
 
 COMPLETION_WINDOW: Final = "24h"
 KEY_FIELD = "summarize_key"
+# The SDK's own retries of the few control calls (upload, retrieve, list, cancel, download);
+# `--max-retries` is the budget of resends of one abstract's request, not this.
+CONTROL_RETRIES = 2
 # How far back to look for a batch created just before a crash.
 _FIND_SLACK_S = 600
 T = TypeVar("T")
@@ -38,7 +41,7 @@ class BatchAPI:
             api_key=self._key or "unused",
             base_url=endpoint.base_url,
             timeout=endpoint.timeout,
-            max_retries=endpoint.max_retries,
+            max_retries=CONTROL_RETRIES,
         )
 
     def close(self) -> None:

@@ -49,7 +49,7 @@ class Resolution:
     def run(self, state: BatchState) -> None:
         c, chunk = self.c, self.chunk
         answers = self._answers()
-        for pending in c.states.read_items(chunk.key):
+        for pending in c.states.chunk_items(chunk.key):
             if c.output.is_done(pending.item.id, chunk.fingerprint):
                 continue  # written before a crash cut an earlier collect short
             self._judge(pending, answers.get(pending.item.id))

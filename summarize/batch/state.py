@@ -32,7 +32,8 @@ from ..records import Fingerprint
 from ..usage import Usage
 
 STATE_VERSION = 1
-COLLECTED = "collected"
+COLLECTED = "collected"  # its answers are in the output files
+RELEASED = "released"  # given up (cancelled, lost): its abstracts are free for the next submit
 UNSENT = "unsent"
 # The provider's statuses after which nothing more will be answered.
 FINISHED = frozenset({"completed", "expired", "cancelled", "failed"})
@@ -72,7 +73,7 @@ class Chunk(BaseModel):
     @property
     def is_open(self) -> bool:
         """Not collected yet: its ids must not be submitted again."""
-        return self.status != COLLECTED
+        return self.status not in {COLLECTED, RELEASED}
 
     @property
     def at_provider(self) -> bool:
@@ -86,7 +87,7 @@ class Chunk(BaseModel):
 
     def release(self, note: str) -> None:
         """Give up on the chunk: its abstracts are free for the next submit."""
-        self.status, self.note, self.ids = COLLECTED, note, []
+        self.status, self.note, self.ids = RELEASED, note, []
 
     @property
     def fingerprint(self) -> Fingerprint:
@@ -199,7 +200,7 @@ class StateDir:
             self._replace(copy, [raw])
         return name
 
-    def read_items(self, key: str) -> Iterator[Pending]:
+    def chunk_items(self, key: str) -> Iterator[Pending]:
         """The items a chunk holds, with what earlier attempts spent and the turns they add."""
         path = self.file(key, "items")
         try:

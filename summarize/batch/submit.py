@@ -9,11 +9,11 @@ from typing import TextIO
 
 from ..errors import ConfigError, ExitCode, InputError
 from ..items import Entry, Item, stream_items
-from ..job import index_inputs, pending_ids
+from ..job import pending_ids
 from ..live.runner import too_long
 from ..output import Output
 from ..prompt import DEFAULT_PROMPT, load_prompt, load_repair_prompt
-from ..readers import Inputs
+from ..readers import Inputs, index_inputs
 from ..records import MadeBy, make_error
 from ..request import request_hash
 from ..settings import RunSettings, endpoint_identity

@@ -80,7 +80,7 @@ class Outcome:
     item: Item
     record: Record | None
     error: ErrorRecord | None
-    latency: float | None = None  # of the answer's HTTP request, rate-limit waits excluded
+    service_s: float | None = None  # the answered request's own time (`Completion.service_s`)
 
 
 OnOutcome = Callable[[Outcome], None]
@@ -118,8 +118,8 @@ async def summarize_items(
                 result.stopped = budget.stopped
                 return
             _record(outcome, output, result, budget.price)
-            if outcome.latency is not None:
-                concurrency.observe(outcome.latency)
+            if outcome.service_s is not None:
+                concurrency.observe(outcome.service_s)
             if on_outcome is not None:
                 on_outcome(outcome)
 
