@@ -115,7 +115,7 @@ def _model_name(settings: RunSettings, local: ModelFile | None,
         return summarizer.model_name
     if local is not None:
         return local.label
-    return settings.endpoint.model_label or settings.endpoint.model
+    return settings.endpoint.recorded_model
 
 
 def _price(settings: RunSettings, model_name: str, *, local: bool) -> Price | None:

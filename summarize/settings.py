@@ -44,6 +44,11 @@ class EndpointSettings(BaseModel):
     max_reasks: int = Field(default=2, ge=0, le=10)
     max_backoff: float = Field(default=60.0, gt=0)
 
+    @property
+    def recorded_model(self) -> str:
+        """The model name lines carry: `model_label` if set, else the `model` sent."""
+        return self.model_label or self.model
+
     def sampling(self) -> dict[str, Any]:
         """How every request samples: the temperature, and the token cap when one is set."""
         options: dict[str, Any] = {"temperature": self.temperature}

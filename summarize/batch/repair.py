@@ -39,7 +39,7 @@ class Continued:
         self._repairs = {key: list(p.repair) for key, p in self._pending.items()}
         self._callers: dict[tuple[int, int], OpenAISummarizer] = {}
         self.live = Usage()  # what the live requests spent, at the full price
-        self.model_name = endpoint.model_label or endpoint.model
+        self.model_name = endpoint.recorded_model
 
     async def summarize(self, item: Item) -> Completion:
         """The live answer, its line counting the batch's tries too."""

@@ -66,7 +66,7 @@ def submit(
             f"{prompt.path}: batch mode asks abstractively; the extractive strategy "
             "is for live runs (summarize run)"
         )
-    model = endpoint.model_label or endpoint.model
+    model = endpoint.recorded_model
     states = StateDir(settings.output)
     with closing(Inputs(settings.inputs, stdin=stdin)) as source, Output(settings.output) as output:
         index, problems = index_inputs(source, strict=settings.strict)

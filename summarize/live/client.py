@@ -110,7 +110,7 @@ class OpenAISummarizer:
             timeout=endpoint.timeout,
             max_retries=0,
         )
-        self.model_name = endpoint.model_label or endpoint.model
+        self.model_name = endpoint.recorded_model
         self._faults = Faults(endpoint, self._limiter)
 
     async def aclose(self) -> None:
