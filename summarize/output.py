@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
@@ -59,6 +59,8 @@ class Output:
         self._record_writer: jsonlines.Writer | None = None
         self._error_writer: jsonlines.Writer | None = None
         self.done: dict[str, Fingerprint] = {}
+        self._failed: set[str] = set()  # ids whose last line is an error line
+        self._superseded = False  # a line written this run replaces an older one
 
     def __enter__(self) -> Self:
         self.open()
@@ -107,7 +109,7 @@ class Output:
         self._records = self._errors = None
         try:
             if self._lock.is_locked:
-                self._compact()
+                self._tidy()
         finally:
             if self._lock.is_locked:
                 # Removed while still held: a run that opened it a moment ago fails to
@@ -124,11 +126,15 @@ class Output:
         """Append one record and flush it."""
         line = record.model_dump(mode="json")
         self._write(self._record_writer, line)
+        self._superseded |= record.id in self.done or record.id in self._failed
         self.done[record.id] = fingerprint(line)
+        self._failed.discard(record.id)
 
     def write_error(self, error: ErrorRecord) -> None:
         """Append one error line and flush it."""
         self._write(self._error_writer, error.model_dump(mode="json"))
+        self._superseded |= error.id in self.done or error.id in self._failed
+        self._failed.add(error.id)
 
     def _write(self, writer: jsonlines.Writer | None, line: dict[str, Any]) -> None:
         if writer is None:
@@ -145,15 +151,31 @@ class Output:
             raise OutputError(f"{path}: cannot open for writing ({exc.strerror})") from exc
 
     def _compact(self) -> None:
-        """Keep the last line per id; an id with a record keeps no error line."""
-        records, record_lines = _last_per_id(self.path)
-        all_errors, error_lines = _last_per_id(self.errors_path)
-        errors = {k: v for k, v in all_errors.items() if k not in records}
-        self.done = {k: fingerprint(v) for k, v in records.items()}
-        if len(records) != record_lines:
-            _rewrite(self.path, records)
-        if len(errors) != error_lines:
-            _rewrite(self.errors_path, errors)
+        """Keep the last line per id; an id with a record keeps no error line.
+
+        Memory holds ids, line numbers and fingerprints, never the lines: a file is
+        read once, and read again only when lines must go.
+        """
+        done: dict[str, Fingerprint] = {}
+        newest, lines = _newest_lines(self.path, done)
+        newest_errors, error_lines = _newest_lines(self.errors_path, None)
+        self.done = done
+        self._failed = {item_id for item_id in newest_errors if item_id not in done}
+        self._superseded = False
+        if len(newest) != lines:
+            _keep_lines(self.path, lambda number, item_id: newest[item_id] == number)
+        if len(self._failed) != error_lines:
+            _keep_lines(self.errors_path, lambda number, item_id: (
+                newest_errors[item_id] == number and item_id not in done))  # fmt: skip
+
+    def _tidy(self) -> None:
+        """At close: cut a torn tail, and drop the lines this run superseded, if any."""
+        if self._superseded:
+            self._compact()
+            return
+        for path in (self.path, self.errors_path):
+            if path.exists():
+                _drop_torn_tail(path)
 
 
 def peek_records(path: Path) -> Iterator[dict[str, Any]]:
@@ -214,18 +236,27 @@ def _drop_torn_tail(path: Path) -> None:
         raise OutputError(f"{path}: cannot repair ({exc.strerror})") from exc
 
 
-def _last_per_id(path: Path) -> tuple[dict[str, dict[str, Any]], int]:
-    """The newest line per id, in the order written, and how many lines were read."""
-    lines: dict[str, dict[str, Any]] = {}
+def _newest_lines(
+    path: Path, fingerprints: dict[str, Fingerprint] | None
+) -> tuple[dict[str, int], int]:
+    """The number of each id's newest line, and how many lines were read; with
+    `fingerprints`, each id's fingerprint too (equal ones shared)."""
+    newest: dict[str, int] = {}
+    shared: dict[Fingerprint, Fingerprint] = {}
     count = 0
     for number, obj in _read_lines(path):
         count = number
-        if not isinstance(obj.get("id"), str):
+        item_id = obj.get("id")
+        if not isinstance(item_id, str):
             raise OutputError(f"{path}:{number}: line has no string `id`")
-        lines.pop(obj["id"], None)  # keep the newest, in the position it was written
-        lines[obj["id"]] = obj
-    return lines, count
+        newest[item_id] = number
+        if fingerprints is not None:
+            found = fingerprint(obj)
+            fingerprints[item_id] = shared.setdefault(found, found)
+    return newest, count
 
 
-def _rewrite(path: Path, lines: dict[str, dict[str, Any]]) -> None:
-    replace_file(path, (encode_line(line) for line in lines.values()))
+def _keep_lines(path: Path, keep: Callable[[int, str], bool]) -> None:
+    """Rewrite `path` with only the lines `keep(number, id)` accepts, in their order."""
+    kept = (encode_line(obj) for number, obj in _read_lines(path) if keep(number, obj["id"]))
+    replace_file(path, kept)
