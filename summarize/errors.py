@@ -109,6 +109,15 @@ class SummaryError(SummarizeError):
         """The tokens the failed tries spent."""
         return Usage(self.prompt_tokens, self.completion_tokens)
 
+    def carrying(
+        self, usage: Usage, attempts: int, *, raw_output: str | None = None
+    ) -> SummaryError:
+        """The same failure, counting `usage` and `attempts`: every try of the abstract."""
+        return SummaryError(self.message, error_type=self.error_type, attempts=attempts,
+                            raw_output=self.raw_output or raw_output,
+                            prompt_tokens=usage.prompt_tokens,
+                            completion_tokens=usage.completion_tokens)  # fmt: skip
+
 
 def error_line(exc: BaseException) -> str:
     """One line saying why: every field a validation error names, or the first line."""

@@ -199,10 +199,9 @@ def _run_items(
     with _endpoint(settings, local) as endpoint:
         if on_start is not None:
             on_start(count)
-        if summarizer is None:
-            caller: Summarizer = OpenAISummarizer(endpoint, prompt, limiter=limiter)
-        else:
-            caller = Paced(summarizer, limiter, budget)
+        caller: Summarizer = summarizer or OpenAISummarizer(endpoint, prompt, limiter=limiter)
+        if summarizer is not None and (settings.rpm or settings.tpm):
+            caller = Paced(summarizer, limiter, budget)  # it learns no limit from headers
         try:
             work = summarize_items(
                 items,

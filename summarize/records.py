@@ -162,17 +162,8 @@ def make_record(
     )
 
 
-def make_error(
-    item: Item,
-    error: SummaryError,
-    *,
-    by: MadeBy,
-    usage: Usage | None = None,
-    attempts: int | None = None,
-) -> ErrorRecord:
-    """An error line from an item and why it failed; `usage` and `attempts` (what every
-    try cost, e.g. across batches) default to the error's own."""
-    usage = usage or error.usage
+def make_error(item: Item, error: SummaryError, *, by: MadeBy) -> ErrorRecord:
+    """An error line from an item and why it failed."""
     return ErrorRecord(
         id=item.id,
         title=item.title,
@@ -180,9 +171,9 @@ def make_error(
         error_type=error.error_type,
         message=error.message,
         raw_output=error.raw_output,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        attempts=error.attempts if attempts is None else attempts,
+        prompt_tokens=error.prompt_tokens,
+        completion_tokens=error.completion_tokens,
+        attempts=error.attempts,
         created_at=_now(),
         sources=[str(source) for source in item.sources],
         **by.fields(),

@@ -202,6 +202,6 @@ class Collector:
     def write_error(self, item: Item, error: SummaryError, total: dict[str, int], *,
                     by: MadeBy) -> None:  # fmt: skip
         """An error line carrying every attempt's tokens."""
-        line = make_error(item, error, by=by, usage=spent_usage(total), attempts=total["attempt"])
+        line = make_error(item, error.carrying(spent_usage(total), total["attempt"]), by=by)
         self.output.write_error(line)
         self.result.count_failure(error.error_type.value)

@@ -50,11 +50,7 @@ class Continued:
             done = await self._caller(spent).summarize(item)
         except SummaryError as error:
             self.live += error.usage
-            total = before + error.usage
-            raise SummaryError(error.message, error_type=error.error_type,
-                               attempts=tries + error.attempts, raw_output=error.raw_output,
-                               prompt_tokens=total.prompt_tokens,
-                               completion_tokens=total.completion_tokens) from None  # fmt: skip
+            raise error.carrying(before + error.usage, tries + error.attempts) from None
         self.live += done.usage
         return Completion(done.summary, before + done.usage, tries + done.attempts, done.service_s)
 

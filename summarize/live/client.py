@@ -79,10 +79,7 @@ class _Tally:
 
     def failure(self, error: SummaryError) -> SummaryError:
         """`error`, carrying this abstract's totals."""
-        return SummaryError(error.message, error_type=error.error_type, attempts=self.sent,
-                            raw_output=error.raw_output or self.rejected,
-                            prompt_tokens=self.usage.prompt_tokens,
-                            completion_tokens=self.usage.completion_tokens)  # fmt: skip
+        return error.carrying(self.usage, self.sent, raw_output=self.rejected)
 
 
 class OpenAISummarizer:
