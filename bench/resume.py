@@ -18,6 +18,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# `--tree DIR` opens the outputs with the summarize of another checkout (e.g. a
+# `git worktree` of an older commit).
+TREE = Path(sys.argv[sys.argv.index("--tree") + 1]).resolve() if "--tree" in sys.argv else ROOT
 
 RECORD = {
     "id": "",
@@ -70,7 +73,7 @@ def build(path: Path, count: int) -> int:
 
 
 def probe(path: Path) -> tuple[int, float, float]:
-    child = subprocess.run([sys.executable, "-c", PROBE, str(path)], cwd=ROOT, check=True,
+    child = subprocess.run([sys.executable, "-c", PROBE, str(path)], cwd=TREE, check=True,
                            capture_output=True, text=True)  # fmt: skip
     count, grown, elapsed = child.stdout.split()
     return int(count), float(grown), float(elapsed)

@@ -20,20 +20,24 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# `--tree DIR` measures the summarize of another checkout (e.g. a `git worktree` of an
+# older commit) with this bench and this server.
+TREE = Path(sys.argv[sys.argv.index("--tree") + 1]).resolve() if "--tree" in sys.argv else ROOT
 sys.path.insert(0, str(ROOT))
 
 from tests.fakeserver import FakeOpenAI  # noqa: E402
 
 PAPERS = sorted((ROOT.parent / "shared" / "data" / "papers").glob("*.txt"))
-SUMMARIZE = str(Path(sys.executable).with_name("summarize"))
 PRICE_IN, PRICE_OUT = 0.15, 0.60  # gpt-4o-mini, USD per million tokens
 
 
 def capped_run(server: FakeOpenAI, out: Path, cap: float) -> int:
-    command = [SUMMARIZE, "run", *map(str, PAPERS), "-o", str(out), "--limit", "300",
+    command = [sys.executable, "-m", "summarize", "run", *map(str, PAPERS), "-o", str(out),
+               "--limit", "300",
                "--model", "gpt-4o-mini", "--max-cost", str(cap)]  # fmt: skip
-    env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-bench", "PATH": ""}
-    return subprocess.run(command, env=env, capture_output=True, check=False).returncode
+    env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-bench", "PATH": "",
+           "PYTHONPATH": str(TREE)}  # fmt: skip
+    return subprocess.run(command, env=env, cwd=TREE, capture_output=True, check=False).returncode
 
 
 def spent(out: Path) -> tuple[int, float]:
