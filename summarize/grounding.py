@@ -59,7 +59,9 @@ def plain_text(text: str) -> str:
     return normalize_text(text).replace("\u2212", "-").replace("\\", "")
 
 
-def numbers_in(text: str) -> set[float]:
+# An abstract's numbers are read once per field checked against it, and again per re-ask.
+@lru_cache(maxsize=4096)
+def numbers_in(text: str) -> frozenset[float]:
     """Every number written in `text`, as values (`1,000` and `1000.0` are one)."""
     found: set[float] = set()
     for match in _NUMBER.findall(plain_text(text)):
@@ -69,7 +71,7 @@ def numbers_in(text: str) -> set[float]:
         except ValueError:
             continue
         found.add(abs(value))
-    return found
+    return frozenset(found)
 
 
 def contains_quote(abstract: str, quote: str) -> bool:
@@ -78,7 +80,7 @@ def contains_quote(abstract: str, quote: str) -> bool:
     return bool(needle) and needle in plain_text(abstract).casefold()
 
 
-def unsupported_numbers(text: str, source: str) -> set[float]:
+def unsupported_numbers(text: str, source: str) -> frozenset[float]:
     """Numbers in `text` that `source` never writes."""
     return numbers_in(text) - numbers_in(source)
 

@@ -62,7 +62,7 @@ def abstract_key(abstract: str) -> str:
 def index_items(
     entries: Iterable[Entry], *, problems: list[InputError] | None = None
 ) -> dict[str, Item]:
-    """Fold entries into unique items, in first-seen order, keeping no abstract text.
+    """Fold entries into unique items, in first-seen order, keeping no title or text.
 
     The index (abstract key -> item with every source) is what a run holds for the
     whole input; `stream_items` brings the text back one item at a time. An
@@ -89,7 +89,7 @@ def index_items(
             problems.append(problem)
             continue
         owner_of_id[item_id] = key
-        by_key[key] = Item(item_id, entry.title, "", [entry.source])
+        by_key[key] = Item(item_id, "", "", [entry.source])
     return by_key
 
 
@@ -106,7 +106,7 @@ def stream_items(
         if item is None or item.sources[0] != entry.source:
             continue
         if wanted is None or item.id in wanted:
-            yield Item(item.id, item.title, entry.abstract, item.sources)
+            yield Item(item.id, entry.title, entry.abstract, item.sources)
 
 
 def collect_items(

@@ -3,8 +3,8 @@
 Every endpoint is reached the same way: the body of `summarize.request` (the
 prompt's messages and a forced function tool, which OpenAI, vLLM, Ollama,
 LiteLLM and llama.cpp's server all honour: llama.cpp turns the function's
-schema into a grammar), posted through an `openai.AsyncOpenAI` client with
-`max_retries=0`. The reply's JSON is judged by `summarize.answer`, as a batch
+schema into a grammar), serialised once and posted by `transport` (one keep-alive
+pool, no SDK per call). The reply's JSON is judged by `summarize.answer`, as a batch
 answer is. Two budgets, never multiplied: transient transport faults wait and
 resend the same request (a tenacity policy, `max_retries`); invalid answers are
 re-asked with the rejected answer and the reason (`prompts/repair.md`,
@@ -14,13 +14,11 @@ error a fault ends as is `faults`.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-
-import httpx2
-import openai
 
 from ..answer import Verdict, judge_completion
 from ..errors import SummaryError
@@ -32,8 +30,9 @@ from ..settings import EndpointSettings
 from ..strategy import question
 from ..tokens import TokenEstimator
 from ..usage import Usage
-from .faults import Faults, NotACompletion, completion_body
+from .faults import Faults, NotACompletion, StatusError, completion_body
 from .ratelimit import RateLimiter
+from .transport import EndpointUnreachable, Transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,18 +100,13 @@ class OpenAISummarizer:
         self._repair_prompt = repair_prompt or load_repair_prompt()
         self._limiter = limiter or RateLimiter(None)
         self._estimator = TokenEstimator(endpoint.max_tokens)
-        self._client = openai.AsyncOpenAI(
-            api_key=endpoint.api_key.get_secret_value() if endpoint.api_key else "unused",
-            base_url=endpoint.base_url,
-            timeout=endpoint.timeout,
-            max_retries=0,
-        )
+        self._transport = Transport(endpoint)
         self.model_name = endpoint.recorded_model
         self._faults = Faults(endpoint, self._limiter)
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
-        await self._client.close()
+        await self._transport.aclose()
 
     async def summarize(self, item: Item) -> Completion:
         """Summarise one abstract; every failure becomes a typed `SummaryError`."""
@@ -146,7 +140,7 @@ class OpenAISummarizer:
             async for attempt in self._faults.retrying(tally.one_more_transient):
                 with attempt:
                     return await self._send(request, tally)
-        except (openai.APIError, NotACompletion) as exc:
+        except (StatusError, EndpointUnreachable, NotACompletion) as exc:
             error = self._faults.translate(exc)
             raise tally.failure(error) if isinstance(error, SummaryError) else error from None
         raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
@@ -159,20 +153,14 @@ class OpenAISummarizer:
         await self._limiter.acquire(expected)
         started = time.perf_counter()
         try:
-            # The body is built here; the SDK sends it, authenticates and raises its errors.
-            raw = await self._client.post("/chat/completions", body=request,
-                                          cast_to=httpx2.Response)  # fmt: skip
-        except openai.APIStatusError as exc:
-            self._faults.answered()
-            self._limiter.observe(exc.response.headers)
-            raise
-        except openai.APIConnectionError as exc:
+            reply = await self._transport.post(json.dumps(request).encode())
+        except EndpointUnreachable as exc:
             self._faults.connection_failed(exc)
             raise
         self._faults.answered()
+        self._limiter.observe(reply.headers)
+        body = completion_body(reply)
         tally.service_s = time.perf_counter() - started
-        self._limiter.observe(raw.headers)
-        body = completion_body(raw)
         usage = body.get("usage") or {}
         self._limiter.settle(expected, int(usage.get("total_tokens") or 0))
         self._estimator.learn(estimated_prompt=prompt_guess,

@@ -10,7 +10,9 @@ answer's headers may tell the limit, so a run does not open with a burst of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
@@ -37,14 +39,27 @@ class Concurrency:
         self.maximum = maximum or width
         self._latency: float | None = None
         self._in_flight = 0
-        self._changed = asyncio.Condition()
+        # Waiters in arrival order; a freed slot wakes one, not all (256 workers may wait).
+        self._waiting: deque[asyncio.Future[None]] = deque()
         self.peak = 0
 
     async def __aenter__(self) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._in_flight < self.limit)
+        if self._in_flight >= self.limit or self._waiting:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            try:
+                await waiter  # resolved by `_wake`, which counts this request in
+            except asyncio.CancelledError:
+                if waiter.cancelled():
+                    with contextlib.suppress(ValueError):  # `_wake` may have dropped it
+                        self._waiting.remove(waiter)
+                else:  # granted a slot and cancelled at once: give it back
+                    self._in_flight -= 1
+                    self._wake()
+                raise
+        else:
             self._in_flight += 1
-            self.peak = max(self.peak, self._in_flight)
+        self.peak = max(self.peak, self._in_flight)
 
     async def __aexit__(
         self,
@@ -52,9 +67,16 @@ class Concurrency:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        async with self._changed:
-            self._in_flight -= 1
-            self._changed.notify_all()
+        self._in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        """Hand free slots to the longest waiters."""
+        while self._waiting and self._in_flight < self.limit:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                self._in_flight += 1
+                waiter.set_result(None)
 
     def observe(self, latency: float) -> None:
         """One request took `latency` seconds: resize if adaptive."""
@@ -65,3 +87,4 @@ class Concurrency:
         rate = self._rate()
         wanted = self._default if rate is None else math.ceil(rate * self._latency * SPREAD) + 1
         self.limit = max(1, min(self.maximum, wanted))
+        self._wake()

@@ -17,13 +17,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx2
-import openai
 from tenacity import AsyncRetrying, RetryCallState, wait_random_exponential
 
 from ..errors import ConfigError, ErrorType, ProviderError, SummaryError, error_line
 from ..settings import EndpointSettings, without_credentials
 from .ratelimit import RateLimiter
+from .transport import EndpointUnreachable, Reply
 
 # How long a run keeps trying an endpoint that has never answered, before it stops.
 UNREACHABLE_AFTER_S = 15.0
@@ -32,6 +31,25 @@ _FATAL_STATUS = {401: "rejected the API key", 403: "refused access", 404: "has n
 
 class NotACompletion(Exception):
     """A reply that was no chat completion at all: sent again, like a 5xx."""
+
+
+class StatusError(Exception):
+    """An HTTP answer that was not a success; says what the endpoint said."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(f"HTTP {reply.status}: {_said(reply)}")
+        self.reply = reply
+        self.status_code = reply.status
+
+
+def _said(reply: Reply) -> str:
+    """The endpoint's own error message (`{"error": {"message": ...}}`), else the body."""
+    try:
+        error = json.loads(reply.content).get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+    except (ValueError, AttributeError):
+        message = None
+    return str(message) if message else reply.text() or "(empty body)"
 
 
 class Faults:
@@ -57,7 +75,7 @@ class Faults:
         exc = state.outcome.exception() if state.outcome else None
         limit = self._endpoint.max_backoff
         after = retry_after(exc)
-        if isinstance(exc, openai.RateLimitError):
+        if isinstance(exc, StatusError) and exc.status_code == 429:
             # Everyone slows down, not only the task that got the 429.
             backoff = wait_random_exponential(multiplier=0.5, max=limit)(state)
             self._limiter.rate_limited(min(backoff if after is None else after, limit))
@@ -71,7 +89,7 @@ class Faults:
         """An HTTP answer came back (whatever its status): the endpoint is there."""
         self._reached = True
 
-    def connection_failed(self, exc: openai.APIConnectionError) -> None:
+    def connection_failed(self, exc: EndpointUnreachable) -> None:
         """Stop the run when the endpoint has never answered and still does not.
 
         A dead or mistyped URL would otherwise be retried for every abstract, all night.
@@ -86,18 +104,18 @@ class Faults:
 
     def translate(self, exc: Exception) -> Exception:
         """The typed error a request's last fault stands for."""
-        if isinstance(exc, openai.APIConnectionError) and not self._reached:
+        if isinstance(exc, EndpointUnreachable) and not self._reached:
             return self._unreachable(exc)
-        if isinstance(exc, openai.APIStatusError) and exc.status_code in _FATAL_STATUS:
+        if isinstance(exc, StatusError) and exc.status_code in _FATAL_STATUS:
             return ConfigError(
                 f"{self._where()} {_FATAL_STATUS[exc.status_code]} (HTTP {exc.status_code}) "
                 f"for model {self._endpoint.model!r}"
             )
-        if isinstance(exc, openai.RateLimitError):
+        if isinstance(exc, StatusError) and exc.status_code == 429:
             kind = ErrorType.RATE_LIMIT
             message = f"still rate limited after retries: {error_line(exc)}"
-        elif isinstance(exc, openai.APIStatusError):
-            kind, message = ErrorType.PROVIDER, f"HTTP {exc.status_code}: {error_line(exc)}"
+        elif isinstance(exc, StatusError):
+            kind, message = ErrorType.PROVIDER, error_line(exc)
         else:
             kind, message = ErrorType.PROVIDER, f"{type(exc).__name__}: {error_line(exc)}"
         return SummaryError(self._scrub(message), error_type=kind)
@@ -116,30 +134,32 @@ class Faults:
         return text.replace(key, "***") if key else text
 
 
-def completion_body(raw: httpx2.Response) -> dict[str, Any]:
-    """The reply's JSON, if it is a chat completion with a choice; else `NotACompletion`."""
+def completion_body(reply: Reply) -> dict[str, Any]:
+    """The reply's JSON, if it is a success and a chat completion with a choice; else
+    `StatusError` or `NotACompletion`."""
+    if not 200 <= reply.status < 300:
+        raise StatusError(reply)
     try:
-        body = json.loads(raw.content)
+        body = json.loads(reply.content)
     except ValueError:
-        raise NotACompletion(f"the reply was not JSON: {raw.text[:200]!r}") from None
+        raise NotACompletion(f"the reply was not JSON: {reply.text()!r}") from None
     if not isinstance(body, dict) or not body.get("choices"):
-        raise NotACompletion(f"the reply was no chat completion: {raw.text[:200]!r}")
+        raise NotACompletion(f"the reply was no chat completion: {reply.text()!r}")
     return body
 
 
 def transient(exc: BaseException | None) -> bool:
     """429s, 5xx, timeouts, dropped connections and replies that were no completion."""
-    if isinstance(exc, openai.APIStatusError):
+    if isinstance(exc, StatusError):
         return exc.status_code == 429 or exc.status_code >= 500
-    return isinstance(exc, openai.APIConnectionError | NotACompletion)
+    return isinstance(exc, EndpointUnreachable | NotACompletion)
 
 
 def retry_after(exc: BaseException | None) -> float | None:
     """Seconds from a `Retry-After` / `retry-after-ms` header, if the error has one."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
+    if not isinstance(exc, StatusError):
         return None
+    headers = exc.reply.headers
     if (ms := headers.get("retry-after-ms")) is not None:
         try:
             return float(ms) / 1000.0
