@@ -45,7 +45,9 @@ _LATEX_WORDS = {
 }
 
 
-@lru_cache(maxsize=4096)
+# Sized for the abstracts in flight (at most 256) and their answers' fields; larger,
+# the cache holds thousands of abstracts that will never come back.
+@lru_cache(maxsize=1024)
 def plain_text(text: str) -> str:
     """Normalise Unicode, LaTeX leftovers and white space for comparison."""
     # `Nystr\\"om` is Nyström: a letter and its accent, composed by NFKC below.
@@ -60,7 +62,7 @@ def plain_text(text: str) -> str:
 
 
 # An abstract's numbers are read once per field checked against it, and again per re-ask.
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def numbers_in(text: str) -> frozenset[float]:
     """Every number written in `text`, as values (`1,000` and `1000.0` are one)."""
     found: set[float] = set()

@@ -59,6 +59,7 @@ class Output:
         self._record_writer: jsonlines.Writer | None = None
         self._error_writer: jsonlines.Writer | None = None
         self.done: dict[str, Fingerprint] = {}
+        self._shared: dict[Fingerprint, Fingerprint] = {}  # one tuple per way of making
         self._failed: set[str] = set()  # ids whose last line is an error line
         self._superseded = False  # a line written this run replaces an older one
 
@@ -127,7 +128,8 @@ class Output:
         line = record.model_dump(mode="json")
         self._write(self._record_writer, line)
         self._superseded |= record.id in self.done or record.id in self._failed
-        self.done[record.id] = fingerprint(line)
+        found = fingerprint(line)
+        self.done[record.id] = self._shared.setdefault(found, found)
         self._failed.discard(record.id)
 
     def write_error(self, error: ErrorRecord) -> None:

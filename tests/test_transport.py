@@ -1,0 +1,178 @@
+"""The wire of live requests (`summarize.live.transport`) and the gate in front of it.
+
+A small aiohttp server in the test process stands for the endpoint (or a proxy) and
+keeps what it was sent: the transport is real HTTP, so headers, auth, proxies and
+timeouts are checked as an endpoint sees them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from summarize.live.concurrency import Concurrency
+from summarize.live.faults import StatusError, completion_body
+from summarize.live.transport import EndpointUnreachable, Transport
+from summarize.settings import EndpointSettings
+
+
+class Endpoint:
+    """Answers every POST with `status` and `payload` after `delay` seconds."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+        self.status = 200
+        self.payload: Any = {"choices": [{"message": {"content": "hi"}}]}
+        self.delay = 0.0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        seen = {"path": request.path, "host": request.host, "headers": dict(request.headers)}
+        self.seen.append({**seen, "body": body})
+        await asyncio.sleep(self.delay)
+        return web.json_response(self.payload, status=self.status)
+
+
+@pytest.fixture
+async def endpoint() -> AsyncIterator[tuple[Endpoint, str]]:
+    served = Endpoint()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", served.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield served, f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+def transport(base_url: str, **settings: Any) -> Transport:
+    return Transport(EndpointSettings(base_url=base_url, model="m", **settings))
+
+
+async def test_the_key_goes_as_a_bearer_token_with_the_body_as_sent(
+    endpoint: tuple[Endpoint, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served, url = endpoint
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-1")
+    wire = transport(f"{url}/v1/", api_key="sk-test")
+    reply = await wire.post(b'{"model":"m"}')
+    await wire.aclose()
+    assert reply.status == 200 and served.seen[0]["path"] == "/v1/chat/completions"
+    headers = served.seen[0]["headers"]
+    assert headers["Authorization"] == "Bearer sk-test"
+    assert headers["Content-Type"] == "application/json"
+    assert headers["OpenAI-Organization"] == "org-1"
+    assert served.seen[0]["body"] == b'{"model":"m"}'
+
+
+async def test_credentials_in_the_url_go_as_basic_auth_and_not_in_the_url(
+    endpoint: tuple[Endpoint, str],
+) -> None:
+    served, url = endpoint
+    wire = transport(url.replace("http://", "http://user:s3cret@") + "/v1", api_key="sk-test")
+    await wire.post(b"{}")
+    await wire.aclose()
+    assert served.seen[0]["headers"]["Authorization"] == "Basic dXNlcjpzM2NyZXQ="
+    assert "s3cret" not in str(wire.url)
+
+
+async def test_requests_go_through_the_proxy_the_environment_names(
+    endpoint: tuple[Endpoint, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served, proxy = endpoint
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    wire = transport("http://llm.example.invalid/v1")
+    reply = await wire.post(b"{}")
+    await wire.aclose()
+    # The name never resolves: only the proxy could have answered.
+    assert reply.status == 200 and served.seen[0]["host"] == "llm.example.invalid"
+
+
+async def test_an_endpoint_that_is_not_listening_is_unreachable() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    wire = transport(f"http://127.0.0.1:{port}/v1")
+    with pytest.raises(EndpointUnreachable):
+        await wire.post(b"{}")
+    await wire.aclose()
+
+
+async def test_no_answer_within_the_timeout_is_unreachable_and_says_how_long(
+    endpoint: tuple[Endpoint, str],
+) -> None:
+    served, url = endpoint
+    served.delay = 2.0
+    wire = transport(url, timeout=0.2)
+    with pytest.raises(EndpointUnreachable, match=r"no answer within 0\.2 s"):
+        await wire.post(b"{}")
+    await wire.aclose()
+
+
+async def test_an_error_status_says_what_the_endpoint_said(
+    endpoint: tuple[Endpoint, str],
+) -> None:
+    served, url = endpoint
+    served.status, served.payload = 400, {"error": {"message": "max_tokens is too large"}}
+    wire = transport(url)
+    reply = await wire.post(b"{}")
+    await wire.aclose()
+    with pytest.raises(StatusError, match=r"^HTTP 400: max_tokens is too large$"):
+        completion_body(reply)
+
+
+async def test_freed_slots_go_to_the_waiters_in_arrival_order() -> None:
+    gate = Concurrency(1)
+    order: list[int] = []
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with gate:
+            await release.wait()
+
+    async def waiter(n: int) -> None:
+        async with gate:
+            order.append(n)
+            assert gate.peak == 1
+
+    first = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    waiters = [asyncio.create_task(waiter(n)) for n in range(5)]
+    await asyncio.sleep(0.01)
+    assert order == []  # all five wait behind the holder
+    release.set()
+    await asyncio.gather(first, *waiters)
+    assert order == [0, 1, 2, 3, 4] and gate.peak == 1
+
+
+async def test_a_cancelled_waiter_gives_up_its_place_and_no_slot_is_lost() -> None:
+    gate = Concurrency(1)
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with gate:
+            await release.wait()
+
+    async def waiter() -> None:
+        async with gate:
+            pass
+
+    first = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    cancelled, kept = asyncio.create_task(waiter()), asyncio.create_task(waiter())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    release.set()
+    await asyncio.wait_for(asyncio.gather(first, kept), timeout=1)
+    assert cancelled.cancelled()
+    async with gate:  # the slot came back: a new request gets in at once
+        pass
