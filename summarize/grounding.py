@@ -19,6 +19,8 @@ _LATEX_ESCAPE = re.compile(r"\\([%$&#_{}~^,;! ])")
 _BRACES_AND_MATH = re.compile(r"[{}$]")
 # A number: optional sign, digits with optional thousands separators, optional decimals.
 _NUMBER = re.compile(r"(?<![\w.])[-+\u2212]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|(?<![\w\d])\.\d+")
+_ASCII_DIGIT = re.compile(r"[0-9]")
+_NONE: frozenset[float] = frozenset()
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'“])")
 # Words whose period ends an abbreviation, not a sentence: "BERT vs. GPT-2", "Child et
 # al. (2019)", "e.g. U.S. patents", "Fig. 3". Compared case-folded, without the period.
@@ -65,6 +67,8 @@ def plain_text(text: str) -> str:
 @lru_cache(maxsize=1024)
 def numbers_in(text: str) -> frozenset[float]:
     """Every number written in `text`, as values (`1,000` and `1000.0` are one)."""
+    if text.isascii() and _ASCII_DIGIT.search(text) is None:
+        return _NONE  # most sentences of a summary: no digit to read (NFKC adds none)
     found: set[float] = set()
     for match in _NUMBER.findall(plain_text(text)):
         cleaned = match.replace(",", "").replace("\u2212", "-").lstrip("+")

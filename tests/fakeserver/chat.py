@@ -40,6 +40,7 @@ class ChatRoutes:
                 self._handlers.discard(task)
 
     async def _chat_inner(self, request: web.Request) -> web.StreamResponse:
+        arrived = time.monotonic()
         raw = await request.read()
         try:
             body = json.loads(raw)
@@ -80,9 +81,16 @@ class ChatRoutes:
             return self._respond(
                 429, _HTTP_ERRORS["http_429"][1], {**limit_headers, **_retry(retry_after)}
             )
-        if delay > 0 and kind != "hang":
+        if delay <= 0 or kind == "hang":
+            return await self._fault(request, body, kind, limit_headers, retry_after)
+        if kind == "drop":
             await asyncio.sleep(delay)
-        return await self._fault(request, body, kind, limit_headers, retry_after)
+            return await self._fault(request, body, kind, limit_headers, retry_after)
+        # The latency runs from the request's arrival and includes building the answer,
+        # as a provider's does: answers to a burst are not served one after another.
+        response = await self._fault(request, body, kind, limit_headers, retry_after)
+        await asyncio.sleep(max(0.0, arrived + delay - time.monotonic()))
+        return response
 
     async def _fault(
         self,
