@@ -242,8 +242,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="summarize-bench-") as tmp:
         work = Path(tmp)
         latency_bound(work, 400 // scale, latency=0.4, concurrency=32)
-        rate_bound(work, 600 // scale, rate=20, latency=0.2, headers=True)
-        rate_bound(work, 600 // scale, rate=20, latency=0.2, headers=False)
+        rate_bound(work, 1000 // scale, rate=20, latency=0.2, headers=True)
+        rate_bound(work, 1000 // scale, rate=20, latency=0.2, headers=False)
         client_cpu(work, 600 // scale, 6000 // scale, concurrency=64)
         peak_memory(work, 1000 // scale, 10_000 // scale, 0 if args.quick else 100_000)
         peers(work, 400 // scale, latency=0.2, concurrency=32, sequential=not args.quick)

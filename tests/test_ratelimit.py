@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from summarize.live.ratelimit import RateLimiter, parse_duration
+from summarize.live.ratelimit import BACK_OFF, PROBE, RateLimiter, parse_duration
 
 
 class FakeClock:
@@ -154,10 +154,27 @@ async def test_with_no_limit_known_a_429_learns_the_rate_that_got_through() -> N
         limiter.succeeded()
         clock.now += 0.1
     limiter.rate_limited(1.0)
-    assert limiter.rpm == pytest.approx(600 * 0.95, rel=0.03)
+    assert limiter.rpm == pytest.approx(600 * BACK_OFF, rel=0.03)
     for _ in range(100):  # then probes upwards, slowly
         limiter.succeeded()
-    assert limiter.rpm == pytest.approx(600 * 0.95 * 1.0005**100, rel=0.03)
+    assert limiter.rpm == pytest.approx(600 * BACK_OFF * (1 + PROBE) ** 100, rel=0.03)
+
+
+async def test_the_rate_between_two_429s_corrects_one_inflated_by_a_burst_allowance() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    for _ in range(40):  # a burst allowance lets 40 through in the first second...
+        limiter.succeeded()
+        clock.now += 1 / 40
+    limiter.rate_limited(1.0)
+    assert limiter.rpm == pytest.approx(40 * 60 * BACK_OFF, rel=0.01)  # ...and looks like 40/s
+    clock.now += 1.0  # the pause
+    for _ in range(90):  # then the true rate: 10 per second
+        limiter.succeeded()
+        clock.now += 0.1
+    limiter.rate_limited(1.0)
+    # 90 answers in the 10 s since the last 429 (its pause included): 9 per second.
+    assert limiter.rpm == pytest.approx(9 * 60 * BACK_OFF, rel=0.01)
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ estimated tokens under `--tpm 60000` occupies two seconds of the token clock.
 
 Limits the user did not set are learned: from the `x-ratelimit-limit-*` headers
 (per minute, as OpenAI sends them) and, when an endpoint sends none, from the
-rate of answers that got through when a 429 arrived (less 5 %), then probed
-upwards by 0.05 % an answer. A 429 pauses every request, not only the one that
+rate of answers that got through between two 429s (less 3 %), then probed
+upwards by 0.02 % an answer. A 429 pauses every request, not only the one that
 got it; under a known limit it lowers the pace (x0.8), and each answer raises it
 again by 1 % until it is back at the limit (AIMD).
 """
@@ -27,8 +27,8 @@ SLOW_DOWN = 0.8
 RAMP_UP = 0.01
 MIN_PACE = 0.1
 HEADROOM = 0.97  # pace a learned limit slightly under it: clocks and networks jitter
-BACK_OFF = 0.95  # a limit learned from 429s restarts this far under the rate that got through
-PROBE = 0.0005
+BACK_OFF = 0.97  # a limit learned from 429s restarts this far under the rate that got through
+PROBE = 0.0002
 MIN_ANSWERS = 10  # fewer answers in the window say nothing about the rate
 RECENT_WINDOW_S = 10.0
 
@@ -87,6 +87,8 @@ class RateLimiter:
         self._sleep = sleep
         self._paused_until = 0.0
         self._answers: deque[float] = deque()
+        self._answered = 0
+        self._last_burst: tuple[float, int] | None = None  # when, and answers by then
         self._probing = False
         self.pauses = 0
 
@@ -136,6 +138,7 @@ class RateLimiter:
         """One more answer got through: ramp back up towards the limit, or probe above it."""
         now = self._clock()
         self._answers.append(now)
+        self._answered += 1
         self._forget(now)
         self._pace = min(1.0, self._pace + RAMP_UP)
         if self._probing and self._requests.limit:
@@ -156,12 +159,28 @@ class RateLimiter:
         if not first_of_burst:
             return  # the 429s of one burst count once
         if self._learn_rpm and (self._probing or self._requests.limit is None):
-            if self._answer_count(now) >= MIN_ANSWERS:
+            got_through = self._rate_got_through(now)
+            if got_through is not None:
                 self._probing = True
-                got_through = self._answer_rate(now) * SECONDS_PER_MINUTE
-                self._requests.limit = max(got_through * BACK_OFF, 1.0)
+                self._requests.limit = max(got_through * SECONDS_PER_MINUTE * BACK_OFF, 1.0)
+            self._last_burst = (now, self._answered)
         else:
             self._pace = max(MIN_PACE, self._pace * SLOW_DOWN)
+
+    def _rate_got_through(self, now: float) -> float | None:
+        """Answers per second the endpoint let through, up to this 429.
+
+        Between two 429s the endpoint's allowance was empty at both ends, so what got
+        through in between is its true rate; before the first, a recent window is all
+        there is (and a provider's burst allowance inflates it: the next 429 corrects it).
+        """
+        if self._last_burst is not None:
+            since, answered = self._last_burst
+            if self._answered - answered >= MIN_ANSWERS and now > since:
+                return (self._answered - answered) / (now - since)
+        if self._answer_count(now) >= MIN_ANSWERS:
+            return self._answer_rate(now)
+        return None
 
     def _forget(self, now: float) -> None:
         while self._answers and self._answers[0] < now - RECENT_WINDOW_S:
