@@ -57,13 +57,42 @@ class Answer:
     error_message: str | None = None
 
 
-def read_answers(path: Path) -> Iterator[Answer]:
-    """The lines of a downloaded output or error file."""
+class Answers:
+    """A finished batch's answers by `custom_id`, read from its files one at a time.
+
+    Only each id's file and byte offset is held (a chunk may hold 50,000 answers of a
+    few kB each); when both files name an id, the output file's answer wins.
+    """
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self._at: dict[str, tuple[Path, int]] = {}
+        for path in paths:  # errors first, output last
+            for offset, answer in _lines(path):
+                self._at[answer.custom_id] = (path, offset)
+
+    def get(self, custom_id: str) -> Answer | None:
+        """The answer about `custom_id`, or None if the batch has none."""
+        where = self._at.get(custom_id)
+        if where is None:
+            return None
+        path, offset = where
+        try:
+            with path.open("rb") as fh:
+                fh.seek(offset)
+                return _answer(fh.readline(), path, 0)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def _lines(path: Path) -> Iterator[tuple[int, Answer]]:
+    """Each answer line of a file, with its byte offset."""
     try:
         with path.open("rb") as fh:
+            offset = 0
             for number, raw in enumerate(fh, start=1):
                 if raw.strip():
-                    yield _answer(raw, path, number)
+                    yield offset, _answer(raw, path, number)
+                offset += len(raw)
     except OSError as exc:
         raise OutputError(f"{path}: cannot read ({exc.strerror})") from exc
 

@@ -9,6 +9,7 @@ line. Every line counts what all the abstract's tries spent.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from openai.types import Batch
@@ -20,7 +21,7 @@ from ..usage import Usage
 from .chunks import ChunkWriter
 from .options import price_of
 from .repair import repair_live
-from .requests import Answer, asked_about, judge, read_answers
+from .requests import Answer, Answers, asked_about, judge
 from .state import COLLECTED, BatchState, Chunk, Pending
 
 if TYPE_CHECKING:
@@ -78,8 +79,8 @@ class Resolution:
             for _ in range(count):
                 c.result.count_failure(kind)
 
-    def _answers(self) -> dict[str, Answer]:
-        found: dict[str, Answer] = {}
+    def _answers(self) -> Answers:
+        paths: list[Path] = []
         batch = self.batch
         for kind, file_id in (("errors", batch.error_file_id), ("output", batch.output_file_id)):
             if file_id is None:
@@ -87,9 +88,8 @@ class Resolution:
             path = self.c.states.file(self.chunk.key, kind)
             if not path.exists():
                 self.c.api.download(file_id, path)
-            # Output lines are read last: an answered request wins over an error line.
-            found.update((answer.custom_id, answer) for answer in read_answers(path))
-        return found
+            paths.append(path)  # output last: an answered request wins over an error line
+        return Answers(paths)
 
     def _judge(self, pending: Pending, answer: Answer | None) -> None:
         result, item = self.c.result, pending.item
