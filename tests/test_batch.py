@@ -19,6 +19,7 @@ from click.testing import CliRunner, Result
 
 from summarize import RunSettings, run
 from summarize.batch import BatchOptions, collect, submit
+from summarize.batch.requests import Answers
 from summarize.cli import cli
 from summarize.cost import PriceTable
 from summarize.prompt import load_prompt
@@ -641,3 +642,21 @@ def test_collect_with_another_key_is_refused_and_the_state_never_holds_a_key(
     other = CliRunner().invoke(cli, command, env={"OPENAI_API_KEY": "sk-other-project"})
     assert other.exit_code == 2 and "was sent to key sha256:" in other.output
     assert "sk-other-project" not in other.output and FAKE_KEY not in other.output
+
+
+def test_an_answer_in_the_output_file_wins_over_an_error_line_for_the_same_request(
+    tmp_path: Path,
+) -> None:
+    errors = tmp_path / "errors.jsonl"
+    output = tmp_path / "output.jsonl"
+    failed = {"custom_id": "a", "response": None,
+              "error": {"code": "server_error", "message": "try again"}}  # fmt: skip
+    answered = {"custom_id": "a", "response": {"status_code": 200, "body": {"id": "x"}}}
+    other = {"custom_id": "b", "response": {"status_code": 200, "body": {"id": "y"}}}
+    write_jsonl(errors, [failed])
+    write_jsonl(output, [other, answered])
+    answers = Answers([errors, output])
+    a, b = answers.get("a"), answers.get("b")
+    assert a is not None and a.status_code == 200 and a.body == {"id": "x"}
+    assert b is not None and b.body == {"id": "y"}
+    assert answers.get("c") is None
