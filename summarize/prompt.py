@@ -71,23 +71,39 @@ class Prompt:
 
 
 def field_instructions(model: type[BaseModel] = ANSWER_MODELS["abstractive"]) -> str:
-    """One line per field of the answer, from the models' descriptions."""
+    """One line per described field of the answer, from the models' descriptions.
+
+    This is the only place the words reach the model (the tool carries the bare schema,
+    see `request.tool_for`), so it is kept short: a nested field is named by its own
+    name, consecutive fields with the same description share a line
+    (`problem`, `method`, `result`), and a field without a description is left out.
+    """
     schema = model.model_json_schema()
-    lines: list[str] = []
-    _describe(schema, schema.get("properties", {}), "", lines)
-    return "\n".join(lines)
+    described: list[tuple[str, str]] = []
+    _describe(schema, schema.get("properties", {}), described)
+    lines: list[tuple[list[str], str]] = []
+    for name, description in described:
+        if lines and lines[-1][1] == description:
+            lines[-1][0].append(name)
+        else:
+            lines.append(([name], description))
+    return "\n".join(
+        f"- {', '.join(f'`{name}`' for name in names)}: {description}"
+        for names, description in lines
+    )
 
 
-def _describe(root: dict[str, Any], props: dict[str, Any], prefix: str, out: list[str]) -> None:
+def _describe(root: dict[str, Any], props: dict[str, Any], out: list[tuple[str, str]]) -> None:
     for name, raw_spec in props.items():
+        # The field's own description, not its class's docstring.
+        if raw_spec.get("description"):
+            out.append((name, raw_spec["description"]))
         spec = _resolve(root, raw_spec)
-        description = spec.get("description", "")
-        out.append(f"- `{prefix}{name}`: {description}".rstrip())
         nested = spec
         if spec.get("type") == "array":
             nested = _resolve(root, spec.get("items", {}))
         if "properties" in nested:
-            _describe(root, nested["properties"], f"{prefix}{name}.", out)
+            _describe(root, nested["properties"], out)
 
 
 def _resolve(root: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 `Summary` (abstractive) and `Extraction` (extractive) are what a model is asked
 for; their field descriptions are the instructions the prompt gives for each
-field. What a line of the output holds is `summarize.records`.
+field (`prompt.field_instructions`), kept short because every request pays for
+them. Fields with the same description share a line of the prompt. What a
+line of the output holds is `summarize.records`.
 
 Grounding is checked by validators that read the abstract from the validation
 context (`{"abstract": ..., "title": ...}`); without a context only the shape is
@@ -34,6 +36,8 @@ SENTENCE_MAX = 200
 QUOTE_MAX = 600
 VALUE_PATTERN = r'^[^"\\]{0,24}[0-9][^"\\]{0,24}$'
 TITLE_COPY_OVERLAP = 0.9
+# What problem, method and result each are; the names say what each is about.
+_OWN_SENTENCE = "one short sentence in your own words."
 
 
 # The abstract a summary must be grounded in. A context variable rather than
@@ -66,17 +70,17 @@ class Gain(BaseModel):
     # The quote comes first: a model that has copied the sentence then takes
     # the value from it, instead of inventing a figure and a quote to match.
     quote: str = Field(
-        description="The sentence of the abstract that states this gain, copied verbatim.",
+        description="its sentence verbatim.",
         min_length=1,
         max_length=QUOTE_MAX,
     )
+    # Undescribed, as its name says it: every described field costs prompt tokens.
     metric: str = Field(
-        description="What improves, in a few words, named as in the abstract.",
         min_length=1,
         max_length=120,
     )
     value: str = Field(
-        description="The figure of the improvement as the quote states it, in plain text.",
+        description="the figure as quoted.",
         # A digit is required and quotes/backslashes are not: under a constrained
         # decoder this stops words ("linear") and runaway JSON in the value.
         pattern=VALUE_PATTERN,
@@ -115,19 +119,11 @@ class ClaimedGain(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gains: list[Gain] = Field(
-        description=(
-            "Each quantitative improvement over a baseline or prior work that the authors "
-            "claim, at most 4. Empty when the abstract gives no figure for its advantage. "
-            "Dataset sizes, parameter counts and numbers of benchmarks are not gains "
-            "unless the abstract presents them as the advantage (e.g. '25x fewer parameters')."
-        ),
+        description="figures of improvement over a baseline, not sizes or counts.",
         max_length=4,
     )
     qualitative: str | None = Field(
-        description=(
-            "Only when `gains` is empty: the advantage the authors claim in words, in one "
-            "short sentence; null when they claim none (e.g. a survey)."
-        ),
+        description="if no gains, the advantage claimed in words; else null.",
         max_length=200,
     )
 
@@ -145,23 +141,22 @@ class Summary(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     problem: str = Field(
-        description="The problem the paper addresses: one short sentence, at most 25 words.",
+        description=_OWN_SENTENCE,
         min_length=1,
         max_length=SENTENCE_MAX,
     )
     method: str = Field(
-        description="What the authors propose or do: one short sentence, at most 25 words.",
+        description=_OWN_SENTENCE,
         min_length=1,
         max_length=SENTENCE_MAX,
     )
     result: str = Field(
-        description="The main outcome they report: one short sentence, at most 25 words.",
+        description=_OWN_SENTENCE,
         min_length=1,
         max_length=SENTENCE_MAX,
     )
-    claimed_gain: ClaimedGain = Field(
-        description="The improvement the authors claim, grounded in quotes from the abstract."
-    )
+    # No description of its own: its fields' descriptions say it.
+    claimed_gain: ClaimedGain
 
     @field_validator("problem", "method", "result")
     @classmethod

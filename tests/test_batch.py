@@ -25,6 +25,7 @@ from summarize.cost import PriceTable
 from summarize.prompt import load_prompt
 from summarize.records import Record
 from summarize.review import VOLATILE
+from summarize.schema import VALUE_PATTERN
 from summarize.settings import EndpointSettings
 from tests.conftest import ABSTRACTS, FAKE_KEY, PAPERS, numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI, prompt_tokens
@@ -110,7 +111,8 @@ def test_a_batch_request_is_the_live_request_and_makes_the_same_request_hash(
         assert batch == live
         tool = batch["tools"][0]["function"]
         assert batch["tool_choice"]["function"]["name"] == tool["name"]
-        assert tool["parameters"]["properties"]["problem"]["maxLength"] == 200  # the caps too
+        gain = tool["parameters"]["properties"]["claimed_gain"]["properties"]["gains"]["items"]
+        assert gain["properties"]["value"]["pattern"] == VALUE_PATTERN  # the patterns too
     hashes = {r["request_hash"] for r in [*read_jsonl(out), *read_jsonl(tmp_path / "live.jsonl")]}
     assert len(hashes) == 1
 
@@ -556,7 +558,8 @@ def test_constrained_quotes_are_sent_as_an_enum_and_checked_the_same_way(
     submit(settings(server, out, papers, endpoint={"constrain_quotes": True}))
     result = collect(settings(server, out), BatchOptions(wait=True, poll_s=0))
     schema = server.batch_requests[0]["tools"][0]["function"]["parameters"]
-    quote = schema["$defs"]["Gain"]["properties"]["quote"]
+    gains = schema["properties"]["claimed_gain"]["properties"]["gains"]
+    quote = gains["items"]["properties"]["quote"]
     assert "Widget detection is slow on edge devices." in quote["enum"]
     assert (result.done, result.failures) == (2, {"validation": 1})
     (error,) = read_jsonl(tmp_path / "out.errors.jsonl")
@@ -571,9 +574,9 @@ def test_batches_are_cut_at_the_byte_limit_too(
     server: FakeOpenAI, papers: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out.jsonl"
-    submit(settings(server, out, papers), BatchOptions(max_bytes=12_000))
+    submit(settings(server, out, papers), BatchOptions(max_bytes=2_500))
     chunks = state_of(out)["chunks"]
-    assert len(chunks) > 1 and all(c["bytes"] <= 12_000 for c in chunks)
+    assert len(chunks) > 1 and all(c["bytes"] <= 2_500 for c in chunks)
     assert sum(c["count"] for c in chunks) == 3
     collect(settings(server, out), BatchOptions(wait=True, poll_s=0))
     assert len(by_id(out)) == 3

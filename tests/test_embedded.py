@@ -94,10 +94,10 @@ def test_embedded_server_survives_latex_quotes_in_the_request_schema(tmp_path: P
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_every_shared_abstracts_request_schema_compiles_to_a_llama_grammar() -> None:
     import llama_cpp  # noqa: PLC0415 - the local extra
-    from instructor.v2.providers.openai.schema import generate_openai_schema  # noqa: PLC0415
     from llama_cpp.llama_grammar import LlamaGrammar  # noqa: PLC0415
 
     from summarize.readers import read_items  # noqa: PLC0415
+    from summarize.request import tool_for  # noqa: PLC0415
     from summarize.schema import summary_model_for  # noqa: PLC0415
 
     llm = llama_cpp.Llama(str(embedded_model().path), vocab_only=True, verbose=False)
@@ -106,7 +106,8 @@ def test_every_shared_abstracts_request_schema_compiles_to_a_llama_grammar() -> 
     items, _ = read_items(listings)
     broken = []
     for item in items:
-        schema = generate_openai_schema(summary_model_for(item.abstract))["parameters"]
+        # What is sent: the tool's parameters, with each abstract's quotes as an enum.
+        schema = tool_for(summary_model_for(item.abstract))["function"]["parameters"]
         grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
         sampler = llama_cpp.llama_sampler_init_grammar(
             vocab, grammar._grammar.encode(), grammar._root.encode()

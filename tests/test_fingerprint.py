@@ -51,7 +51,7 @@ def test_a_changed_field_description_makes_the_next_run_redo_every_abstract(
     again = run(settings(server, tmp_path))
     assert again.done == 3 and again.skipped == 0
     assert server.stats.requests == sent + 3
-    assert "at most 20 words" in str(server.requests[-1]["tools"])
+    assert "at most 20 words" in server.requests[-1]["messages"][0]["content"]
     new = {r["id"]: r["request_hash"] for r in read_jsonl(tmp_path / "out.jsonl")}
     assert new.keys() == old.keys() and not set(new.values()) & set(old.values())
 

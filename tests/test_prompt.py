@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 from summarize.errors import ConfigError
-from summarize.prompt import DEFAULT_PROMPT, load_prompt
-from summarize.schema import Summary
+from summarize.prompt import DEFAULT_PROMPT, EXTRACT_PROMPT, load_prompt
+from summarize.request import tool_for
+from summarize.schema import ClaimedGain, Extraction, Gain, Summary
 
 
 def test_field_instructions_come_from_the_schema_descriptions() -> None:
     system = load_prompt(DEFAULT_PROMPT).messages(title="T", abstract="A.")[0]["content"]
-    for name, spec in Summary.model_fields.items():
+    own = Summary.model_fields["problem"].description
+    assert f"- `problem`, `method`, `result`: {own}" in system  # one line for the same words
+    nested = {**ClaimedGain.model_fields, **Gain.model_fields}
+    for name, spec in nested.items():
+        if spec.description:
+            assert f"- `{name}`: {spec.description}" in system
+    assert "`claimed_gain`" not in system and "`metric`" not in system  # no words, no line
+
+
+def test_the_words_are_said_once_and_the_tool_is_the_bare_schema() -> None:
+    system = load_prompt(DEFAULT_PROMPT).system
+    tool = json.dumps(tool_for(Summary))
+    for spec in {**Summary.model_fields, **ClaimedGain.model_fields, **Gain.model_fields}.values():
+        if spec.description:
+            assert spec.description in system
+            assert spec.description not in tool
+    assert '"title"' not in tool and "$defs" not in tool and "$ref" not in tool
+
+
+def test_the_extractive_field_list_is_one_line_a_field() -> None:
+    system = load_prompt(EXTRACT_PROMPT).system
+    for name, spec in Extraction.model_fields.items():
         assert f"- `{name}`: {spec.description}" in system
 
 

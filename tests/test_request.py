@@ -1,0 +1,60 @@
+"""The function tool: the answer model's schema, bare of words, with everything a
+constrained decoder needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from summarize import grounding
+from summarize.request import tool_for
+from summarize.schema import QUOTE_MAX, SENTENCE_MAX, VALUE_PATTERN, Summary, summary_model_for
+
+ABSTRACT = "Widget detection is slow. We propose FastWidget. It is 3x faster than prior work."
+
+
+def gain_of(parameters: dict[str, Any]) -> dict[str, Any]:
+    claimed = parameters["properties"]["claimed_gain"]
+    gains: dict[str, Any] = claimed["properties"]["gains"]
+    assert gains["maxItems"] == 4
+    return gains["items"]  # type: ignore[no-any-return]
+
+
+def test_the_tool_keeps_the_types_required_fields_item_cap_and_pattern() -> None:
+    function = tool_for(Summary)["function"]
+    assert function["name"] == "Summary"
+    parameters = function["parameters"]
+    assert parameters["type"] == "object"
+    assert parameters["required"] == ["problem", "method", "result", "claimed_gain"]
+    assert parameters["properties"]["problem"] == {"type": "string"}
+    gain = gain_of(parameters)
+    assert gain["required"] == ["quote", "metric", "value"]
+    assert gain["properties"]["quote"] == {"type": "string"}
+    assert gain["properties"]["value"]["pattern"] == VALUE_PATTERN
+    qualitative = parameters["properties"]["claimed_gain"]["properties"]["qualitative"]
+    assert qualitative == {"type": ["string", "null"]}
+
+
+def test_constrained_quotes_are_inlined_as_the_abstracts_sentences() -> None:
+    gain = gain_of(tool_for(summary_model_for(ABSTRACT))["function"]["parameters"])
+    assert gain["properties"]["quote"]["enum"] == grounding.sentences(ABSTRACT)
+
+
+def test_what_the_tool_leaves_out_is_still_enforced_by_validation() -> None:
+    ok = {"problem": "p", "method": "m", "result": "r",
+          "claimed_gain": {"gains": [], "qualitative": None}}  # fmt: skip
+    Summary.model_validate(ok)
+    with pytest.raises(ValidationError):
+        Summary.model_validate({**ok, "problem": ""})  # minLength
+    with pytest.raises(ValidationError):
+        Summary.model_validate({**ok, "problem": "p" * (SENTENCE_MAX + 1)})  # maxLength
+    long_quote = {"quote": "q" * (QUOTE_MAX + 1), "metric": "speed", "value": "3x"}
+    with pytest.raises(ValidationError):
+        Summary.model_validate({**ok, "claimed_gain": {"gains": [long_quote], "qualitative": None}})
+    with pytest.raises(ValidationError):
+        Summary.model_validate({**ok, "extra": 1})  # additionalProperties
+    gain = {"quote": "q", "metric": "speed", "value": "fast"}
+    with pytest.raises(ValidationError):
+        Summary.model_validate({**ok, "claimed_gain": {"gains": [gain], "qualitative": None}})
