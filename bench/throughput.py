@@ -1,6 +1,6 @@
 """Throughput at the rate limit, client CPU and memory, and peers, side by side in one run.
 
-    .venv/bin/python bench/throughput.py            # everything, about 5 minutes
+    .venv/bin/python bench/throughput.py            # everything, about 8 minutes
     .venv/bin/python bench/throughput.py --quick    # smaller sizes, about 1 minute
 
 Every measurement talks over real HTTP to the fake OpenAI server of the tests
@@ -8,15 +8,23 @@ Every measurement talks over real HTTP to the fake OpenAI server of the tests
 not counted as the client's. Inputs are the shared abstracts (666 unique),
 extended with numbered variants where a measurement needs more. Printed:
 
-1. latency-bound: achieved requests/s over the ideal concurrency / latency;
+1. latency-bound: achieved requests/s over the ideal concurrency / latency
+   (400 abstracts, 0.4 s, 32 in flight), and the best a fixed pool can do when
+   the last wave is part full;
 2. rate-bound: a server that answers 429 past R requests/s, with and without
    `x-ratelimit-*` headers, no --rpm and no --concurrency given: achieved rate
-   over R, and 429s per 1,000 requests;
-3. client CPU per record (marginal: the difference of two run sizes, so that
-   imports and start-up are not counted);
-4. peak memory (RSS) of a whole run on 10,000 abstracts over one on 1,000;
-5. peers on the same server and abstracts: a plain sequential `instructor`
-   loop, and `bespokelabs-curator` if `bench/setup_curator.sh` installed it.
+   over R, and 429s per 1,000 requests (the ones that find the limit included);
+3. client CPU per record, user+sys (marginal: the difference of two run sizes,
+   so that imports and start-up are not counted), and the rate of the larger;
+4. peak memory (RSS) of a whole run on 10,000 abstracts over one on 1,000, and
+   of one on 100,000;
+5. peers on the same server and abstracts at the same concurrency: curator
+   (`bespokelabs-curator`, if `bench/setup_curator.sh` installed it) at 0.2 s latency
+   and at zero latency (CPU-bound), and a plain sequential `instructor` loop;
+6. prompt tokens beyond the abstract, per request (`bench/prompt_tokens.py`).
+
+Each line names its goal (issue #18). The fake server's latency runs from a
+request's arrival and includes building its answer, as a provider's does.
 """
 
 from __future__ import annotations
@@ -230,6 +238,16 @@ def peers(work: Path, n: int, latency: float, concurrency: int, *, sequential: b
           f"-> summarize is {ours_rate / rate:.2f}x its rate ({goal})")  # fmt: skip
 
 
+def prompt_overhead() -> None:
+    """`bench/prompt_tokens.py`: tokens a request costs beyond its abstract (needs the
+    local extra for the tokenizer)."""
+    child = subprocess.run([sys.executable, str(ROOT / "bench" / "prompt_tokens.py")],
+                           check=False, capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    lines = child.stdout.strip().splitlines() or [f"not measured: {child.stderr.strip()[-200:]}"]
+    print("\n".join(("prompt          " if n == 0 else "                ") + line
+                    for n, line in enumerate(lines)))  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
@@ -248,6 +266,7 @@ def main() -> None:
         peak_memory(work, 1000 // scale, 10_000 // scale, 0 if args.quick else 100_000)
         peers(work, 400 // scale, latency=0.2, concurrency=32, sequential=not args.quick)
         peers(work, 2000 // scale, latency=0.0, concurrency=32, sequential=False)
+        prompt_overhead()
 
 
 if __name__ == "__main__":
