@@ -13,8 +13,9 @@ import hashlib
 import json
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
+import instructor
 from pydantic import BaseModel
 
 from .items import Item
@@ -33,7 +34,8 @@ _PLACEHOLDER = Item(id="", title="{title}", abstract="{abstract}")
 # classes each time, and must not pile up.
 @lru_cache(maxsize=8)
 def tool_for(model: type[BaseModel]) -> dict[str, Any]:
-    """The function tool asking for `model`: its name and its JSON Schema, compacted.
+    """The function tool asking for `model`: its name and its JSON Schema (instructor's),
+    compacted.
 
     The words are in the prompt (`$fields`, from the same models' descriptions), so the
     tool carries only the shape a constrained decoder needs: types, required fields,
@@ -42,7 +44,7 @@ def tool_for(model: type[BaseModel]) -> dict[str, Any]:
     left out: the model's validation still enforces them (the prompt asks for one short
     sentence), and a tool's JSON is paid for on every request.
     """
-    schema = model.model_json_schema()
+    schema = cast("Any", instructor.openai_schema(model)).openai_schema["parameters"]
     parameters = _compact(schema, schema.get("$defs", {}))
     return {"type": "function", "function": {"name": model.__name__, "parameters": parameters}}
 

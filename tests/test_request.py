@@ -27,10 +27,10 @@ def test_the_tool_keeps_the_types_required_fields_item_cap_and_pattern() -> None
     assert function["name"] == "Summary"
     parameters = function["parameters"]
     assert parameters["type"] == "object"
-    assert parameters["required"] == ["problem", "method", "result", "claimed_gain"]
+    assert sorted(parameters["required"]) == ["claimed_gain", "method", "problem", "result"]
     assert parameters["properties"]["problem"] == {"type": "string"}
     gain = gain_of(parameters)
-    assert gain["required"] == ["quote", "metric", "value"]
+    assert sorted(gain["required"]) == ["metric", "quote", "value"]
     assert gain["properties"]["quote"] == {"type": "string"}
     assert gain["properties"]["value"]["pattern"] == VALUE_PATTERN
     qualitative = parameters["properties"]["claimed_gain"]["properties"]["qualitative"]
