@@ -17,7 +17,7 @@ from aiohttp import web
 
 from summarize.live.concurrency import Concurrency
 from summarize.live.faults import StatusError, completion_body
-from summarize.live.transport import EndpointUnreachable, Transport
+from summarize.live.transport import EndpointUnreachable, Reply, Transport
 from summarize.settings import EndpointSettings
 
 
@@ -56,6 +56,15 @@ def transport(base_url: str, **settings: Any) -> Transport:
     return Transport(EndpointSettings(base_url=base_url, model="m", **settings))
 
 
+async def post_once(base_url: str, body: bytes = b"{}", **settings: Any) -> Reply:
+    """One request through a transport of its own, closed afterwards."""
+    wire = transport(base_url, **settings)
+    try:
+        return await wire.post(body)
+    finally:
+        await wire.aclose()
+
+
 async def test_the_key_goes_as_a_bearer_token_with_the_body_as_sent(
     endpoint: tuple[Endpoint, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -90,9 +99,7 @@ async def test_requests_go_through_the_proxy_the_environment_names(
     monkeypatch.setenv("HTTP_PROXY", proxy)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    wire = transport("http://llm.example.invalid/v1")
-    reply = await wire.post(b"{}")
-    await wire.aclose()
+    reply = await post_once("http://llm.example.invalid/v1")
     # The name never resolves: only the proxy could have answered.
     assert reply.status == 200 and served.seen[0]["host"] == "llm.example.invalid"
 
@@ -101,10 +108,8 @@ async def test_an_endpoint_that_is_not_listening_is_unreachable() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    wire = transport(f"http://127.0.0.1:{port}/v1")
     with pytest.raises(EndpointUnreachable):
-        await wire.post(b"{}")
-    await wire.aclose()
+        await post_once(f"http://127.0.0.1:{port}/v1")
 
 
 async def test_no_answer_within_the_timeout_is_unreachable_and_says_how_long(
@@ -112,10 +117,8 @@ async def test_no_answer_within_the_timeout_is_unreachable_and_says_how_long(
 ) -> None:
     served, url = endpoint
     served.delay = 2.0
-    wire = transport(url, timeout=0.2)
     with pytest.raises(EndpointUnreachable, match=r"no answer within 0\.2 s"):
-        await wire.post(b"{}")
-    await wire.aclose()
+        await post_once(url, timeout=0.2)
 
 
 async def test_an_error_status_says_what_the_endpoint_said(
@@ -123,9 +126,7 @@ async def test_an_error_status_says_what_the_endpoint_said(
 ) -> None:
     served, url = endpoint
     served.status, served.payload = 400, {"error": {"message": "max_tokens is too large"}}
-    wire = transport(url)
-    reply = await wire.post(b"{}")
-    await wire.aclose()
+    reply = await post_once(url)
     with pytest.raises(StatusError, match=r"^HTTP 400: max_tokens is too large$"):
         completion_body(reply)
 
