@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import os
+import ssl
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ class Transport:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 # The runner's gate bounds requests in flight; a second cap here would hide it.
-                connector=aiohttp.TCPConnector(limit=0),
+                connector=aiohttp.TCPConnector(limit=0, ssl=_tls()),
                 headers=self._headers,
                 timeout=self._timeout,
                 skip_auto_headers=("Accept-Encoding",),
@@ -76,7 +77,9 @@ class Transport:
     async def post(self, body: bytes) -> Reply:
         """Send one body; the answer whatever its status, or `EndpointUnreachable`."""
         try:
-            async with self._pool().post(self.url, data=body, proxy=self._proxy) as response:
+            async with self._pool().post(
+                self.url, data=body, proxy=self._proxy, allow_redirects=False
+            ) as response:
                 content = await response.read()
                 return Reply(response.status, response.headers, content)
         except TimeoutError as exc:
@@ -108,6 +111,16 @@ def _version() -> str:
         return metadata.version("summarize")
     except metadata.PackageNotFoundError:  # run from a source tree
         return "dev"
+
+
+def _tls() -> ssl.SSLContext:
+    """Certificates from certifi when it is there (as the SDK's httpx does), else the system's."""
+    try:
+        import certifi  # noqa: PLC0415 - installed with openai, but not ours to require
+
+        return ssl.create_default_context(cafile=certifi.where())
+    except ImportError:
+        return ssl.create_default_context()
 
 
 def _proxy_for(url: yarl.URL) -> str | None:
