@@ -70,6 +70,7 @@ def index_items(
     entry: it is appended to `problems` (or raised when `problems` is None).
     """
     by_key: dict[str, Item] = {}
+    # Explicit ids only: an item without one is found by its key, which is its id.
     owner_of_id: dict[str, str] = {}
     for entry in entries:
         key = abstract_key(entry.abstract)
@@ -78,7 +79,7 @@ def index_items(
             item.sources.append(entry.source)
             continue
         item_id = entry.id or key
-        if owner_of_id.get(item_id, key) != key:
+        if _id_taken(item_id, key, by_key, owner_of_id):
             problem = InputError(
                 f"id {item_id!r} is already used for a different abstract",
                 path=entry.source.path,
@@ -88,9 +89,18 @@ def index_items(
                 raise problem
             problems.append(problem)
             continue
-        owner_of_id[item_id] = key
+        if entry.id:
+            owner_of_id[item_id] = key
         by_key[key] = Item(item_id, "", "", [entry.source])
     return by_key
+
+
+def _id_taken(item_id: str, key: str, by_key: dict[str, Item], owners: dict[str, str]) -> bool:
+    """Whether `item_id` already names a different abstract than the one of `key`."""
+    if owners.get(item_id, key) != key:
+        return True
+    hashed = by_key.get(item_id)  # an earlier abstract whose id is its own key
+    return item_id != key and hashed is not None and hashed.id == item_id
 
 
 def stream_items(

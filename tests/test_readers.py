@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from summarize.errors import InputError
-from summarize.items import Entry, collect_items
+from summarize.items import Entry, Source, abstract_key, collect_items, index_items
 from summarize.readers import MAX_LINE_BYTES, MIN_ABSTRACT_CHARS, read_entries
 from tests.conftest import PAPERS
 
@@ -446,3 +446,35 @@ def test_arbitrary_stdin_text_raises_nothing_but_input_error(text: str) -> None:
         read("-", stdin=io.StringIO(text))
     except InputError as error:
         assert str(error).startswith("-")
+
+
+FIRST, SECOND = "First abstract.", "Second abstract."
+
+
+def _entry(abstract: str, line: int, item_id: str | None = None) -> Entry:
+    return Entry(title="t", abstract=abstract, source=Source("p.jsonl", line), id=item_id)
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        # an explicit id used again for another abstract
+        [_entry("First abstract.", 1, "a"), _entry("Second abstract.", 2, "a")],
+        # an explicit id that is another abstract's own id (its key), either way round
+        [_entry(FIRST, 1), _entry(SECOND, 2, abstract_key(FIRST))],
+        [_entry(FIRST, 1, abstract_key(SECOND)), _entry(SECOND, 2)],
+    ],
+)
+def test_an_id_naming_two_abstracts_is_a_problem_of_the_later_entry(entries: list[Entry]) -> None:
+    problems: list[InputError] = []
+    index = index_items(entries, problems=problems)
+    assert len(index) == 1 and len(problems) == 1
+    assert "already used for a different abstract" in str(problems[0])
+    assert problems[0].line == 2
+
+
+def test_the_same_abstract_under_its_explicit_id_twice_is_one_item() -> None:
+    entries = [_entry("First abstract.", 1, "a"), _entry("First  abstract.", 2, "a")]
+    problems: list[InputError] = []
+    (item,) = index_items(entries, problems=problems).values()
+    assert problems == [] and item.id == "a" and len(item.sources) == 2
