@@ -24,6 +24,7 @@ from .live.client import Completion, OpenAISummarizer, Summarizer
 from .live.runner import Outcome, RunResult
 from .readers import read_items
 from .records import SCHEMA_VERSION, ErrorRecord, Record, record_json_schema
+from .rows import summarize_rows
 from .schema import ClaimedGain, Extraction, Gain, Summary
 from .settings import EndpointSettings, RunSettings
 
@@ -63,6 +64,7 @@ __all__ = [
     "read_items",
     "record_json_schema",
     "run",
+    "summarize_rows",
 ]
 
 from .readers import read_entries

@@ -31,7 +31,7 @@ from .live.concurrency import (
 )
 from .live.local import EmbeddedServer, ModelFile, embedded_model, local_endpoint, model_file
 from .live.ratelimit import RateLimiter
-from .live.runner import OnOutcome, Paced, RunResult, summarize_items
+from .live.runner import OnOutcome, Paced, RunResult, Sink, summarize_items
 from .manifest import manifest, manifest_path_for, write_manifest
 from .output import Output
 from .prompt import PROMPT_FOR, Prompt, load_prompt, load_repair_prompt
@@ -168,23 +168,26 @@ def run(
             if local is not None and on_loading is not None:
                 on_loading(local.path.name)
             items = stream_items(source.entries([]), index, wanted=set(pending))
-            return _run_items(items, len(pending), settings, result, output=output,
-                              planned=planned, summarizer=summarizer,
-                              on_start=on_start, on_outcome=on_outcome)  # fmt: skip
+            return run_items(items, len(pending), settings, result, output=output,
+                              planned=planned, summarizer=summarizer, on_start=on_start,
+                              on_outcome=on_outcome, manifest_for=settings.output)  # fmt: skip
 
 
-def _run_items(
+def run_items(
     items: Iterator[Item],
     count: int,
     settings: RunSettings,
     result: RunResult,
     *,
-    output: Output,
+    output: Sink,
     planned: Plan,
     summarizer: Summarizer | None,
-    on_start: Callable[[int], None] | None,
-    on_outcome: OnOutcome | None,
+    on_start: Callable[[int], None] | None = None,
+    on_outcome: OnOutcome | None = None,
+    manifest_for: Path | None = None,
 ) -> RunResult:
+    """Summarise `items` into `output` under the run's endpoint, pacing, gate and caps;
+    with `manifest_for`, write that output's manifest at the end."""
     made_by, local, price = planned.made_by, planned.local, planned.price
     prompt = made_by.prompt
     limiter = RateLimiter(settings.rpm, settings.tpm)
@@ -222,8 +225,9 @@ def _run_items(
                 "concurrency": concurrency.limit,
                 "peak_in_flight": concurrency.peak,
             }
-            _write_manifest(settings.output, result, made_by=made_by, endpoint=endpoint,
-                            price=price, limits=limits)  # fmt: skip
+            if manifest_for is not None:
+                _write_manifest(manifest_for, result, made_by=made_by, endpoint=endpoint,
+                                price=price, limits=limits)  # fmt: skip
 
 
 def _write_manifest(

@@ -21,7 +21,7 @@ import math
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from itertools import chain
 from pathlib import Path
@@ -300,6 +300,11 @@ def _csv_entry(row: list[str], columns: dict[str, int], source: Source) -> Entry
         return row[index] if index is not None and index < len(row) else None
 
     return _entry(cell("title"), cell("abstract"), cell("id"), source)
+
+
+def entry_from_row(row: Mapping[str, object], source: Source) -> Entry:
+    """An entry from a mapping with `abstract` (and `title`, `id`), checked as a JSONL line."""
+    return _entry(row.get("title"), row.get("abstract"), row.get("id"), source)
 
 
 def _entry(title: object, abstract: object, id_: object, source: Source) -> Entry:

@@ -7,7 +7,6 @@ answers the summarizer; an in-memory one makes each of these tests take millisec
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import time
 from pathlib import Path
@@ -107,8 +106,9 @@ def test_rpm_paces_an_injected_summarizer(tmp_path: Path) -> None:
             return await FakeSummarizer.summarize(self, item)
 
     run(settings(tmp_path, 6, rpm=1_200), summarizer=Timed())
-    gaps = [b - a for a, b in itertools.pairwise(sent)]
-    assert len(gaps) == 5 and min(gaps) >= 0.045  # 1,200 a minute: one each 50 ms
+    # 1,200 a minute: one each 50 ms. The span, not each gap: one late wake-up on a
+    # loaded machine shortens the gap after it, not the pace.
+    assert len(sent) == 6 and sent[-1] - sent[0] >= 5 * 0.05 * 0.95
 
 
 def test_queued_answers_come_first_then_the_default(tmp_path: Path) -> None:

@@ -12,11 +12,11 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..cost import Price
 from ..errors import ErrorType, ExitCode, InputError, SummaryError
 from ..items import Item
-from ..output import Output
 from ..records import ErrorRecord, MadeBy, Record, make_error, make_record
 from ..usage import Usage
 from .budget import Budget
@@ -86,12 +86,24 @@ class Outcome:
 OnOutcome = Callable[[Outcome], None]
 
 
+class Sink(Protocol):
+    """Where lines go: `output.Output` (the files), or a caller's own (`rows.Lines`)."""
+
+    def write_record(self, record: Record) -> None:
+        """Keep one record."""
+        ...
+
+    def write_error(self, error: ErrorRecord) -> None:
+        """Keep one error line."""
+        ...
+
+
 async def summarize_items(
     items: Iterable[Item],
     *,
     count: int | None = None,
     summarizer: Summarizer,
-    output: Output,
+    output: Sink,
     made_by: MadeBy,
     concurrency: Concurrency,
     result: RunResult,
@@ -173,7 +185,7 @@ def too_long(item: Item) -> SummaryError | None:
     )
 
 
-def _record(outcome: Outcome, output: Output, result: RunResult, price: Price | None) -> None:
+def _record(outcome: Outcome, output: Sink, result: RunResult, price: Price | None) -> None:
     line = outcome.record or outcome.error
     if outcome.record is not None:
         output.write_record(outcome.record)
