@@ -12,6 +12,7 @@ only `EndpointSettings` and a `Summarizer`.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -97,6 +98,18 @@ def _local_model(settings: RunSettings) -> ModelFile | None:
     if not wants_local(settings):
         return None
     return model_file(settings.model_file) if settings.model_file else embedded_model()
+
+
+@contextmanager
+def _frozen_heap() -> Iterator[None]:
+    """What exists before the run (modules, schemas, the index) lives through it: kept out
+    of the collector's sight, its full passes stop rescanning it (~0.2 ms a record at
+    6,000 records, `bench/throughput.py`); handed back afterwards."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @contextmanager
@@ -199,7 +212,7 @@ def run_items(
         guess=lambda item: Usage(prompt_tokens(prompt, item, estimator),
                                  estimator.completion_tokens()),
     )
-    with _endpoint(settings, local) as endpoint:
+    with _frozen_heap(), _endpoint(settings, local) as endpoint:
         if on_start is not None:
             on_start(count)
         caller: Summarizer = summarizer or OpenAISummarizer(endpoint, prompt, limiter=limiter)
