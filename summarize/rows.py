@@ -1,7 +1,10 @@
 """A batch of rows in, one line per unique abstract out: the live core without files.
 
-For callers that keep lines themselves, such as a notebook or a worker of a
-distributed map (Ray Data's `map_batches` hands over batches of rows). Each row is
+For callers that keep lines themselves, such as a worker of a distributed map
+(with Ray Data, `map_batches(..., batch_format="pandas")` and `df.to_dict("records")`).
+It runs its own event loop, so it is called from synchronous code (in a notebook,
+from a thread). With no endpoint configured, each call starts the embedded model's
+server: configure an endpoint for calls per batch. Each row is
 a mapping with `abstract`, and `title` and `id` if known, checked as a JSONL line
 is. Duplicates fold as in a run. Every unique abstract comes back as exactly one
 line, shaped as in OUT.jsonl or OUT.errors.jsonl (the error lines carry
@@ -18,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .errors import InputError
-from .items import Item, Source, collect_items
+from .items import Entry, Item, Source, collect_items
 from .job import plan, run_items
 from .live.client import Summarizer
 from .live.runner import RunResult
@@ -68,8 +71,15 @@ def summarize_rows(
             if item.id in lines.by_id]  # fmt: skip
 
 
+def _entry(row: object, number: int) -> Entry:
+    if not isinstance(row, Mapping):
+        raise InputError(f"expected a mapping with 'abstract', got {type(row).__name__}",
+                         path=ROWS, line=number)  # fmt: skip
+    return entry_from_row(row, Source(ROWS, number))
+
+
 def _items(rows: Iterable[Mapping[str, Any]]) -> list[Item]:
-    entries = [entry_from_row(row, Source(ROWS, number)) for number, row in enumerate(rows, 1)]
+    entries = [_entry(row, number) for number, row in enumerate(rows, 1)]
     problems: list[InputError] = []
     items = collect_items(entries, problems=problems)
     if problems:

@@ -57,3 +57,8 @@ def test_a_failed_abstract_is_an_error_line_in_its_place() -> None:
 def test_no_rows_send_nothing() -> None:
     fake = FakeSummarizer()
     assert summarize_rows([], summarizer=fake) == [] and fake.calls == []
+
+
+def test_a_row_that_is_not_a_mapping_is_refused_by_number() -> None:
+    with pytest.raises(InputError, match=r"<rows>:1: expected a mapping with 'abstract', got str"):
+        summarize_rows(["abstract"], summarizer=FakeSummarizer())  # type: ignore[list-item]

@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from summarize.errors import ConfigError
 from summarize.live.concurrency import Concurrency
-from summarize.live.faults import StatusError, completion_body
+from summarize.live.faults import Faults, StatusError, completion_body, retry_after
+from summarize.live.ratelimit import RateLimiter
 from summarize.live.transport import EndpointUnreachable, Reply, Transport
 from summarize.settings import EndpointSettings
 
@@ -177,3 +179,39 @@ async def test_a_cancelled_waiter_gives_up_its_place_and_no_slot_is_lost() -> No
     assert cancelled.cancelled()
     async with gate:  # the slot came back: a new request gets in at once
         pass
+
+
+@pytest.mark.parametrize("base_url", ["localhost:8000/v1", "ftp://host/v1", "/v1"])
+def test_a_base_url_without_http_or_https_is_a_config_error(base_url: str) -> None:
+    with pytest.raises(ConfigError, match="needs http:// or https://"):
+        transport(base_url)
+
+
+def test_a_key_with_a_line_ending_is_a_config_error_that_does_not_show_it() -> None:
+    with pytest.raises(ConfigError, match="API key holds a control character") as raised:
+        transport("http://127.0.0.1:1/v1", api_key="sk-secret\r")
+    assert "sk-secret" not in str(raised.value)
+
+
+async def test_a_proxy_given_as_host_and_port_is_read_as_http(
+    endpoint: tuple[Endpoint, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served, proxy = endpoint
+    monkeypatch.setenv("HTTP_PROXY", proxy.removeprefix("http://"))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    reply = await post_once("http://llm.example.invalid/v1")
+    assert reply.status == 200 and served.seen[0]["host"] == "llm.example.invalid"
+
+
+def test_a_redirect_is_a_config_error_naming_where_to() -> None:
+    endpoint = EndpointSettings(base_url="http://llm.example/v1", model="m")
+    moved = Reply(308, {"Location": "https://llm.example/v1/chat/completions"}, b"")
+    error = Faults(endpoint, RateLimiter()).translate(StatusError(moved))
+    assert isinstance(error, ConfigError)
+    assert "redirects (HTTP 308) to https://llm.example/v1/chat/completions" in str(error)
+
+
+@pytest.mark.parametrize("value", ["soon", "nan", "inf", "Mon, 99 Foo 2026"])
+def test_an_unreadable_retry_after_leaves_the_wait_to_the_backoff(value: str) -> None:
+    assert retry_after(StatusError(Reply(429, {"retry-after": value}, b""))) is None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -106,6 +107,12 @@ class Faults:
         """The typed error a request's last fault stands for."""
         if isinstance(exc, EndpointUnreachable) and not self._reached:
             return self._unreachable(exc)
+        if isinstance(exc, StatusError) and 300 <= exc.status_code < 400:
+            to = exc.reply.headers.get("Location", "elsewhere")
+            return ConfigError(
+                f"{self._where()} redirects (HTTP {exc.status_code}) to {to}: "
+                "use that address as --base-url"
+            )
         if isinstance(exc, StatusError) and exc.status_code in _FATAL_STATUS:
             return ConfigError(
                 f"{self._where()} {_FATAL_STATUS[exc.status_code]} (HTTP {exc.status_code}) "
@@ -160,16 +167,23 @@ def retry_after(exc: BaseException | None) -> float | None:
     if not isinstance(exc, StatusError):
         return None
     headers = exc.reply.headers
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return float(ms) / 1000.0
-        except ValueError:
-            pass
+    if (ms := _seconds(headers.get("retry-after-ms"))) is not None:
+        return ms / 1000.0
     value = headers.get("retry-after")
     if value is None:
         return None
+    if (seconds := _seconds(value)) is not None:
+        return seconds
     try:
-        return max(float(value), 0.0)
-    except ValueError:
         parsed = email.utils.parsedate_to_datetime(value)
-        return max(parsed.timestamp() - time.time(), 0.0) if parsed else None
+    except (TypeError, ValueError):
+        return None  # unreadable: the backoff decides
+    return max(parsed.timestamp() - time.time(), 0.0)
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        seconds = float(value) if value is not None else math.nan
+    except ValueError:
+        return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None

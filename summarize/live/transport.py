@@ -19,12 +19,13 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 
 import aiohttp
 import yarl
 
-from ..errors import error_line
-from ..settings import OPENAI_API_URL, EndpointSettings
+from ..errors import ConfigError, error_line
+from ..settings import OPENAI_API_URL, EndpointSettings, without_credentials
 
 # Optional OpenAI headers the SDK reads from the environment; forwarded the same way.
 _ENV_HEADERS = {"OPENAI_ORG_ID": "OpenAI-Organization", "OPENAI_PROJECT_ID": "OpenAI-Project"}
@@ -51,7 +52,11 @@ class Transport:
     """Posts request bodies to `{base_url}/chat/completions` over one connection pool."""
 
     def __init__(self, endpoint: EndpointSettings) -> None:
-        url = yarl.URL((endpoint.base_url or OPENAI_API_URL).rstrip("/") + "/chat/completions")
+        base = endpoint.base_url or OPENAI_API_URL
+        url = yarl.URL(base.rstrip("/") + "/chat/completions")
+        if url.scheme not in ("http", "https") or not url.host:
+            where = without_credentials(base)
+            raise ConfigError(f"--base-url {where!r} needs http:// or https:// and a host")
         self.url = url.with_user(None)
         self._timeout = aiohttp.ClientTimeout(total=endpoint.timeout)
         self._headers = _headers(endpoint, os.environ)
@@ -60,6 +65,10 @@ class Transport:
             pair = f"{url.user}:{url.password or ''}".encode()
             self._headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         self._proxy = _proxy_for(self.url)
+        for name, value in self._headers.items():
+            if any(ord(c) < 32 or ord(c) == 127 for c in value):
+                what = "the API key" if name == "Authorization" else f"the {name} header"
+                raise ConfigError(f"{what} holds a control character (a line ending?)")
         self._session: aiohttp.ClientSession | None = None
 
     def _pool(self) -> aiohttp.ClientSession:
@@ -114,21 +123,27 @@ def _version() -> str:
 
 
 def _tls() -> ssl.SSLContext:
-    """Certificates from certifi when it is there (as the SDK's httpx does), else the system's."""
-    try:
-        import certifi  # noqa: PLC0415 - installed with openai, but not ours to require
-
-        return ssl.create_default_context(cafile=certifi.where())
-    except ImportError:
-        return ssl.create_default_context()
+    """Certificates as the SDK's transport found them: `SSL_CERT_FILE`, `SSL_CERT_DIR`,
+    else the system's store (where an internal or inspecting proxy's CA is installed)."""
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    if cafile and Path(cafile).is_file():
+        return ssl.create_default_context(cafile=cafile)
+    if capath and Path(capath).is_dir():
+        return ssl.create_default_context(capath=capath)
+    return ssl.create_default_context()
 
 
 def _proxy_for(url: yarl.URL) -> str | None:
-    """The proxy `HTTPS_PROXY`/`HTTP_PROXY` name for `url`, unless `NO_PROXY` exempts it.
+    """The proxy `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` name for `url`, unless `NO_PROXY`
+    exempts it; `host:port` is read as `http://host:port`, as httpx reads it.
 
     Read once: aiohttp's `trust_env` reads the environment (and ~/.netrc) again in a
     worker thread on every request, and the thread hand-offs stall the event loop.
     """
     if urllib.request.proxy_bypass(url.host or ""):
         return None
-    return urllib.request.getproxies().get(url.scheme)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    if proxy and "://" not in proxy:
+        proxy = f"http://{proxy}"
+    return proxy or None
