@@ -30,12 +30,16 @@ request's arrival and includes building its answer, as a provider's does.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import itertools
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from summarize import EndpointSettings, RunSettings, read_items, run  # noqa: E402
 from summarize.live.runner import RunResult  # noqa: E402
+from summarize.live.transport import Reply, Transport  # noqa: E402
 from summarize.prompt import load_prompt  # noqa: E402
 
 PAPERS = ROOT.parent / "shared" / "data" / "papers"
@@ -99,7 +104,7 @@ def job(url: str, papers: Path, out: Path, **settings: object) -> RunResult:
 
 def latency_bound(work: Path, n: int, latency: float, concurrency: int) -> None:
     papers = abstracts(n, work / "latency.jsonl")
-    with fake_server("--latency", str(latency)) as url:
+    with fake_server("--latency", str(latency)) as url, timed_requests() as timings:
         result = job(url, papers, work / "latency-out.jsonl", concurrency=concurrency)
     ideal = concurrency / latency
     # With a fixed pool, the last wave may be part full: no schedule beats this.
@@ -109,6 +114,30 @@ def latency_bound(work: Path, n: int, latency: float, concurrency: int) -> None:
           f"{result.requests_per_second:.1f} req/s of ideal {ideal:.1f} "
           f"-> {result.requests_per_second / ideal:.2f} (goal >= 0.95; "
           f"{best:.2f} at best with {waves} waves)")  # fmt: skip
+    service = [end - start for task in timings.values() for start, end in task]
+    gaps = [b[0] - a[1] for task in timings.values() for a, b in itertools.pairwise(task)]
+    print(f"                per request: {statistics.mean(service) * 1000:.0f} ms from send to "
+          f"answer read; {statistics.mean(gaps) * 1000:.1f} ms from an answer to the same "
+          f"worker's next send")  # fmt: skip
+
+
+@contextmanager
+def timed_requests() -> Iterator[dict[int, list[tuple[float, float]]]]:
+    """(send, answer read) times of every request, by the task that sent it."""
+    timings: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    post = Transport.post
+
+    async def timed(self: Transport, body: bytes) -> Reply:
+        started = time.perf_counter()
+        reply = await post(self, body)
+        timings[id(asyncio.current_task())].append((started, time.perf_counter()))
+        return reply
+
+    Transport.post = timed  # type: ignore[method-assign]
+    try:
+        yield timings
+    finally:
+        Transport.post = post  # type: ignore[method-assign]
 
 
 def rate_bound(work: Path, n: int, rate: float, latency: float, *, headers: bool) -> None:
@@ -251,6 +280,8 @@ def prompt_overhead() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="only the latency-bound measurement, at full size")  # fmt: skip
     parser.add_argument("--child-memory", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_memory:
@@ -260,6 +291,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="summarize-bench-") as tmp:
         work = Path(tmp)
         latency_bound(work, 400 // scale, latency=0.4, concurrency=32)
+        if args.latency_only:
+            latency_bound(work, 400, latency=0.2, concurrency=32)
+            return
         rate_bound(work, 1000 // scale, rate=20, latency=0.2, headers=True)
         rate_bound(work, 1000 // scale, rate=20, latency=0.2, headers=False)
         client_cpu(work, 600 // scale, 6000 // scale, concurrency=64)

@@ -663,3 +663,4 @@ def test_an_answer_in_the_output_file_wins_over_an_error_line_for_the_same_reque
     assert a is not None and a.status_code == 200 and a.body == {"id": "x"}
     assert b is not None and b.body == {"id": "y"}
     assert answers.get("c") is None
+    answers.close()

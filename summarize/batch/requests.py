@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 from ..answer import Verdict, failed, judge_completion
 from ..errors import ErrorType, OutputError
@@ -61,11 +61,13 @@ class Answers:
     """A finished batch's answers by `custom_id`, read from its files one at a time.
 
     Only each id's file and byte offset is held (a chunk may hold 50,000 answers of a
-    few kB each); when both files name an id, the output file's answer wins.
+    few kB each); when both files name an id, the output file's answer wins. The files
+    stay open until `close()`.
     """
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self._at: dict[str, tuple[Path, int]] = {}
+        self._open: dict[Path, IO[bytes]] = {}
         for path in paths:  # errors first, output last
             for offset, answer in _lines(path):
                 self._at[answer.custom_id] = (path, offset)
@@ -77,11 +79,17 @@ class Answers:
             return None
         path, offset = where
         try:
-            with path.open("rb") as fh:
-                fh.seek(offset)
-                return _answer(fh.readline(), path, 0)
+            fh = self._open.get(path) or self._open.setdefault(path, path.open("rb"))
+            fh.seek(offset)
+            return _answer(fh.readline(), path, 0)
         except OSError as exc:
             raise OutputError(f"{path}: cannot read ({exc.strerror})") from exc
+
+    def close(self) -> None:
+        """Close the answer files."""
+        for fh in self._open.values():
+            fh.close()
+        self._open.clear()
 
 
 def _lines(path: Path) -> Iterator[tuple[int, Answer]]:

@@ -8,6 +8,7 @@ line. Every line counts what all the abstract's tries spent.
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,11 +50,11 @@ class Resolution:
 
     def run(self, state: BatchState) -> None:
         c, chunk = self.c, self.chunk
-        answers = self._answers()
-        for pending in c.states.chunk_items(chunk.key):
-            if c.output.is_done(pending.item.id, chunk.fingerprint):
-                continue  # written before a crash cut an earlier collect short
-            self._judge(pending, answers.get(pending.item.id))
+        with closing(self._answers()) as answers:
+            for pending in c.states.chunk_items(chunk.key):
+                if c.output.is_done(pending.item.id, chunk.fingerprint):
+                    continue  # written before a crash cut an earlier collect short
+                self._judge(pending, answers.get(pending.item.id))
         if self.live:
             self._repair_live()
         endpoint = c.endpoint(chunk)
