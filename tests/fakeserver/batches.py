@@ -164,6 +164,15 @@ def _metadata_problem(metadata: Any) -> str | None:
 class BatchRoutes:
     """The Files and Batch API of `FakeOpenAI`."""
 
+    def _batch_asked(self, request: web.Request) -> _Batch | web.Response:
+        """The batch the URL names, or the answer saying why not (401, 404)."""
+        if not self._authorized(request):
+            return self._unauthorized(request)
+        batch_id = request.match_info["batch_id"]
+        with self._lock:
+            batch = self._batches.get(batch_id)
+        return batch if batch is not None else self._no_batch(batch_id)
+
     def _no_batch(self, batch_id: str) -> web.Response:
         return self._invalid(f"No batch found with id '{batch_id}'.", "batch_id", status=404)
 
@@ -239,13 +248,10 @@ class BatchRoutes:
     async def _retrieve_batch(self, request: web.Request) -> web.Response:
         with self._lock:
             self._stats.batch_retrieves += 1
-        if not self._authorized(request):
-            return self._unauthorized(request)
-        batch_id = request.match_info["batch_id"]
+        batch = self._batch_asked(request)
+        if isinstance(batch, web.Response):
+            return batch
         with self._lock:
-            batch = self._batches.get(batch_id)
-            if batch is None:
-                return self._no_batch(batch_id)
             if batch.obj["status"] not in _BATCH_DONE:
                 batch.polls += 1
                 if batch.polls >= max(1, self.batch_polls):
@@ -255,13 +261,10 @@ class BatchRoutes:
         return self._respond(200, payload)
 
     async def _cancel_batch(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
-            return self._unauthorized(request)
-        batch_id = request.match_info["batch_id"]
+        batch = self._batch_asked(request)
+        if isinstance(batch, web.Response):
+            return batch
         with self._lock:
-            batch = self._batches.get(batch_id)
-            if batch is None:
-                return self._no_batch(batch_id)
             status = batch.obj["status"]
             if status in _BATCH_DONE:
                 message = f"Cannot cancel a batch with status '{status}'."
