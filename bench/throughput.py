@@ -9,8 +9,9 @@ not counted as the client's. Inputs are the shared abstracts (666 unique),
 extended with numbered variants where a measurement needs more. Printed:
 
 1. latency-bound: achieved requests/s over the ideal concurrency / latency
-   (400 abstracts, 0.4 s, 32 in flight), and the best a fixed pool can do when
-   the last wave is part full;
+   (400 abstracts, 0.4 s, 32 in flight), the best a fixed pool can do when the
+   last wave is part full, and what a bare aiohttp client that only posts the
+   same requests reaches on the same server (the machine's own ceiling);
 2. rate-bound: a server that answers 429 past R requests/s, with and without
    `x-ratelimit-*` headers, no --rpm and no --concurrency given: achieved rate
    over R, and 429s per 1,000 requests (the ones that find the limit included);
@@ -24,7 +25,9 @@ extended with numbered variants where a measurement needs more. Printed:
 6. prompt tokens beyond the abstract, per request (`bench/prompt_tokens.py`).
 
 Each line names its goal (issue #18). The fake server's latency runs from a
-request's arrival and includes building its answer, as a provider's does.
+request's arrival and includes building its answer, as a provider's does. On a
+machine with more than one CPU the server gets a CPU of its own and the client
+the others: a provider does not share the client's cores.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -44,6 +48,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -58,11 +64,25 @@ CURATOR_PYTHON = ROOT / "bench" / ".venv-curator" / "bin" / "python"
 KEY = "sk-bench"
 
 
+def _split_cpus() -> tuple[set[int], set[int]] | None:
+    """(the client's CPUs, the server's): a provider does not share the client's cores,
+    so the fake server gets one of its own. None on one core."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    return (set(cpus[:-1]), {cpus[-1]}) if len(cpus) > 1 else None
+
+
+SPLIT = _split_cpus()
+
+
 @contextmanager
 def fake_server(*args: str) -> Iterator[str]:
     """`python -m tests.fakeserver` in its own process; yields its base URL."""
+    pin = f"import os; os.sched_setaffinity(0, {SPLIT[1]}); " if SPLIT else ""
+    serve = f"{pin}import runpy; runpy.run_module('tests.fakeserver', run_name='__main__')"
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakeserver", "--port", "0", *args],
+        [sys.executable, "-c", serve, "--port", "0", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -104,16 +124,20 @@ def job(url: str, papers: Path, out: Path, **settings: object) -> RunResult:
 
 def latency_bound(work: Path, n: int, latency: float, concurrency: int) -> None:
     papers = abstracts(n, work / "latency.jsonl")
-    with fake_server("--latency", str(latency)) as url, timed_requests() as timings:
+    with fake_server("--latency", str(latency)) as url, timed_requests() as (timings, bodies):
         result = job(url, papers, work / "latency-out.jsonl", concurrency=concurrency)
+    with fake_server("--latency", str(latency)) as url:
+        bare = bare_client(url, bodies, concurrency)
     ideal = concurrency / latency
     # With a fixed pool, the last wave may be part full: no schedule beats this.
     waves = -(-n // concurrency)
     best = n / (waves * latency) / ideal
     print(f"latency-bound   {n} abstracts, latency {latency} s, {concurrency} in flight: "
           f"{result.requests_per_second:.1f} req/s of ideal {ideal:.1f} "
-          f"-> {result.requests_per_second / ideal:.2f} (goal >= 0.95; "
-          f"{best:.2f} at best with {waves} waves)")  # fmt: skip
+          f"-> {result.requests_per_second / ideal:.3f} (goal >= 0.95; "
+          f"{best:.3f} at best with {waves} waves)")  # fmt: skip
+    print(f"                a bare aiohttp client posting the same requests to the same "
+          f"server: {bare / ideal:.3f}")  # fmt: skip
     service = [end - start for task in timings.values() for start, end in task]
     gaps = [b[0] - a[1] for task in timings.values() for a, b in itertools.pairwise(task)]
     print(f"                per request: {statistics.mean(service) * 1000:.0f} ms from send to "
@@ -121,23 +145,49 @@ def latency_bound(work: Path, n: int, latency: float, concurrency: int) -> None:
           f"worker's next send")  # fmt: skip
 
 
+Timings = dict[int, list[tuple[float, float]]]
+
+
 @contextmanager
-def timed_requests() -> Iterator[dict[int, list[tuple[float, float]]]]:
-    """(send, answer read) times of every request, by the task that sent it."""
-    timings: dict[int, list[tuple[float, float]]] = defaultdict(list)
+def timed_requests() -> Iterator[tuple[Timings, list[bytes]]]:
+    """(send, answer read) times of every request, by the task that sent it; the bodies."""
+    timings: Timings = defaultdict(list)
+    bodies: list[bytes] = []
     post = Transport.post
 
     async def timed(self: Transport, body: bytes) -> Reply:
         started = time.perf_counter()
         reply = await post(self, body)
         timings[id(asyncio.current_task())].append((started, time.perf_counter()))
+        bodies.append(body)
         return reply
 
     Transport.post = timed  # type: ignore[method-assign]
     try:
-        yield timings
+        yield timings, bodies
     finally:
         Transport.post = post  # type: ignore[method-assign]
+
+
+def bare_client(url: str, bodies: list[bytes], concurrency: int) -> float:
+    """Requests/s of a client that only posts `bodies`, `concurrency` at a time: what
+    this server and machine allow any client, before it reads a single answer."""
+
+    async def main() -> float:
+        queue = iter(bodies)
+        headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+        async with aiohttp.ClientSession(headers=headers) as session:
+
+            async def worker() -> None:
+                for body in queue:
+                    async with session.post(f"{url}/chat/completions", data=body) as answer:
+                        await answer.read()
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return len(bodies) / (time.perf_counter() - started)
+
+    return asyncio.run(main())
 
 
 def rate_bound(work: Path, n: int, rate: float, latency: float, *, headers: bool) -> None:
@@ -288,6 +338,9 @@ def main() -> None:
         child_memory(*args.child_memory)
         return
     scale = 4 if args.quick else 1
+    if SPLIT:
+        os.sched_setaffinity(0, SPLIT[0])
+        print(f"CPUs            client (and peers) {sorted(SPLIT[0])}, server {sorted(SPLIT[1])}")
     with tempfile.TemporaryDirectory(prefix="summarize-bench-") as tmp:
         work = Path(tmp)
         latency_bound(work, 400 // scale, latency=0.4, concurrency=32)

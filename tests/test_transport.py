@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from aiohttp import web
 
 from summarize.errors import ConfigError
@@ -51,6 +54,23 @@ async def endpoint() -> AsyncIterator[tuple[Endpoint, str]]:
     await site.start()
     port = runner.addresses[0][1]
     yield served, f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def tls_endpoint(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
+    """An https endpoint whose certificate a test CA signed; the CA's PEM file."""
+    authority = trustme.CA()
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(served)
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", Endpoint().handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=served).start()
+    pem = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(pem))
+    yield f"https://127.0.0.1:{runner.addresses[0][1]}", pem
     await runner.cleanup()
 
 
@@ -215,3 +235,21 @@ def test_a_redirect_is_a_config_error_naming_where_to() -> None:
 @pytest.mark.parametrize("value", ["soon", "nan", "inf", "Mon, 99 Foo 2026"])
 def test_an_unreadable_retry_after_leaves_the_wait_to_the_backoff(value: str) -> None:
     assert retry_after(StatusError(Reply(429, {"retry-after": value}, b""))) is None
+
+
+async def test_https_trusts_the_ca_in_ssl_cert_file(
+    tls_endpoint: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, pem = tls_endpoint
+    monkeypatch.setenv("SSL_CERT_FILE", str(pem))
+    assert (await post_once(url)).status == 200
+
+
+async def test_https_to_a_certificate_no_trusted_ca_signed_is_unreachable(
+    tls_endpoint: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = tls_endpoint
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    with pytest.raises(EndpointUnreachable, match="certificate"):
+        await post_once(url)

@@ -65,6 +65,10 @@ class Transport:
             pair = f"{url.user}:{url.password or ''}".encode()
             self._headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         self._proxy = _proxy_for(self.url)
+        # Loading the certificate store takes ~30 ms: done here, not in the first
+        # request (which holds up a run's first wave), and only where TLS is spoken.
+        tls = url.scheme == "https" or (self._proxy or "").startswith("https:")
+        self._tls: ssl.SSLContext | bool = _tls() if tls else True
         for name, value in self._headers.items():
             if any(ord(c) < 32 or ord(c) == 127 for c in value):
                 what = "the API key" if name == "Authorization" else f"the {name} header"
@@ -76,7 +80,7 @@ class Transport:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 # The runner's gate bounds requests in flight; a second cap here would hide it.
-                connector=aiohttp.TCPConnector(limit=0, ssl=_tls()),
+                connector=aiohttp.TCPConnector(limit=0, ssl=self._tls),
                 headers=self._headers,
                 timeout=self._timeout,
                 skip_auto_headers=("Accept-Encoding",),
