@@ -294,13 +294,18 @@ def peers(work: Path, n: int, latency: float, concurrency: int, *, sequential: b
     papers = abstracts(n, work / f"peers{latency}.jsonl")
     with fake_server("--latency", str(latency)) as url:
         cpu = time.process_time()
-        ours = job(url, papers, work / "peers-out.jsonl", concurrency=concurrency)
+        with timed_requests() as (_, bodies):
+            ours = job(url, papers, work / "peers-out.jsonl", concurrency=concurrency)
         ours_cpu = (time.process_time() - cpu) / n * 1000
         ours_rate = ours.done / ours.elapsed_s
-        ideal = f" = {ours_rate * latency / concurrency:.2f} of ideal" if latency else ""
+        ideal = f" = {ours_rate * latency / concurrency:.3f} of ideal" if latency else ""
         print(f"peers           {n} abstracts, latency {latency} s, {concurrency} in flight: "
               f"summarize {ours_rate:.1f} records/s{ideal}, {ours.done} valid, "
               f"{ours_cpu:.1f} ms CPU/record")  # fmt: skip
+        if latency:
+            bare = bare_client(url, bodies, concurrency) * latency / concurrency
+            print(f"                a bare aiohttp client posting the same requests: "
+                  f"{bare:.3f} of ideal")  # fmt: skip
         if sequential:
             valid, wall, seq_cpu = sequential_instructor(url, papers)
             print(f"                sequential instructor loop {valid / wall:.1f} records/s, "
@@ -310,7 +315,7 @@ def peers(work: Path, n: int, latency: float, concurrency: int, *, sequential: b
         print("                curator: not installed (bash bench/setup_curator.sh)")
         return
     rate = other["valid"] / other["wall_s"]
-    ideal = f" = {rate * latency / concurrency:.2f} of ideal" if latency else ""
+    ideal = f" = {rate * latency / concurrency:.3f} of ideal" if latency else ""
     goal = "goal: summarize >= 0.95 of ideal" if latency else "goal >= 3x"
     print(f"                bespokelabs-curator {rate:.1f} records/s{ideal}, "
           f"{other['valid']:.0f} valid, {other['cpu_s'] / n * 1000:.1f} ms CPU/record "
