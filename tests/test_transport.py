@@ -253,3 +253,14 @@ async def test_https_to_a_certificate_no_trusted_ca_signed_is_unreachable(
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     with pytest.raises(EndpointUnreachable, match="certificate"):
         await post_once(url)
+
+
+def test_an_ssl_cert_file_with_no_certificate_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate\n")
+    monkeypatch.setenv("SSL_CERT_FILE", str(garbage))
+    with pytest.raises(ConfigError, match=r"SSL_CERT_FILE .*ca\.pem: no certificate read"):
+        transport("https://llm.example/v1")
+    transport("http://localhost:8080/v1")  # plain http never reads it

@@ -103,7 +103,7 @@ class ProgressDisplay(_Bar):
                 self._progress.remove_task(self._task)
             self._task = self._progress.add_task("0 failed", total=total)
             return
-        self._line(f"{total} abstracts to summarize")
+        self._line(f"{total} abstract{'' if total == 1 else 's'} to summarize")
         if total and self._ticker is None:
             self._ticker = threading.Thread(target=self._tick, daemon=True)
             self._ticker.start()

@@ -131,7 +131,11 @@ def _tls() -> ssl.SSLContext:
     else the system's store (where an internal or inspecting proxy's CA is installed)."""
     cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
     if cafile and Path(cafile).is_file():
-        return ssl.create_default_context(cafile=cafile)
+        try:
+            return ssl.create_default_context(cafile=cafile)
+        except ssl.SSLError as exc:
+            raise ConfigError(f"SSL_CERT_FILE {cafile}: no certificate read from it "
+                              f"({exc.reason or exc})") from exc  # fmt: skip
     if capath and Path(capath).is_dir():
         return ssl.create_default_context(capath=capath)
     return ssl.create_default_context()
