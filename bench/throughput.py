@@ -18,7 +18,8 @@ extended with numbered variants where a measurement needs more. Printed:
 3. client CPU per record, user+sys (marginal: the difference of two run sizes,
    so that imports and start-up are not counted), and the rate of the larger;
 4. peak memory (RSS) of a whole run on 10,000 abstracts over one on 1,000, and
-   of one on 100,000;
+   of one on 100,000; and the RSS of one process calling `summarize_rows` on 40
+   batches of 200 rows, after the 5th batch and after the last;
 5. peers on the same server and abstracts at the same concurrency: curator
    (`bespokelabs-curator`, if `bench/setup_curator.sh` installed it) at 0.2 s latency
    and at zero latency (CPU-bound), and a plain sequential `instructor` loop;
@@ -54,7 +55,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from summarize import EndpointSettings, RunSettings, read_items, run  # noqa: E402
+from summarize import EndpointSettings, RunSettings, read_items, run, summarize_rows  # noqa: E402
 from summarize.live.runner import RunResult  # noqa: E402
 from summarize.live.transport import Reply, Transport  # noqa: E402
 from summarize.prompt import load_prompt  # noqa: E402
@@ -242,11 +243,39 @@ def peak_memory(work: Path, small: int, large: int, huge: int) -> None:
         if huge:
             print(f"                {huge} abstracts {run_peak_mb(url, work, huge):.0f} MB "
                   f"(goal < 250 MB)")  # fmt: skip
+    batches_memory(work, batches=40, size=200)
 
 
 def child_memory(url: str, papers: str, out: str) -> None:
     job(url, Path(papers), Path(out), concurrency=32)
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def batches_memory(work: Path, batches: int, size: int) -> None:
+    """RSS of one process calling `summarize_rows` batch after batch, as a worker of a
+    distributed map does: after the 5th batch and after the last."""
+    papers = abstracts(batches * size, work / "batches.jsonl")
+    with fake_server() as url:
+        child = subprocess.run(
+            [sys.executable, __file__, "--child-batches", url, str(papers), str(size)],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+    after_5th, after_last = (float(mb) for mb in child.stdout.split())
+    per_row = (after_last - after_5th) * 2**20 / ((batches - 5) * size)
+    print(f"                summarize_rows, {batches} batches of {size} rows in one process: "
+          f"{after_5th:.0f} MB after the 5th, {after_last:.0f} MB after the last "
+          f"({per_row:.0f} bytes a row)")  # fmt: skip
+
+
+def child_batches(url: str, papers: str, size: str) -> None:
+    rows = [json.loads(line) for line in Path(papers).read_text().splitlines()]
+    endpoint = EndpointSettings(base_url=url, api_key=KEY, model="fake-model")
+    settings = RunSettings(inputs=(), endpoint=endpoint, concurrency=32)
+    resident = []
+    for start in range(0, len(rows), int(size)):
+        summarize_rows(rows[start : start + int(size)], settings)
+        resident.append(int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20)
+    print(resident[4], resident[-1])
 
 
 def instructor_loop(url: str, rows: list[dict[str, str]], mode: Any, retries: int) -> int:
@@ -338,9 +367,13 @@ def main() -> None:
     parser.add_argument("--latency-only", action="store_true",
                         help="only the latency-bound measurement, at full size")  # fmt: skip
     parser.add_argument("--child-memory", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--child-batches", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_memory:
         child_memory(*args.child_memory)
+        return
+    if args.child_batches:
+        child_batches(*args.child_batches)
         return
     scale = 4 if args.quick else 1
     if SPLIT:

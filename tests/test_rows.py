@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,21 @@ def test_no_rows_send_nothing() -> None:
 def test_a_row_that_is_not_a_mapping_is_refused_by_number() -> None:
     with pytest.raises(InputError, match=r"<rows>:1: expected a mapping with 'abstract', got str"):
         summarize_rows(["abstract"], summarizer=FakeSummarizer())  # type: ignore[list-item]
+
+
+class _Cycle:
+    """Garbage only the collector's full pass can free: it refers to itself."""
+
+    def __init__(self) -> None:
+        self.itself = self
+
+
+def test_garbage_left_before_a_batch_is_freed_not_frozen_with_the_heap() -> None:
+    # A worker summarising batch after batch must not keep each batch's garbage.
+    old = _Cycle()
+    gone = weakref.ref(old)
+    gc.collect()  # old enough that only a full pass will look at it again
+    del old
+    rows = [{"id": "a", "abstract": "One abstract."}]
+    summarize_rows(rows, summarizer=FakeSummarizer([FakeAnswer()]))
+    assert gone() is None
