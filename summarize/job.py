@@ -153,9 +153,11 @@ def _concurrency(settings: RunSettings, limiter: RateLimiter, *, local: bool) ->
         return Concurrency(settings.concurrency)
     if local:
         return Concurrency(LOCAL_CONCURRENCY)
-    return Concurrency(
+    adaptive = Concurrency(
         REMOTE_CONCURRENCY, maximum=MAX_AUTO_CONCURRENCY, rate=limiter.requests_per_second
     )
+    limiter.spacing = adaptive.spacing
+    return adaptive
 
 
 def run(

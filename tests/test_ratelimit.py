@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
+from summarize.live.concurrency import CATCH_UP, Concurrency
 from summarize.live.ratelimit import BACK_OFF, PROBE, RateLimiter, parse_duration
 
 
@@ -41,6 +43,31 @@ async def test_no_limit_never_waits() -> None:
     clock = FakeClock()
     limiter = RateLimiter(None, clock=clock, sleep=clock.sleep)
     assert await start_times(limiter, clock, 100) == [0.0] * 100
+
+
+async def test_with_no_limit_known_an_adaptive_gate_spaces_its_sends() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(None, clock=clock, sleep=clock.sleep)
+    gate = Concurrency(8, maximum=256, rate=limiter.requests_per_second)
+    limiter.spacing = gate.spacing
+    assert await start_times(limiter, clock, 2) == [0.0, 0.0]  # no latency seen yet
+    gate.observe(0.2)  # 8 in flight for 0.2 s: one send every 25 ms keeps the gate full
+    gap = 0.2 / 8 / CATCH_UP
+    starts = await start_times(limiter, clock, 3)
+    assert [b - a for a, b in itertools.pairwise(starts)] == pytest.approx([gap] * 2)
+
+
+async def test_a_known_limit_paces_instead_of_the_gate() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(120, clock=clock, sleep=clock.sleep)
+    limiter.spacing = lambda: 0.01
+    assert await start_times(limiter, clock, 3) == pytest.approx([0.0, 0.5, 1.0])
+
+
+def test_a_fixed_gate_asks_for_no_spacing() -> None:
+    gate = Concurrency(32)
+    gate.observe(0.4)
+    assert gate.spacing() is None
 
 
 async def test_a_pause_holds_back_every_request() -> None:

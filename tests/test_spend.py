@@ -147,6 +147,21 @@ def test_the_rate_limit_is_learned_from_the_servers_headers(tmp_path: Path) -> N
     assert limits["concurrency"] < 8  # sized from the learned rate, not the default (below)
 
 
+def test_with_no_limit_headers_the_limit_is_found_with_one_429_a_burst(tmp_path: Path) -> None:
+    # Answers that come back together went out again together, and the burst that
+    # found the limit earned a 429 for each request in it (9 here, before spacing).
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(60))
+    with FakeOpenAI(rps_limit=10, latency=0.1, limit_headers=False, retry_after=0.5) as server:
+        settings = RunSettings(
+            inputs=(str(papers),),
+            output=tmp_path / "out.jsonl",
+            endpoint=EndpointSettings(base_url=server.base_url, api_key=FAKE_KEY),
+        )
+        result = run(settings)
+    assert result.done == 60
+    assert server.stats.rate_limited <= 4
+
+
 def test_the_gate_is_sized_from_rate_times_latency() -> None:
     gate = Concurrency(8, maximum=256, rate=lambda: 4.0)
     assert gate.limit == 1  # one request first: its headers may tell the limit

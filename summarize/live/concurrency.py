@@ -21,6 +21,7 @@ REMOTE_CONCURRENCY = 8  # until a known rate limit and latency size it
 MAX_AUTO_CONCURRENCY = 256
 LATENCY_SMOOTHING = 0.2
 SPREAD = 1.5
+CATCH_UP = 1.25  # spaced sends may run this much faster than the gate's own rate
 
 
 class Concurrency:
@@ -77,6 +78,16 @@ class Concurrency:
             if not waiter.done():
                 self._in_flight += 1
                 waiter.set_result(None)
+
+    def spacing(self) -> float | None:
+        """Seconds between sends that keep an adaptive gate full without bursts.
+
+        Answers that come back together would otherwise go out again together, and
+        against a limit no header told, the burst that finds it earns a 429 for each
+        request in it, not one."""
+        if self._rate is None or self._latency is None:
+            return None
+        return self._latency / self.limit / CATCH_UP
 
     def observe(self, latency: float) -> None:
         """One request took `latency` seconds: resize if adaptive."""

@@ -9,7 +9,9 @@ estimated tokens under `--tpm 60000` occupies two seconds of the token clock.
 Limits the user did not set are learned: from the `x-ratelimit-limit-*` headers
 (per minute, as OpenAI sends them) and, when an endpoint sends none, from the
 rate of answers that got through between two 429s (less 3 %), then probed
-upwards by 0.02 % an answer. A 429 pauses every request, not only the one that
+upwards by 0.02 % an answer. Until a limit is known, an adaptive gate's sends are
+spaced evenly (`Concurrency.spacing`), so that the burst that finds the limit is
+one request, not a gate's worth. A 429 pauses every request, not only the one that
 got it; under a known limit it lowers the pace (x0.8), and each answer raises it
 again by 1 % until it is back at the limit (AIMD).
 """
@@ -91,6 +93,8 @@ class RateLimiter:
         self._last_burst: tuple[float, int] | None = None  # when, and answers by then
         self._probing = False
         self.pauses = 0
+        # Seconds between sends while no request limit is known (`Concurrency.spacing`).
+        self.spacing: Callable[[], float | None] | None = None
 
     @property
     def rpm(self) -> float | None:
@@ -126,7 +130,10 @@ class RateLimiter:
     def _book(self, tokens: int) -> float:
         now = self._clock()
         slot = max(now, self._requests.next_free, self._tokens.next_free, self._paused_until)
-        self._requests.next_free = slot + self._requests.seconds_for(1, self._pace)
+        gap = self._requests.seconds_for(1, self._pace)
+        if not self._requests.limit and self.spacing is not None:
+            gap = self.spacing() or 0.0
+        self._requests.next_free = slot + gap
         self._tokens.next_free = slot + self._tokens.seconds_for(tokens, self._pace)
         return slot
 
