@@ -107,7 +107,7 @@ def _frozen_heap() -> Iterator[None]:
     6,000 records, `bench/throughput.py`); handed back afterwards.
 
     Garbage in cycles is collected first: frozen, it would never be freed, and a process
-    that runs again and again (`summarize_rows` per batch) grew by ~6 KB a row."""
+    that runs again and again (`summarize_rows` per batch) grew by ~2.5 KB a row."""
     if gc.get_freeze_count():  # the caller froze its own heap: theirs to keep and thaw
         yield
         return
