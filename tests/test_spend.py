@@ -119,27 +119,23 @@ def test_dry_run_counts_only_what_is_left_and_learns_completion_size(
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(6))
     out = tmp_path / "out.jsonl"
     assert summarize_cli(server, str(papers), "-o", str(out), "--limit", "4").exit_code == 0
-    settings = RunSettings(
-        inputs=(str(papers),),
-        output=out,
-        endpoint=EndpointSettings(base_url=server.base_url, api_key=FAKE_KEY),
-    )
-    guess = estimate(settings)
+    guess = estimate(run_settings(server, papers, out))
     assert (guess.unique, guess.pending) == (6, 2)
     mean = sum(int(r["completion_tokens"]) for r in read_jsonl(out)) / 4  # type: ignore[call-overload]
     assert guess.completion_tokens == 2 * round(mean)
     assert "mean of 4 records" in guess.completion_basis
 
 
+def run_settings(server: FakeOpenAI, papers: Path, out: Path) -> RunSettings:
+    """`papers` into `out` through `server`, with no flag set."""
+    endpoint = EndpointSettings(base_url=server.base_url, api_key=FAKE_KEY)
+    return RunSettings(inputs=(str(papers),), output=out, endpoint=endpoint)
+
+
 def test_the_rate_limit_is_learned_from_the_servers_headers(tmp_path: Path) -> None:
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(12))
     with FakeOpenAI(rps_limit=4, latency=0.25) as server:
-        settings = RunSettings(
-            inputs=(str(papers),),
-            output=tmp_path / "out.jsonl",
-            endpoint=EndpointSettings(base_url=server.base_url, api_key=FAKE_KEY),
-        )
-        result = run(settings)
+        result = run(run_settings(server, papers, tmp_path / "out.jsonl"))
     assert result.done == 12
     assert server.stats.rate_limited == 0
     limits = json.loads((tmp_path / "out.manifest.json").read_text())["limits"]
@@ -152,12 +148,7 @@ def test_with_no_limit_headers_the_limit_is_found_with_one_429_a_burst(tmp_path:
     # found the limit earned a 429 for each request in it (9 here, before spacing).
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(60))
     with FakeOpenAI(rps_limit=10, latency=0.1, limit_headers=False, retry_after=0.5) as server:
-        settings = RunSettings(
-            inputs=(str(papers),),
-            output=tmp_path / "out.jsonl",
-            endpoint=EndpointSettings(base_url=server.base_url, api_key=FAKE_KEY),
-        )
-        result = run(settings)
+        result = run(run_settings(server, papers, tmp_path / "out.jsonl"))
     assert result.done == 60
     assert server.stats.rate_limited <= 4
 
