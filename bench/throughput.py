@@ -284,7 +284,8 @@ def child_batches(url: str, papers: str, size: str) -> None:
     resident = []
     for start in range(0, len(rows), int(size)):
         summarize_rows(rows[start : start + int(size)], settings)
-        resident.append(int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20)
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        resident.append(pages * os.sysconf("SC_PAGE_SIZE") / 2**20)
     print(resident[4], resident[-1])
 
 

@@ -150,7 +150,7 @@ def test_with_no_limit_headers_the_limit_is_found_with_one_429_a_burst(tmp_path:
     with FakeOpenAI(rps_limit=10, latency=0.1, limit_headers=False, retry_after=0.5) as server:
         result = run(run_settings(server, papers, tmp_path / "out.jsonl"))
     assert result.done == 60
-    assert server.stats.rate_limited <= 4
+    assert server.stats.rate_limited <= 5
 
 
 def test_the_gate_is_sized_from_rate_times_latency() -> None:

@@ -21,7 +21,9 @@ REMOTE_CONCURRENCY = 8  # until a known rate limit and latency size it
 MAX_AUTO_CONCURRENCY = 256
 LATENCY_SMOOTHING = 0.2
 SPREAD = 1.5
-CATCH_UP = 1.25  # spaced sends may run this much faster than the gate's own rate
+# Spaced sends may run this much faster than the gate's own rate: enough apart that a
+# 429 comes back before the next send, not so far that varying latency holds them back.
+CATCH_UP = 4.0
 
 
 class Concurrency:

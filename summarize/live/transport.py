@@ -67,7 +67,7 @@ class Transport:
         self._proxy = _proxy_for(self.url)
         # Loading the certificate store takes ~30 ms: done here, not in the first
         # request (which holds up a run's first wave), and only where TLS is spoken.
-        tls = url.scheme == "https" or (self._proxy or "").startswith("https:")
+        tls = url.scheme == "https" or (self._proxy or "").lower().startswith("https:")
         self._tls: ssl.SSLContext | bool = _tls() if tls else True
         for name, value in self._headers.items():
             if any(ord(c) < 32 or ord(c) == 127 for c in value):
