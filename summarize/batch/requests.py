@@ -79,7 +79,9 @@ class Answers:
             return None
         path, offset = where
         try:
-            fh = self._open.get(path) or self._open.setdefault(path, path.open("rb"))
+            fh = self._open.get(path)
+            if fh is None:
+                fh = self._open[path] = path.open("rb")
             fh.seek(offset)
             return _answer(fh.readline(), path, 0)
         except OSError as exc:

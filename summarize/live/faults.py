@@ -182,8 +182,11 @@ def retry_after(exc: BaseException | None) -> float | None:
 
 
 def _seconds(value: str | None) -> float | None:
+    """A header's number of seconds; None if it is absent, unreadable, nan or infinite."""
+    if value is None:
+        return None
     try:
-        seconds = float(value) if value is not None else math.nan
+        seconds = float(value)
     except ValueError:
         return None
     return max(seconds, 0.0) if math.isfinite(seconds) else None

@@ -130,8 +130,9 @@ class RateLimiter:
     def _book(self, tokens: int) -> float:
         now = self._clock()
         slot = max(now, self._requests.next_free, self._tokens.next_free, self._paused_until)
-        gap = self._requests.seconds_for(1, self._pace)
-        if not self._requests.limit and self.spacing is not None:
+        if self._requests.limit or self.spacing is None:
+            gap = self._requests.seconds_for(1, self._pace)
+        else:
             gap = self.spacing() or 0.0
         self._requests.next_free = slot + gap
         self._tokens.next_free = slot + self._tokens.seconds_for(tokens, self._pace)
