@@ -14,7 +14,7 @@ loop, `control` holds `status` and `cancel`. What is out at the provider lives i
 
 from .collect import CollectResult, collect
 from .control import CancelResult, cancel, status
-from .options import BatchOptions, remote_endpoint
+from .options import BatchOptions, ignored_settings, remote_endpoint
 from .submit import SubmitResult, submit
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "SubmitResult",
     "cancel",
     "collect",
+    "ignored_settings",
     "remote_endpoint",
     "status",
     "submit",

@@ -9,7 +9,7 @@ create the provider is searched for a batch carrying the chunk's key.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from ..records import SCHEMA_VERSION
 from ..request import request_hash
 from ..settings import EndpointSettings
 from ..tokens import TokenEstimator, schema_chars
+from ..usage import Usage
 from .options import BatchOptions
 from .provider import BatchAPI
 from .requests import request_line
@@ -64,9 +65,19 @@ class ChunkWriter:
         self.prompt_tokens = 0
 
     def write(
-        self, work: Iterable[Pending], *, attempt: int, parent: str | None = None
+        self,
+        work: Iterable[Pending],
+        *,
+        attempt: int,
+        parent: str | None = None,
+        admit: Callable[[Usage], bool] | None = None,
+        refused: Callable[[Pending], None] | None = None,
     ) -> Iterator[Chunk]:
-        """Chunks of `work`, each on disk whole; lines stream, so memory stays flat."""
+        """Chunks of `work`, each on disk whole; lines stream, so memory stays flat.
+
+        With `admit` (`caps.Allowance.admit`), a request goes in only if its estimate is
+        admitted; the work refused is handed to `refused`, and is in no chunk.
+        """
         files: ChunkFiles | None = None
         try:
             for pending in work:
@@ -74,8 +85,13 @@ class ChunkWriter:
                                     repair=pending.repair)  # fmt: skip
                 raw = encode_line(line)
                 body = line["body"]
-                schema = schema_chars(body["tools"])
-                self.prompt_tokens += self.estimator.prompt_tokens(body["messages"], schema)
+                tokens = self.estimator.prompt_tokens(body["messages"], schema_chars(body["tools"]))
+                guess = Usage(tokens, self.estimator.completion_tokens())
+                if admit is not None and not admit(guess):
+                    if refused is not None:
+                        refused(pending)
+                    continue
+                self.prompt_tokens += tokens
                 if files is not None and not files.fits(len(raw), self._options.max_requests,
                                                         self._options.max_bytes):  # fmt: skip
                     yield self._chunk(files, attempt, parent)
@@ -143,7 +159,7 @@ def _send(chunk: Chunk, state: BatchState, states: StateDir, api: BatchAPI) -> N
             chunk.status = CREATING
             states.save(state)
             try:
-                batch = api.create(chunk.file_id, chunk.tag, str(states.output))
+                batch = api.create(chunk.file_id, chunk.tag, states.output)
             except ProviderError:
                 if attempt == CREATE_TRIES - 1:
                     raise

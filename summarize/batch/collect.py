@@ -5,7 +5,12 @@ What failed is re-asked in a follow-up batch, re-asked live, or written to the
 errors file (`BatchOptions.repair`), within the live run's budgets. A chunk is
 marked collected, and its follow-ups saved, in one write of `state.json` after
 its records are written: a crash before that write makes the next collect do
-the chunk again, skipping the abstracts whose records are already there.
+the chunk again, skipping the abstracts whose records are already there, and
+those a live repair already wrote a line for (its journal, `repair`).
+
+What collect sends, follow-up batches and live re-asks, is held to `max_cost` /
+`max_tokens_total` (`caps.Allowance`): an abstract the caps leave unsent keeps
+its batch answer's error line, and the next submit sends it again.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass, field
 
 from openai.types import Batch
 
-from ..cost import Price
+from ..cost import Price, SpendCap
 from ..errors import ConfigError, ExitCode, OutputError, ProviderError, SummaryError
 from ..items import Item
 from ..output import Output
@@ -25,6 +30,7 @@ from ..records import MadeBy, make_error, make_record
 from ..schema import Summary
 from ..settings import EndpointSettings, RunSettings
 from ..usage import Usage
+from .caps import Allowance
 from .chunks import resend_failed_batch, send_unsent, update
 from .options import DEFAULT_OPTIONS, BatchOptions, open_api, remote_endpoint
 from .provider import BatchAPI, kept_hint
@@ -60,6 +66,8 @@ class CollectResult:
     cost_usd: float | None = None
     elapsed_s: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)
+    capped: int = 0  # abstracts a spend cap kept from a follow-up or a live re-ask
+    cap_note: str | None = None  # why, the first time
     problems: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
 
@@ -131,6 +139,7 @@ class Collector:
         self.api = api
         self.result = result
         self.repair_prompt: RepairPrompt = load_repair_prompt()
+        self.allowance = Allowance(SpendCap(settings.max_cost, settings.max_tokens_total))
 
     def poll(self, state: BatchState) -> set[str]:
         """Refresh every open batch and resolve the finished ones; one bad batch stops none.

@@ -8,6 +8,7 @@ retries cover their transient faults; what still fails becomes a one-line
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final, TypeVar
@@ -22,6 +23,7 @@ from .requests import BATCH_ENDPOINT
 
 COMPLETION_WINDOW: Final = "24h"
 KEY_FIELD = "summarize_key"
+OUTPUT_FIELD = "summarize_output"
 # The SDK's own retries of the few control calls (upload, retrieve, list, cancel, download);
 # `--max-retries` is the budget of resends of one abstract's request, not this.
 CONTROL_RETRIES = 2
@@ -55,16 +57,17 @@ class BatchAPI:
                 file=(path.name, fh), purpose="batch"))  # fmt: skip
         return uploaded.id
 
-    def create(self, file_id: str, key: str, output: str) -> Batch:
+    def create(self, file_id: str, key: str, output: Path) -> Batch:
         """Start a batch over an uploaded file, tagged with the chunk's key.
 
         Sent once: a retry after a lost answer would create a second batch. The
         caller looks for the key (`find`) before it tries again.
         """
         once = self._client.with_options(max_retries=0)
+        metadata = {KEY_FIELD: key, OUTPUT_FIELD: output_tag(output)}
         return self._call("create a batch", lambda: once.batches.create(
             input_file_id=file_id, endpoint=BATCH_ENDPOINT, completion_window=COMPLETION_WINDOW,
-            metadata={KEY_FIELD: key, "summarize_output": output[-500:]}))  # fmt: skip
+            metadata=metadata))  # fmt: skip
 
     def find(self, key: str, since: float) -> Batch | None:
         """The batch tagged with `key`, created at or after `since` (a Unix time), if any."""
@@ -127,6 +130,14 @@ def _message(exc: openai.APIStatusError) -> str:
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             return str(error["message"])
     return str(exc).splitlines()[0][:300]
+
+
+def output_tag(output: Path) -> str:
+    """Which output a batch belongs to, as the provider may see it: a hash of its absolute
+    path, so batches of two outputs can be told apart without the path (a user's name,
+    a project's) leaving the machine."""
+    digest = hashlib.sha256(str(output.absolute()).encode("utf-8")).hexdigest()
+    return f"sha256:{digest[:16]}"
 
 
 def kept_hint(exc: ProviderError) -> str:

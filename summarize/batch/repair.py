@@ -4,25 +4,38 @@ Each abstract continues where its batch left it: the rejected answer and the rea
 follow the prompt (`Pending.repair`), its budgets are what the batch left of
 `max_reasks` and `max_retries`, and its line counts every token and request, the
 batch's and the live ones. The live loop is the one `summarize run` uses
-(`live.runner.summarize_items`); only this summarizer is batch's own.
+(`live.runner.summarize_items`), under the live run's `Budget` for what the
+collect's spend caps have left, priced at the live price (`LiveBudget`).
+
+Each line's id goes into the chunk's journal (`OUT.batches/<key>.repaired.jsonl`)
+once the line is written, so that a collect killed before it saved the state does
+not re-ask, and pay for, those abstracts again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
 
-from ..errors import SummaryError
+from ..cost import Price, SpendCap
+from ..errors import OutputError, SummaryError
 from ..items import Item
+from ..live.budget import Budget, Ticket
 from ..live.client import Completion, OpenAISummarizer
 from ..live.concurrency import REMOTE_CONCURRENCY, Concurrency
 from ..live.ratelimit import RateLimiter
 from ..live.runner import RunResult, summarize_items
-from ..output import Output
+from ..output import Output, encode_line
 from ..prompt import Prompt
-from ..records import MadeBy
+from ..records import ErrorRecord, MadeBy, Record
 from ..settings import EndpointSettings, RunSettings
-from ..usage import Usage
+from ..tokens import TokenEstimator, schema_chars
+from ..usage import NO_USAGE, Usage
+from .requests import request_line
 from .state import Pending, spent_usage
 
 
@@ -73,6 +86,117 @@ class Continued:
             await caller.aclose()
 
 
+@dataclass(frozen=True, slots=True)
+class _Carried(Ticket):
+    """A ticket that knows what the abstract's batch tries spent before it went live."""
+
+    before: Usage = NO_USAGE
+
+
+class LiveBudget(Budget):
+    """The live run's budget over the live requests alone.
+
+    A continued abstract's usage counts its batch tries too (its line must); those were
+    spent at the provider before this collect, so the caps see only what is spent live.
+    """
+
+    def __init__(self, cap: SpendCap, price: Price | None, work: dict[str, Pending], *,
+                 endpoint: EndpointSettings, prompt: Prompt) -> None:  # fmt: skip
+        self._work = work
+        self._endpoint = endpoint
+        self._prompt = prompt
+        self._estimator = TokenEstimator(endpoint.max_tokens)
+        super().__init__(cap, price, guess=self._request_guess)
+
+    def _request_guess(self, item: Item) -> Usage:
+        """The estimate of the re-ask as it is sent: the prompt, the rejected answer, why."""
+        line = request_line(item, prompt=self._prompt, endpoint=self._endpoint,
+                            repair=self._work[item.id].repair)  # fmt: skip
+        body = line["body"]
+        tokens = self._estimator.prompt_tokens(body["messages"], schema_chars(body["tools"]))
+        return Usage(tokens, self._estimator.completion_tokens())
+
+    async def admit(self, item: Item) -> Ticket | None:
+        """Let `item` be re-asked if the caps allow it (`Budget.admit`)."""
+        ticket = await super().admit(item)
+        if ticket is None:
+            return None
+        before = spent_usage(self._work[item.id].spent)
+        return _Carried(ticket.tokens, ticket.cost, ticket.guessed_tokens, ticket.guessed_cost,
+                        before)  # fmt: skip
+
+    async def settle(self, ticket: Ticket, spent: Usage) -> None:
+        """The abstract is done: count what its live requests spent."""
+        before = ticket.before if isinstance(ticket, _Carried) else NO_USAGE
+        live = Usage(max(spent.prompt_tokens - before.prompt_tokens, 0),
+                     max(spent.completion_tokens - before.completion_tokens, 0),
+                     max(spent.cached_tokens - before.cached_tokens, 0))  # fmt: skip
+        await super().settle(ticket, live)
+
+
+class Journaled:
+    """The output, with each line's id noted in the chunk's journal once it is written."""
+
+    def __init__(self, output: Output, journal: Path) -> None:
+        self._output = output
+        self._path = journal
+        self.written: set[str] = set()
+        try:
+            self._journal: IO[bytes] = journal.open("ab")
+        except OSError as exc:
+            raise OutputError(f"{journal}: cannot open for writing ({exc.strerror})") from exc
+
+    def write_record(self, record: Record) -> None:
+        """Write the record, then note it."""
+        self._output.write_record(record)
+        self._note(record.id)
+
+    def write_error(self, error: ErrorRecord) -> bool:
+        """Write the error line, then note it; whether an earlier record is kept beside it."""
+        kept = self._output.write_error(error)
+        self._note(error.id)
+        return kept
+
+    def _note(self, item_id: str) -> None:
+        # After the line, never before: a kill in between re-asks one abstract rather
+        # than leaving it with no line.
+        try:
+            self._journal.write(encode_line(item_id))
+            self._journal.flush()
+        except OSError as exc:
+            raise OutputError(f"{self._path}: cannot write ({exc.strerror})") from exc
+        self.written.add(item_id)
+
+    def close(self) -> None:
+        """Close the journal."""
+        self._journal.close()
+
+
+def journaled_ids(journal: Path) -> set[str]:
+    """The ids an earlier live repair of the chunk wrote lines for (a torn last one aside)."""
+    try:
+        raw = journal.read_bytes()
+    except FileNotFoundError:
+        return set()
+    except OSError as exc:
+        raise OutputError(f"{journal}: cannot read ({exc.strerror})") from exc
+    ids: set[str] = set()
+    for line in raw.splitlines(keepends=True):
+        if line.endswith(b"\n"):
+            ids.add(str(json.loads(line)))
+    return ids
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRepair:
+    """What a live repair did: its counts, what its requests spent, what the caps left."""
+
+    result: RunResult
+    live: Usage
+    unsent: list[Pending]
+    stopped: str | None
+
+
 def repair_live(
     work: list[Pending],
     *,
@@ -80,20 +204,31 @@ def repair_live(
     endpoint: EndpointSettings,
     output: Output,
     made_by: MadeBy,
-) -> tuple[RunResult, Usage]:
-    """Re-ask `work` live, writing its lines to `output`; the run's counts and what the
-    live requests spent."""
+    cap: SpendCap,
+    price: Price | None,
+    journal: Path,
+) -> LiveRepair:
+    """Re-ask `work` live under `cap` (at `price`), writing its lines to `output`; what
+    the caps left unsent has no line."""
     continued = Continued(work, endpoint, made_by.prompt, RateLimiter(settings.rpm, settings.tpm))
     result = RunResult(unique=len(work))
     gate = Concurrency(settings.concurrency or REMOTE_CONCURRENCY)
+    budget = LiveBudget(cap, price, {p.item.id: p for p in work}, endpoint=endpoint,
+                        prompt=made_by.prompt)  # fmt: skip
+    sink = Journaled(output, journal)
 
     async def go() -> RunResult:
         try:
             return await summarize_items((p.item for p in work), count=len(work),
-                                         summarizer=continued, output=output, made_by=made_by,
-                                         concurrency=gate, result=result)  # fmt: skip
+                                         summarizer=continued, output=sink, made_by=made_by,
+                                         concurrency=gate, result=result,
+                                         budget=budget)  # fmt: skip
         finally:
             await continued.aclose()
 
-    asyncio.run(go())
-    return result, continued.live
+    try:
+        asyncio.run(go())
+    finally:
+        sink.close()
+    unsent = [p for p in work if p.item.id not in sink.written]
+    return LiveRepair(result, continued.live, unsent, budget.stopped)

@@ -3,27 +3,30 @@
 A valid answer becomes a record; an invalid one is re-asked (in a follow-up
 batch, or live with `--repair live`); a request the provider failed or left
 unanswered is sent again; what is out of budget, or refused, becomes an error
-line. Every line counts what all the abstract's tries spent.
+line, and so does what the spend caps leave unsent (`caps`). Every line counts
+what all the abstract's tries spent.
 """
 
 from __future__ import annotations
 
 from contextlib import closing
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from openai.types import Batch
 
 from ..answer import Verdict
+from ..errors import ConfigError, SummaryError
 from ..prompt import Prompt
 from ..records import MadeBy
 from ..usage import Usage
 from .chunks import ChunkWriter
 from .options import price_of
-from .repair import repair_live
+from .repair import journaled_ids, repair_live
 from .requests import Answer, Answers, asked_about, judge
-from .state import COLLECTED, BatchState, Chunk, Pending
+from .state import COLLECTED, REPAIRED, BatchState, Chunk, Pending
 
 if TYPE_CHECKING:
     from .collect import Collector
@@ -43,42 +46,77 @@ class Resolution:
                               batch.id)  # fmt: skip
         self.endpoint = collector.endpoint(chunk)
         self.price = price_of(collector.settings, chunk.model)
+        sends = collector.options.repair != "none"
+        if self.price is None and collector.settings.max_cost is not None and sends:
+            raise ConfigError(
+                f"--max-cost needs a price for model {chunk.model!r}: add it with --prices FILE"
+            )
         self.discount = self.price.batch if self.price else 1.0
         self.batch_error = _batch_error(batch)
         self.again: list[Pending] = []
         self.live: list[Pending] = []
+        self.why: dict[str, SummaryError] = {}  # what failed, for those sent again
 
     def run(self, state: BatchState) -> None:
         c, chunk = self.c, self.chunk
+        journal = c.states.file(chunk.key, REPAIRED)
+        repaired = journaled_ids(journal)
         with closing(self._answers()) as answers:
             for pending in c.states.chunk_items(chunk.key):
-                if c.output.is_done(pending.item.id, chunk.fingerprint):
+                item_id = pending.item.id
+                if c.output.is_done(item_id, chunk.fingerprint) or item_id in repaired:
                     continue  # written before a crash cut an earlier collect short
-                self._judge(pending, answers.get(pending.item.id))
+                self._judge(pending, answers.get(item_id))
         if self.live:
-            self._repair_live()
+            self._repair_live(journal)
         endpoint = c.endpoint(chunk)
         writer = ChunkWriter(c.states, prompt=self.prompt, endpoint=endpoint,
                              model=chunk.model, options=c.options)  # fmt: skip
-        followups = list(writer.write(self.again, attempt=chunk.attempt + 1, parent=chunk.key))
+        followups = list(writer.write(
+            self.again, attempt=chunk.attempt + 1, parent=chunk.key,
+            admit=partial(c.allowance.admit, price=self.price),
+            refused=partial(self._capped, what="not resent"),
+        ))  # fmt: skip
         chunk.status, chunk.ids = COLLECTED, []
         state.chunks.extend(followups)
         c.states.save(state)
         c.states.forget(chunk.key)
         c.result.collected += 1
-        c.result.resubmitted += len(self.again)
+        c.result.resubmitted += sum(followup.count for followup in followups)
 
-    def _repair_live(self) -> None:
+    def _repair_live(self, journal: Path) -> None:
         c = self.c
+        if c.allowance.stopped is not None:  # the caps stopped an earlier send: none now
+            for pending in self.live:
+                self._capped(pending, what="not re-asked live")
+            return
         by = MadeBy(self.chunk.model, self.prompt, self.chunk.request_hash)
-        done, live = repair_live(self.live, settings=c.settings, endpoint=c.endpoint(self.chunk),
-                                 output=c.output, made_by=by)  # fmt: skip
+        repair = repair_live(self.live, settings=c.settings, endpoint=c.endpoint(self.chunk),
+                             output=c.output, made_by=by, cap=c.allowance.left(),
+                             price=self.price, journal=journal)  # fmt: skip
+        done, live = repair.result, repair.live
+        c.allowance.commit(live.total, live.cost(self.price))
         c.result.spend(self.price, live, discount=1.0)
         c.result.done += done.done
         c.result.repaired_live += done.done
         for kind, count in done.failures.items():
             for _ in range(count):
                 c.result.count_failure(kind)
+        if repair.unsent:
+            c.allowance.stopped = c.allowance.stopped or repair.stopped
+        for pending in repair.unsent:
+            self._capped(pending, what="not re-asked live")
+
+    def _capped(self, pending: Pending, *, what: str) -> None:
+        """An abstract the caps leave unsent: its batch answer's error line, saying so."""
+        c = self.c
+        error = self.why[pending.item.id]
+        why = c.allowance.stopped
+        capped = SummaryError(f"{error.message}; {what}: {why}; the next submit sends it again",
+                              error_type=error.error_type, raw_output=error.raw_output)  # fmt: skip
+        c.write_error(pending.item, capped, pending.spent, by=self.made_by)
+        c.result.capped += 1
+        c.result.cap_note = c.result.cap_note or why
 
     def _answers(self) -> Answers:
         paths: list[Path] = []
@@ -108,10 +146,11 @@ class Resolution:
         elif turns is None:
             assert verdict.error is not None
             self.c.write_error(item, verdict.error, total, by=self.made_by)
-        elif self.c.options.repair == "live":
-            self.live.append(Pending(item, total, turns))
         else:
-            self.again.append(Pending(item, total, turns))
+            assert verdict.error is not None  # a repair is offered for errors only
+            self.why[item.id] = verdict.error
+            live = self.c.options.repair == "live"
+            (self.live if live else self.again).append(Pending(item, total, turns))
 
     def _repair(self, verdict: Verdict, spent: dict[str, int], turns: Turns) -> Turns | None:
         """The turns of another try, or None when none is allowed or left.

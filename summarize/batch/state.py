@@ -38,7 +38,8 @@ UNSENT = "unsent"
 # The provider's statuses after which nothing more will be answered.
 FINISHED = frozenset({"completed", "expired", "cancelled", "failed"})
 DOWNLOADS = ("output", "errors")
-CHUNK_FILES = ("items", "requests", *DOWNLOADS)
+REPAIRED = "repaired"  # the ids a live repair of the chunk has written lines for
+CHUNK_FILES = ("items", "requests", *DOWNLOADS, REPAIRED)
 
 
 class Chunk(BaseModel):
@@ -185,7 +186,8 @@ class StateDir:
         self._replace(self.path, [state.model_dump_json(indent=1).encode("utf-8")])
 
     def file(self, key: str, kind: str) -> Path:
-        """`<key>.items.jsonl`, `.requests.jsonl`, `.output.jsonl` or `.errors.jsonl`."""
+        """`<key>.items.jsonl`, `.requests.jsonl`, `.output.jsonl`, `.errors.jsonl` or
+        `.repaired.jsonl`."""
         return self.root / f"{key}.{kind}.jsonl"
 
     def save_prompt(self, prompt: Prompt) -> str:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TextIO
 
+from ..cost import SpendCap
 from ..errors import ConfigError, ExitCode, InputError
 from ..items import Entry, Item, stream_items
 from ..job import pending_ids
@@ -17,6 +19,7 @@ from ..readers import Inputs, index_inputs
 from ..records import MadeBy, make_error
 from ..request import request_hash
 from ..settings import RunSettings, endpoint_identity
+from .caps import Allowance
 from .chunks import ChunkWriter, send_unsent
 from .options import DEFAULT_OPTIONS, BatchOptions, open_api, price_of, remote_endpoint
 from .state import Pending, StateDir
@@ -34,21 +37,28 @@ class SubmitResult:
     batches: list[str] = field(default_factory=list)
     prompt_tokens: int = 0
     cost_usd: float | None = None
+    capped: int = 0  # pending abstracts a spend cap left for the next submit
+    cap_note: str | None = None  # what the cap let through and left, in one line
     problems: list[str] = field(default_factory=list)
     input_problems: list[InputError] = field(default_factory=list)
 
     @property
     def left(self) -> int:
-        """Unique abstracts neither done, out, sent nor rejected (--limit)."""
+        """Unique abstracts neither done, out, sent nor rejected (--limit, a spend cap)."""
         return self.unique - self.done - self.out - self.submitted - self.rejected
 
     @property
     def exit_code(self) -> ExitCode:
-        """PROVIDER a chunk could not be sent (the next call retries), FAILED an abstract
-        was rejected as input."""
+        """PROVIDER a chunk could not be sent (the next call retries), USAGE a spend cap
+        lets not one abstract through, FAILED an abstract was rejected as input, STOPPED
+        a spend cap left abstracts for the next submit."""
         if self.problems:
             return ExitCode.PROVIDER
-        return ExitCode.FAILED if self.rejected else ExitCode.OK
+        if self.capped and not self.submitted:
+            return ExitCode.USAGE  # the same cap refuses the same abstract every night
+        if self.rejected:
+            return ExitCode.FAILED
+        return ExitCode.STOPPED if self.capped else ExitCode.OK
 
 
 def submit(
@@ -57,7 +67,9 @@ def submit(
     """Send every pending abstract of `settings.inputs` to the Batch API; returns at once.
 
     Abstracts already in the output, or already out in a batch, are not sent again;
-    chunks left unsent by an earlier call are sent first.
+    chunks left unsent by an earlier call are sent first. Under `max_cost` /
+    `max_tokens_total`, abstracts go in input order while their batch-priced estimate
+    fits (`caps.Allowance`); the rest stay pending for the next submit.
     """
     endpoint = remote_endpoint(settings)
     prompt = load_prompt(settings.prompt or DEFAULT_PROMPT)
@@ -67,6 +79,12 @@ def submit(
             "is for live runs (summarize run)"
         )
     model = endpoint.recorded_model
+    price = price_of(settings, model)
+    if price is None and settings.max_cost is not None:
+        raise ConfigError(
+            f"--max-cost needs a price for model {model!r}: add it with --prices FILE"
+        )
+    allowance = Allowance(SpendCap(settings.max_cost, settings.max_tokens_total))
     states = StateDir(settings.output)
     with closing(Inputs(settings.inputs, stdin=stdin)) as source, Output(settings.output) as output:
         index, problems = index_inputs(source, strict=settings.strict)
@@ -84,7 +102,8 @@ def submit(
                           made_by=made_by, result=result)  # fmt: skip
         writer = ChunkWriter(states, prompt=prompt, endpoint=endpoint, model=model,
                              options=options)  # fmt: skip
-        for chunk in writer.write((Pending(item, {}) for item in items), attempt=1):
+        work = (Pending(item, {}) for item in items)
+        for chunk in writer.write(work, attempt=1, admit=partial(allowance.admit, price=price)):
             state.chunks.append(chunk)
             states.save(state)
             result.submitted += chunk.count
@@ -92,7 +111,7 @@ def submit(
             sent = send_unsent(state, states, api, result.problems, result.problems)
     result.batches = [chunk.batch_id for chunk in sent if chunk.batch_id]
     result.prompt_tokens = writer.prompt_tokens
-    price = price_of(settings, model)
+    result.capped, result.cap_note = allowance.refused, _cap_note(allowance)
     if price is not None:
         completion = writer.estimator.completion_tokens() * result.submitted
         result.cost_usd = price.batch * price.cost(prompt=writer.prompt_tokens, cached=0,
@@ -116,3 +135,21 @@ def _sendable(
             continue
         output.write_error(make_error(item, error, by=made_by))
         result.rejected += 1
+
+
+def _cap_note(allowance: Allowance) -> str | None:
+    """`1,000 abstracts would cost ~$0.42 at batch prices; --max-cost 0.2 allows 470:
+    submitting 470, 530 left for the next submit`, or None if the cap left none."""
+    if allowance.stopped_by is None:
+        return None
+    asked = allowance.admitted + allowance.refused
+    if allowance.stopped_by.startswith("--max-tokens-total"):
+        wanted = f"use ~{allowance.wanted_tokens:,} tokens"
+    else:
+        wanted = f"cost ~${allowance.wanted_cost:.4f} at batch prices"
+    if not allowance.admitted:
+        return (f"{asked:,} pending abstracts would {wanted}; {allowance.stopped_by} allows "
+                "not even the first: nothing submitted; raise the cap")  # fmt: skip
+    return (f"{asked:,} pending abstracts would {wanted}; {allowance.stopped_by} allows "
+            f"{allowance.admitted:,}: submitting {allowance.admitted:,}, "
+            f"{allowance.refused:,} left for the next submit")  # fmt: skip

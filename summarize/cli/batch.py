@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..batch import BatchOptions, cancel, collect, status, submit
+from ..batch import BatchOptions, cancel, collect, ignored_settings, status, submit
 from ..output import errors_path_for
 from ..settings import resolve_settings
 from .common import interrupt, job_errors, show_problems
@@ -51,11 +51,24 @@ _release_lost_option = click.option(
 _prices_option = click.option(
     "--prices", type=click.Path(path_type=Path), help="Price table (TOML) over the bundled one."
 )
+_max_cost_option = click.option(
+    "--max-cost", type=float, help="USD this command may send, estimated before sending "
+    "(batch requests at the batch price, live re-asks at the live price).",
+)  # fmt: skip
+_max_tokens_option = click.option(
+    "--max-tokens-total", type=int, help="Tokens this command may send, estimated likewise."
+)
 
 
 def _batch_settings(inputs: tuple[str, ...], flags: dict[str, Any]) -> Any:
     signal.signal(signal.SIGTERM, interrupt)
     return resolve_settings({"inputs": inputs, **flags}, env=os.environ, cwd=Path.cwd())
+
+
+def _say_ignored(line: str | None) -> None:
+    """No setting is ignored silently: one line naming those the command does not read."""
+    if line is not None:
+        click.echo(f"summarize: {line}", err=True)
 
 
 @batch_group.command("submit")
@@ -64,19 +77,28 @@ def _batch_settings(inputs: tuple[str, ...], flags: dict[str, Any]) -> Any:
 @_model_option
 @_base_url_option
 @_prices_option
+@_max_cost_option
+@_max_tokens_option
 @click.option("--limit", type=int, help="Submit at most N of the pending abstracts.")
 @click.option("--strict", is_flag=True, default=None, help="Fail on any bad input line.")
 @click.option("--prompt", type=click.Path(path_type=Path), help="Prompt file.")
 @click.option("--batch-size", type=click.IntRange(1, 50_000), default=50_000, show_default=True,
               help="Requests per batch at most (the cap: 50,000 and 200 MB).")  # fmt: skip
 def batch_submit_command(inputs: tuple[str, ...], batch_size: int, **flags: Any) -> None:
-    """Build, upload and create batches for every pending abstract in INPUTS; returns at once."""
+    """Build, upload and create batches for every pending abstract in INPUTS; returns at once.
+
+    Under --max-cost / --max-tokens-total, abstracts go in input order while their
+    estimate at the batch price fits; the rest wait for the next submit.
+    """
     with job_errors():
         settings = _batch_settings(inputs, flags)
+        _say_ignored(ignored_settings(settings, "submit"))
         result = submit(settings, BatchOptions(max_requests=batch_size))
     show_problems(result.input_problems)
     for problem in result.problems:
         click.echo(f"summarize: {problem}", err=True)
+    if result.cap_note is not None:
+        click.echo(f"summarize: batch submit: {result.cap_note}", err=True)
     click.echo(submit_line(result, settings.output))
     sys.exit(result.exit_code)
 
@@ -108,6 +130,8 @@ def batch_status_command(**flags: Any) -> None:
 @click.option("--tpm", type=float, help="Live tokens per minute at most (--repair live).")
 @click.option("--max-reasks", type=int, help="Re-asks of an invalid answer per abstract.")
 @click.option("--max-retries", type=int, help="Resends of a failed or expired request.")
+@_max_cost_option
+@_max_tokens_option
 @_release_lost_option
 def batch_collect_command(
     wait: bool, poll: float, repair: str, release_lost: bool, **flags: Any
@@ -117,10 +141,15 @@ def batch_collect_command(
                            release_lost=release_lost)  # fmt: skip
     with job_errors():
         settings = _batch_settings((), flags)
+        _say_ignored(ignored_settings(settings, "collect", options.repair))
         with WaitDisplay(terminal=wait and sys.stderr.isatty()) as display:
             result = collect(settings, options, on_poll=display if wait else None)
     for problem in [*result.lost, *result.problems]:
         click.echo(f"summarize: {problem}", err=True)
+    if result.capped:
+        click.echo(f"summarize: batch collect: {plural(result.capped, 'abstract')} not sent "
+                   f"again ({result.cap_note}): their error lines are written; the next "
+                   "submit sends them again", err=True)  # fmt: skip
     click.echo(collect_line(result, settings.output, errors_path_for(settings.output)))
     sys.exit(result.exit_code)
 
