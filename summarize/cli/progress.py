@@ -201,7 +201,7 @@ def submit_line(result: SubmitResult, output: Path) -> str:
     ids = f" ({', '.join(result.batches)})" if result.batches else ""
     extra = f", {result.rejected} rejected as input" if result.rejected else ""
     if result.left > 0:
-        extra += f", {result.left} left (--limit)"
+        extra += f", {result.left} left ({'a spend cap' if result.capped else '--limit'})"
     cost = "" if result.cost_usd is None else f", ~${result.cost_usd:.4f} at batch price"
     return (
         f"{plural(result.unique, 'abstract')}: {result.submitted} submitted in "
