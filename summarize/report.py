@@ -1,14 +1,18 @@
 """What people read: a self-contained HTML report, a Markdown digest, a flat CSV.
 
 All three are built from a records file and its errors file; templates are Jinja2
-files in `summarize/templates/`, rendered with autoescaping.
+files in `summarize/templates/`. Data comes from scraped pages and model text, so
+every value is escaped for where it lands: HTML by autoescaping, Markdown by
+`markdown_text` on every `{{ }}` of the digest, and CSV by `spreadsheet_cell`.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,6 +23,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from . import grounding
+from .atomic import replace_file
 from .errors import OutputError
 from .output import errors_path_for
 from .review import read_json_lines
@@ -32,6 +37,14 @@ CSV_COLUMNS = (
     "model", "prompt_version", "schema_version", "prompt_tokens", "completion_tokens",
     "created_at", "sources", "batch_id",
 )  # fmt: skip
+# Markdown punctuation that opens emphasis, code, links, images, headings, tables or
+# strike-through; `<`, `>` and `&` become entities, which no renderer reads as HTML.
+_MARKDOWN_ACTIVE = re.compile(r"[\\`*_\[\]()!#|~]")
+_HTML_SPECIAL = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP: CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# ... except a plain number, which it reads as a constant: "-0.5" stays a number.
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?%?", re.ASCII)
 
 
 @dataclass
@@ -120,9 +133,26 @@ def render_html(report: Report) -> str:
 
 
 def render_digest(report: Report, since: datetime | None = None) -> str:
-    """Markdown: the records created since `since` (default: the last run's 24 hours)."""
+    """Markdown: the records created since `since` (default: the last run's 24 hours).
+
+    Every value the template prints goes through `markdown_text`, so no title or
+    model text can add a tag, a link, an image or a heading.
+    """
     fresh = new_records(report.records, since)
-    return _environment().get_template("digest.md").render(report=report, records=fresh)
+    env = _environment().overlay(finalize=markdown_text)
+    return env.get_template("digest.md").render(report=report, records=fresh)
+
+
+def markdown_text(value: object) -> str:
+    """`value` as literal text on one line of a Markdown paragraph.
+
+    Whitespace runs become one space (no line of data starts a block); `<`, `>`
+    and `&` become entities and Markdown punctuation is backslash-escaped, so a
+    renderer shows `<img src=x>` or `[x](javascript:...)` as the characters typed.
+    """
+    text = " ".join(str(value).split())
+    text = "".join(_HTML_SPECIAL.get(char, char) for char in text)
+    return _MARKDOWN_ACTIVE.sub(r"\\\g<0>", text)
 
 
 def new_records(records: list[dict[str, Any]], since: datetime | None) -> list[dict[str, Any]]:
@@ -139,14 +169,20 @@ def _stamp(record: dict[str, Any]) -> datetime:
 
 
 def write_csv(report: Report, path: Path) -> None:
-    """One row per record, gains flattened into numbered columns."""
-    try:
-        with path.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-            writer.writeheader()
-            writer.writerows(flat_row(r) for r in report.records)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror})") from exc
+    """One row per record, gains flattened into numbered columns; written whole or not at all."""
+    replace_file(path, _csv_lines(report.records))
+
+
+def _csv_lines(records: list[dict[str, Any]]) -> Iterator[bytes]:
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    for record in records:
+        writer.writerow(flat_row(record))
+        yield buffer.getvalue().encode("utf-8")
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue().encode("utf-8")
 
 
 def flat_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -158,8 +194,22 @@ def flat_row(record: dict[str, Any]) -> dict[str, Any]:
         for part in ("metric", "value", "quote"):
             row[f"gain_{i}_{part}"] = gain[part]
     row["sources"] = "; ".join(record.get("sources", []))
-    return {k: _one_line(v) for k, v in row.items()}
+    return {k: spreadsheet_cell(_one_line(v)) for k, v in row.items()}
 
 
 def _one_line(value: Any) -> Any:
     return re.sub(r"\s+", " ", value) if isinstance(value, str) else value
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """`value`, with a `'` in front if a spreadsheet would run it as a formula.
+
+    A cell that starts (after any spaces) with `=`, `+`, `-`, `@`, a tab or a CR is
+    prefixed, as OWASP advises; a plain number such as `-0.5` or `+12%` is left as
+    it is: a spreadsheet reads it as a constant, with nothing in it to call or refer to.
+    """
+    if not isinstance(value, str) or _PLAIN_NUMBER.fullmatch(value):
+        return value
+    if value.startswith(_FORMULA_START) or value.lstrip().startswith(_FORMULA_START):
+        return "'" + value
+    return value
