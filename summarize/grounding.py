@@ -86,6 +86,65 @@ def contains_quote(abstract: str, quote: str) -> bool:
     return bool(needle) and needle in plain_text(abstract).casefold()
 
 
+# A clause of a sentence starts at its start or after `,` `;` `:` (then a space), an opening
+# parenthesis or a dash, and ends at its end or before the same marks (or a closing
+# parenthesis). Shorter than this many words, a bounded span is a list item or a bare
+# figure ("3x"), not a statement of what was measured.
+CLAUSE_MIN_WORDS = 4
+_CLAUSE_OPENS = re.compile(r"(?:^|[,;:] |[(\u2013\u2014] ?| - )$")
+_CLAUSE_CLOSES = re.compile(r"(?:$|[,;:](?: |$)|[)\u2013\u2014]| - )")
+
+
+def quoted_sentence(abstract: str, quote: str) -> str | None:
+    """The sentence of `abstract` that `quote` is, or holds `quote` as a clause; else None.
+
+    Compared as plain text, ignoring case and the closing period. A clause is a span of
+    one sentence bounded by its ends or by `,` `;` `:` parentheses or dashes, of at least
+    `CLAUSE_MIN_WORDS` words: "3x" is a fragment, not a quote.
+    """
+    needle = _bare(quote)
+    if not needle:
+        return None
+    clause = len(needle.split()) >= CLAUSE_MIN_WORDS
+    for sentence, bare in _bare_sentences(abstract):
+        if needle == bare or (clause and _is_clause(needle, bare)):
+            return sentence
+    return None
+
+
+def sentence_holding(abstract: str, value: str) -> str | None:
+    """The one sentence of `abstract` that states every number of `value`.
+
+    None when `value` has no number, or when no sentence or several do: only an
+    unambiguous sentence can stand as a value's quote.
+    """
+    wanted = numbers_in(value)
+    if not wanted:
+        return None
+    holding = [s for s, _ in _bare_sentences(abstract) if wanted <= numbers_in(s)]
+    return holding[0] if len(holding) == 1 else None
+
+
+def _bare(text: str) -> str:
+    return plain_text(text).casefold().strip(" ,;:").rstrip(" .!?")
+
+
+# Each gain's quote is looked up in its abstract's sentences, again on every re-ask.
+@lru_cache(maxsize=1024)
+def _bare_sentences(abstract: str) -> tuple[tuple[str, str], ...]:
+    return tuple((s, _bare(s)) for s in sentences(abstract))
+
+
+def _is_clause(needle: str, sentence: str) -> bool:
+    start = sentence.find(needle)
+    while start >= 0:
+        end = start + len(needle)
+        if _CLAUSE_OPENS.search(sentence[:start]) and _CLAUSE_CLOSES.match(sentence[end:]):
+            return True
+        start = sentence.find(needle, start + 1)
+    return False
+
+
 def unsupported_numbers(text: str, source: str) -> frozenset[float]:
     """Numbers in `text` that `source` never writes."""
     return numbers_in(text) - numbers_in(source)

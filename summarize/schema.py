@@ -97,7 +97,12 @@ class Gain(BaseModel):
         abstract = _context(info).get("abstract")
         if abstract is None:
             return self
-        if not grounding.contains_quote(abstract, self.quote):
+        if grounding.quoted_sentence(abstract, self.quote) is None:
+            if grounding.contains_quote(abstract, self.quote):
+                raise ValueError(
+                    f"the quote {self.quote!r} is a fragment: quote the whole sentence of "
+                    "the abstract that states the value"
+                )
             raise ValueError(f"the quote {self.quote!r} does not occur in the abstract")
         if not grounding.numbers_in(self.value):
             raise ValueError(
@@ -109,6 +114,13 @@ class Gain(BaseModel):
             raise ValueError(
                 f"the value {self.value!r} has numbers that its quote does not state: "
                 + ", ".join(f"{n:g}" for n in sorted(missing))
+            )
+        # Free text, so a model's own figures ("on 8 GPUs", "vs 2023 SOTA") hide here.
+        invented = grounding.unsupported_numbers(self.metric, abstract)
+        if invented:
+            raise ValueError(
+                f"the metric {self.metric!r} states numbers the abstract does not: "
+                + ", ".join(f"{n:g}" for n in sorted(invented))
             )
         return self
 
