@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from pydantic import ValidationError
 
 from summarize import grounding
+from summarize.cli import cli
 from summarize.schema import Gain, summary_model_for
 from tests.conftest import numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI, default_responder
@@ -195,3 +197,25 @@ def test_the_sentence_holding_a_value_is_found_only_when_it_is_the_only_one() ->
     twice = f"{ABSTRACT} It is 3x smaller too."
     assert grounding.sentence_holding(twice, "3x") is None
     assert grounding.sentence_holding(ABSTRACT, "much") is None
+
+
+def test_validate_names_an_invented_metric_number_and_a_fragment_quote_by_line(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.jsonl"
+    with FakeOpenAI() as server:
+        made = summarize_cli(server, str(write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(3))),
+                             "-o", str(out))  # fmt: skip
+        assert made.exit_code == 0, made.output
+    records = read_jsonl(out)
+    gains = [r["claimed_gain"]["gains"][0] for r in records]  # type: ignore[index]
+    gains[0]["metric"] += INVENTED
+    gains[1]["quote"] = gains[1]["value"]
+    write_jsonl(out, records)  # type: ignore[arg-type]
+    result = CliRunner().invoke(cli, ["validate", str(out)])
+    assert result.exit_code == 1
+    assert f"{out}:1: claimed_gain.gains.0: the metric" in result.output
+    assert "states numbers the abstract does not: 8, 99.9, 2023" in result.output
+    assert f"{out}:2: claimed_gain.gains.0: the quote" in result.output
+    assert "is a fragment" in result.output
+    assert f"{out}:3:" not in result.output
