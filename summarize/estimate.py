@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from .errors import InputError
 from .items import stream_items
-from .job import pending_ids, plan
+from .job import Plan, pending_ids, plan
 from .output import peek_records
 from .readers import Inputs, index_inputs
 from .records import fingerprint
@@ -35,11 +35,13 @@ class Estimate:
     completion_basis: str
     cost_usd: float | None
     input_problems: list[InputError] = field(default_factory=list)
+    # Said when the dry run left the embedded model unassembled: a first run assembles it.
+    note: str | None = None
 
 
 def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
     """Estimate tokens and cost of `run(settings)` without a request or a write."""
-    planned = plan(settings)
+    planned = plan(settings, dry_run=True)
     prompt = planned.made_by.prompt
     written = list(peek_records(settings.output))
     done = {str(record.get("id")): fingerprint(record) for record in written}
@@ -55,7 +57,13 @@ def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
     price = planned.price
     cost = None if price is None else price.cost(prompt=tokens, cached=0, completion=completion)
     return Estimate(planned.made_by.model, len(index), len(pending), tokens, completion, basis,
-                    cost, problems)  # fmt: skip
+                    cost, problems, _model_note(planned))  # fmt: skip
+
+
+def _model_note(planned: Plan) -> str | None:
+    if planned.local is None or planned.local.path.exists():
+        return None
+    return f"the embedded model is not assembled yet (the first run writes {planned.local.path})"
 
 
 def _completion_guess(

@@ -83,9 +83,13 @@ class Plan:
         return (self.made_by.model, self.made_by.request_hash)
 
 
-def plan(settings: RunSettings, *, summarizer: Summarizer | None = None) -> Plan:
-    """The prompt, the model (the embedded one if nothing is configured) and its price."""
-    local = None if summarizer is not None else _local_model(settings)
+def plan(
+    settings: RunSettings, *, summarizer: Summarizer | None = None, dry_run: bool = False
+) -> Plan:
+    """The prompt, the model (the embedded one if nothing is configured) and its price.
+
+    `dry_run`: write nothing, not even the embedded weights (named by their pinned hash)."""
+    local = None if summarizer is not None else _local_model(settings, dry_run=dry_run)
     prompt = choose_prompt(settings, local=summarizer is None and wants_local(settings))
     model_name = _model_name(settings, local, summarizer)
     price = _price(settings, model_name, local=local is not None)
@@ -94,10 +98,12 @@ def plan(settings: RunSettings, *, summarizer: Summarizer | None = None) -> Plan
     return Plan(MadeBy(model_name, prompt, asked), local, price)
 
 
-def _local_model(settings: RunSettings) -> ModelFile | None:
+def _local_model(settings: RunSettings, *, dry_run: bool) -> ModelFile | None:
     if not wants_local(settings):
         return None
-    return model_file(settings.model_file) if settings.model_file else embedded_model()
+    if settings.model_file:
+        return model_file(settings.model_file, remember=not dry_run)
+    return embedded_model(assemble=not dry_run)
 
 
 @contextmanager

@@ -4,16 +4,24 @@ Precedence, highest first: command-line flags, environment (`OPENAI_API_KEY`,
 `OPENAI_BASE_URL`, `SUMMARIZE_MODEL`), the config file (`summarize.toml`, or
 `[tool.summarize]` in `pyproject.toml`, in the working directory), defaults.
 The API key is read from the environment only and never printed.
+
+The config file may be a cloned repository's, not the user's: a `base_url` it sets
+gets the environment's key only if it also names the key's variable (`api_key_env`,
+a name ending in `_API_KEY`). A key never goes over plain http to another machine
+unless the user passes `--allow-insecure-key`. Flags and the environment are the
+user's own word.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -24,6 +32,7 @@ DEFAULT_OUTPUT = Path("outputs/summaries.jsonl")
 DEFAULT_REMOTE_MODEL = "gpt-4o-mini"
 CONFIG_FILE = "summarize.toml"
 OPENAI_API_URL = "https://api.openai.com/v1"  # the SDK's default base URL
+API_KEY_ENV = "OPENAI_API_KEY"
 
 
 class EndpointSettings(BaseModel):
@@ -87,6 +96,16 @@ _RUN_KEYS = {
     "output", "concurrency", "rpm", "tpm", "max_cost", "max_tokens_total", "prices",
     "limit", "strict", "prompt", "local", "model_file", "strategy",
 }  # fmt: skip
+# Query parameter names that carry secrets: key, api_key, apikey, token, access_token,
+# secret, password, auth, sig/signature (signed URLs), credential, session.
+_SECRET_PARAM = re.compile(r"key|token|secret|passw|auth|sig|credential|session", re.IGNORECASE)
+_USERINFO = re.compile(r"//[^/?#]*@")
+_CREDENTIAL_TAIL = re.compile(r"[?#].*", re.DOTALL)
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
+# Read while resolving, never stored: which variable holds the key for the file's base_url.
+_KEY_ENV_SETTING = "api_key_env"
+# Only a variable that holds an API key: a file that names one cannot send other secrets.
+_KEY_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*_API_KEY")
 
 
 def read_config_file(cwd: Path) -> tuple[dict[str, Any], Path | None]:
@@ -121,27 +140,117 @@ def resolve_settings(
     `flags` holds only what the user gave on the command line (None = not given).
     """
     config, config_path = read_config_file(cwd)
-    unknown = set(config) - _ENDPOINT_KEYS - _RUN_KEYS
+    unknown = set(config) - _ENDPOINT_KEYS - _RUN_KEYS - {_KEY_ENV_SETTING}
     if unknown:
         raise ConfigError(f"{config_path}: unknown setting(s) {', '.join(sorted(unknown))}")
+    key_env = _key_env(config, config_path)
     given = {k: v for k, v in flags.items() if v is not None}
+    allow_insecure_key = bool(given.pop("allow_insecure_key", False))
     endpoint: dict[str, Any] = {k: config[k] for k in _ENDPOINT_KEYS & set(config)}
     run: dict[str, Any] = {k: config[k] for k in _RUN_KEYS & set(config)}
     if env.get("OPENAI_BASE_URL"):
         endpoint["base_url"] = env["OPENAI_BASE_URL"]
     if env.get("SUMMARIZE_MODEL"):
         endpoint["model"] = env["SUMMARIZE_MODEL"]
-    if env.get("OPENAI_API_KEY"):
-        endpoint["api_key"] = env["OPENAI_API_KEY"]
+    if env.get(key_env):
+        endpoint["api_key"] = env[key_env]
     endpoint.update({k: v for k, v in given.items() if k in _ENDPOINT_KEYS})
     run.update({k: v for k, v in given.items() if k not in _ENDPOINT_KEYS})
     try:
-        return RunSettings(endpoint=EndpointSettings(**endpoint), **run)
+        settings = RunSettings(endpoint=EndpointSettings(**endpoint), **run)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = f"{config_path}: " if config_path else ""
         name = ".".join(str(p) for p in err["loc"])
         raise ConfigError(f"{where}{name}: {err['msg']}") from None
+    if not settings.local:  # the embedded model is sent no key
+        _check_key_route(settings.endpoint, _base_url_source(given, env, config, config_path),
+                         named=config_path if _KEY_ENV_SETTING in config else None,
+                         key_env=key_env, allow_insecure=allow_insecure_key)  # fmt: skip
+    return settings
+
+
+def _key_env(config: Mapping[str, Any], config_path: Path | None) -> str:
+    name = config.get(_KEY_ENV_SETTING, API_KEY_ENV)
+    if not isinstance(name, str) or not _KEY_ENV_NAME.fullmatch(name):
+        raise ConfigError(f"{config_path}: {_KEY_ENV_SETTING} must name an environment "
+                          f"variable ending in _API_KEY, not {name!r}")  # fmt: skip
+    return name
+
+
+def _base_url_source(
+    given: Mapping[str, Any],
+    env: Mapping[str, str],
+    config: Mapping[str, Any],
+    config_path: Path | None,
+) -> tuple[str, Path | None]:
+    """Who set the base URL: a flag, the environment, the config file, or nobody (OpenAI's)."""
+    if "base_url" in given:
+        return "--base-url", None
+    if env.get("OPENAI_BASE_URL"):
+        return "OPENAI_BASE_URL", None
+    if "base_url" in config and not _is_openai(config["base_url"]):
+        return f"{config_path}: base_url", config_path
+    return "the default base URL", None
+
+
+def _is_openai(url: object) -> bool:
+    """Where the key goes with no base URL at all: a file that names it sends it nowhere new."""
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+    except ValueError:
+        return False
+    return parts is not None and parts.scheme == "https" and parts.hostname == "api.openai.com"
+
+
+def _check_key_route(
+    endpoint: EndpointSettings,
+    source: tuple[str, Path | None],
+    *,
+    named: Path | None,
+    key_env: str,
+    allow_insecure: bool,
+) -> None:
+    """Refuse to send the key where the user did not say to send it (see the module doc).
+
+    `source` says who set the base URL (and the config file, if it did); `named` is the
+    config file that names the key's variable, if one does."""
+    said_by, from_file = source
+    where = without_credentials(endpoint.base_url)
+    if named is not None and endpoint.api_key is None:
+        raise ConfigError(f"{named}: {_KEY_ENV_SETTING} names {key_env}, "
+                          "which is not set in the environment")  # fmt: skip
+    if from_file is not None and endpoint.api_key is not None and named is None:
+        raise ConfigError(
+            f"{from_file}: base_url {where} is set by this file, which does not name the key "
+            f'to send there: add {_KEY_ENV_SETTING} = "{key_env}" to it if that host should '
+            f"get {key_env}, or give --base-url yourself"
+        )
+    if allow_insecure or endpoint.base_url is None:
+        return
+    try:
+        parts = urlsplit(endpoint.base_url)
+    except ValueError:
+        return  # not a URL: the transport says so
+    secret = endpoint.api_key is not None or "@" in parts.netloc
+    if secret and parts.scheme.lower() == "http" and not is_loopback(parts.hostname):
+        raise ConfigError(
+            f"{said_by} {where} is plain http to another machine, so the API key would "
+            "cross the network unencrypted: use https://, or pass --allow-insecure-key"
+        )
+
+
+def is_loopback(host: str | None) -> bool:
+    """`localhost`, 127.0.0.0/8 or ::1: this machine, reached without a network or a proxy."""
+    if not host:
+        return False
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def wants_local(settings: RunSettings) -> bool:
@@ -151,13 +260,28 @@ def wants_local(settings: RunSettings) -> bool:
 
 
 def without_credentials(url: str | None) -> str | None:
-    """`https://user:secret@host/v1` -> `https://host/v1`: no secret reaches a file."""
+    """The URL with no secret left in it, for files and messages: no `user:secret@`,
+    no query parameter that looks like a credential (`?key=`, `api_key=`, `token=`,
+    `sig=`...), no fragment. `https://u:s@host/v1?key=k&v=1` -> `https://host/v1?v=1`."""
     if url is None:
         return None
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not parsed (a bad IPv6 host): keep only what cannot be a secret
+        return _CREDENTIAL_TAIL.sub("", _USERINFO.sub("//", url))
+    query = "&".join(
+        pair for pair in parts.query.split("&")
+        if pair and not _SECRET_PARAM.search(unquote_plus(pair.split("=", 1)[0]))
+    )  # fmt: skip
+    if "@" not in parts.netloc and query == parts.query and not parts.fragment:
+        return url  # as given: a state file names its endpoint the same way as before
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=netloc, query=query, fragment=""))
+
+
+def urls_without_credentials(text: str) -> str:
+    """`text` with every URL in it passed through `without_credentials`."""
+    return _URL.sub(lambda found: without_credentials(found.group()) or "", text)
 
 
 def endpoint_identity(endpoint: EndpointSettings) -> tuple[str, str]:

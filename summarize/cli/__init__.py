@@ -15,8 +15,7 @@ from typing import Any
 
 import click
 
-from ..atomic import replace_file
-from ..errors import ExitCode
+from ..errors import ExitCode, OutputError
 from ..estimate import estimate
 from ..evaluate import evaluate
 from ..job import run
@@ -56,6 +55,12 @@ cli.add_command(batch_group)
 )
 @click.option("--model", help="Model name at the endpoint [env SUMMARIZE_MODEL].")
 @click.option("--base-url", help="OpenAI-compatible endpoint [env OPENAI_BASE_URL].")
+@click.option(
+    "--allow-insecure-key",
+    is_flag=True,
+    default=None,
+    help="Send the API key over plain http to another machine (refused without).",
+)
 @click.option(
     "--concurrency",
     type=int,
@@ -213,7 +218,10 @@ def export_command(records: Path, csv_path: Path) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    replace_file(path, [text.encode("utf-8")])
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror})") from exc
 
 
 @cli.command("model")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -21,6 +22,8 @@ from .progress import (
     status_lines,
     submit_line,
 )
+
+FC = TypeVar("FC", bound=Callable[..., Any])
 
 
 @click.group("batch")
@@ -40,9 +43,16 @@ _output_option = click.option(
     help="Records file [default: outputs/summaries.jsonl]; its batches live in OUT.batches/.",
 )  # fmt: skip
 _model_option = click.option("--model", help="Model name [env SUMMARIZE_MODEL].")
-_base_url_option = click.option(
-    "--base-url", help="OpenAI-compatible endpoint [env OPENAI_BASE_URL]."
-)
+_url_option = click.option("--base-url", help="OpenAI-compatible endpoint [env OPENAI_BASE_URL].")
+_insecure_key_option = click.option(
+    "--allow-insecure-key", is_flag=True, default=None,
+    help="Send the API key over plain http to another machine (refused without).",
+)  # fmt: skip
+
+
+def _base_url_option(command: FC) -> FC:
+    """`--base-url`, and `--allow-insecure-key`, which every command that sends the key needs."""
+    return _url_option(_insecure_key_option(command))
 _release_lost_option = click.option(
     "--release-lost", is_flag=True,
     help="A batch the endpoint answers 404 for is gone: release its abstracts for the next "

