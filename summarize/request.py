@@ -120,10 +120,14 @@ def chat_request(asked: Question, messages: Messages, endpoint: EndpointSettings
 
 def request_hash(prompt: Prompt, endpoint: EndpointSettings, repair: RepairPrompt) -> str:
     """A hash of everything that decides an answer but the abstract: the rendered
-    messages, the tool's JSON, the sampling settings and the re-ask turns."""
+    messages, the tool's JSON, the sampling settings and the re-ask turns.
+
+    Not `max_tokens`: it decides only whether an answer is finished, and a cut-off
+    answer makes no record (it is asked again with more room)."""
     asked = question(prompt, _PLACEHOLDER, constrain_quotes=endpoint.constrain_quotes)
+    same = endpoint.model_copy(update={"model": "", "max_tokens": None})
     decided = {
-        "request": chat_request(asked, asked.messages, endpoint.model_copy(update={"model": ""})),
+        "request": chat_request(asked, asked.messages, same),
         "repair": repair.messages(answer="{answer}", error="{error}"),
     }
     text = json.dumps(decided, sort_keys=True, ensure_ascii=False)

@@ -24,7 +24,8 @@ from summarize.settings import EndpointSettings
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import FAULT_KINDS, FakeOpenAI, prompt_parts
 
-FAULTS = tuple(kind for kind in FAULT_KINDS if kind != "ok")
+# `object_arguments` is a good answer in another encoding, not a fault.
+FAULTS = tuple(kind for kind in FAULT_KINDS if kind not in {"ok", "object_arguments"})
 # Faults a retry or a re-ask can cure, and the error type each ends in when it persists.
 PERSISTENT_ENDS = {
     "http_429": "rate_limit",
@@ -35,6 +36,7 @@ PERSISTENT_ENDS = {
     "hang": "provider",
     "drop": "provider",
     "not_json": "provider",
+    "malformed": "provider",
     "empty_choices": "provider",
     "bad_schema": "validation",
     "bad_json_args": "validation",
@@ -46,8 +48,9 @@ PERSISTENT_ENDS = {
 TERMINAL = frozenset({"refusal"})  # a refusal is an answer: not retried
 # Faults that are an answer failing validation, the same answer each time for an abstract:
 # met twice in a row, the re-asks stop (the model repeats itself).
-REPEATABLE = frozenset({"bad_schema", "bad_json_args", "invented_number", "ungrounded_quote",
-                        "truncated"})  # fmt: skip
+REPEATABLE = frozenset({"bad_schema", "bad_json_args", "invented_number", "ungrounded_quote"})
+# A cut-off answer is asked again with twice the room, twice at most (4x the cap).
+ROOM_DOUBLINGS = 2
 
 
 @dataclass
@@ -64,9 +67,12 @@ class Tally:
     sequence: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
 
     def repeated(self, abstract_id: str) -> str | None:
-        """The invalid answer an abstract got twice in a row before any good one, if any."""
+        """The invalid answer an abstract got twice in a row before any good one, if any,
+        or "truncated" when its answers were cut off more often than the room can grow."""
         kinds = self.sequence[abstract_id]
         answered = kinds[: kinds.index("ok")] if "ok" in kinds else kinds
+        if answered.count("truncated") > ROOM_DOUBLINGS:
+            return "truncated"
         invalid = [k for k in answered if k in REPEATABLE or k in TERMINAL]
         for first, second in itertools.pairwise(invalid):
             if first == second and first in REPEATABLE:

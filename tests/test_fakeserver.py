@@ -351,7 +351,7 @@ def test_fault_plan_mix_is_seeded_and_rules_apply() -> None:
         FaultPlan(["http_418"])
     with pytest.raises(ValueError, match="sum to"):
         FaultPlan(mix={"http_500": 0.8, "drop": 0.5})
-    assert len(FAULT_KINDS) == 16
+    assert len(FAULT_KINDS) == 18
 
 
 def test_fault_rule_per_abstract(fake: FakeOpenAI, client: openai.OpenAI) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -110,17 +110,20 @@ def _lines(path: Path) -> Iterator[tuple[int, Answer]]:
 def _answer(raw: bytes, path: Path, number: int) -> Answer:
     try:
         line = json.loads(raw)
-        response = line.get("response") or {}
-        error = line.get("error") or {}
-        return Answer(
-            custom_id=str(line["custom_id"]),
-            status_code=response.get("status_code"),
-            body=response.get("body"),
-            error_code=error.get("code"),
-            error_message=error.get("message"),
-        )
-    except (ValueError, KeyError, AttributeError) as exc:
+        custom_id = str(line["custom_id"])
+    except (ValueError, KeyError, TypeError) as exc:
         raise OutputError(f"{path}:{number}: not a batch answer line ({exc})") from None
+    response, error = line.get("response") or {}, line.get("error") or {}
+    if not isinstance(response, dict) or not isinstance(error, dict):
+        # One request's answer is unreadable, not the file: that request is sent again.
+        return Answer(custom_id, None, None, "malformed_answer", "the answer line is malformed")
+    return Answer(
+        custom_id=custom_id,
+        status_code=response.get("status_code"),
+        body=response.get("body"),
+        error_code=error.get("code"),
+        error_message=error.get("message"),
+    )
 
 
 def judge(
@@ -146,13 +149,20 @@ def judge(
                        "resend")  # fmt: skip
     if answer.status_code != 200 or answer.body is None:
         return _http_error(answer)
-    return judge_completion(answer.body, asked, item)
+    verdict = judge_completion(answer.body, asked, item)
+    if verdict.repair == "longer":
+        # A follow-up batch is written at its chunk's `max_tokens`: the cut-off answer
+        # is re-asked, as an invalid one is, within `max_reasks`.
+        return replace(verdict, repair="reask")
+    return verdict
 
 
 def _http_error(answer: Answer) -> Verdict:
-    status = answer.status_code or 0
-    body = answer.body or {}
-    detail = body.get("error", {}).get("message") if isinstance(body.get("error"), dict) else None
+    # The provider's file says what it says: a status or a body of the wrong type is no crash.
+    status = answer.status_code if isinstance(answer.status_code, int) else 0
+    body = answer.body if isinstance(answer.body, dict) else {}
+    error = body.get("error")
+    detail = error.get("message") if isinstance(error, dict) else None
     message = f"HTTP {status}: {detail or 'no message'}"
     if status == 429:
         return failed(ErrorType.RATE_LIMIT, message, "resend")

@@ -97,6 +97,12 @@ cli.add_command(batch_group)
 )
 @click.option("--max-reasks", type=int, help="Re-asks of an invalid answer per abstract.")
 @click.option(
+    "--max-tokens",
+    type=click.IntRange(min=1),
+    help="Room for one answer, in tokens; a cut-off answer is asked again with twice the "
+    "room, up to 4x [default: 2048; the embedded model uses 512].",
+)
+@click.option(
     "--prompt",
     type=click.Path(path_type=Path),
     help="Prompt file [default: the bundled prompt of the strategy].",

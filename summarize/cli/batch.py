@@ -92,6 +92,8 @@ def _say_ignored(line: str | None) -> None:
 @click.option("--limit", type=int, help="Submit at most N of the pending abstracts.")
 @click.option("--strict", is_flag=True, default=None, help="Fail on any bad input line.")
 @click.option("--prompt", type=click.Path(path_type=Path), help="Prompt file.")
+@click.option("--max-tokens", type=click.IntRange(min=1),
+              help="Room for one answer, in tokens [default: 2048].")  # fmt: skip
 @click.option("--batch-size", type=click.IntRange(1, 50_000), default=50_000, show_default=True,
               help="Requests per batch at most (the cap: 50,000 and 200 MB).")  # fmt: skip
 def batch_submit_command(inputs: tuple[str, ...], batch_size: int, **flags: Any) -> None:

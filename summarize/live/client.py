@@ -8,8 +8,10 @@ pool, no SDK per call). The reply's JSON is judged by `summarize.answer`, as a b
 answer is. Two budgets, never multiplied: transient transport faults wait and
 resend the same request (a tenacity policy, `max_retries`); invalid answers are
 re-asked with the rejected answer and the reason (`prompts/repair.md`,
-`max_reasks`). What a transient fault is, how long to wait, and which typed
-error a fault ends as is `faults`.
+`max_reasks`). An answer cut off at `max_tokens` is no judged answer: the same
+request goes again with twice the room, up to `ROOM_GROWTH` times the configured
+cap, on neither budget. What a transient fault is, how long to wait, and which
+typed error a fault ends as is `faults`.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
-from ..answer import Verdict, judge_completion
+from ..answer import ChatReply, NotACompletion, Verdict, judge_reply
 from ..errors import SummaryError
 from ..items import Item
 from ..prompt import Prompt, RepairPrompt, load_repair_prompt
@@ -30,9 +32,12 @@ from ..settings import EndpointSettings
 from ..strategy import question
 from ..tokens import TokenEstimator
 from ..usage import Usage
-from .faults import Faults, NotACompletion, StatusError, completion_body
+from .faults import Faults, StatusError, completion_body
 from .ratelimit import RateLimiter
 from .transport import EndpointUnreachable, Transport
+
+# A cut-off answer is asked again with twice the room, up to this many times the cap.
+ROOM_GROWTH: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,17 +118,30 @@ class OpenAISummarizer:
         asked = question(self._prompt, item, constrain_quotes=self._endpoint.constrain_quotes)
         messages = [*asked.messages, *self._repairs.get(item.id, ())]
         tally = _Tally(schema_chars=tool_chars(asked.answer_model))
+        endpoint = self._endpoint
         while True:
-            body = await self._answer(chat_request(asked, messages, self._endpoint), tally)
-            verdict = judge_completion(body, asked, item)
+            reply = await self._answer(chat_request(asked, messages, endpoint), tally)
+            verdict = judge_reply(reply, asked, item)
             tally.usage += verdict.usage
             if verdict.summary is not None:
                 return Completion(verdict.summary, tally.usage, tally.sent, tally.service_s)
             assert verdict.error is not None
+            if verdict.repair == "longer" and (room := self._more_room(endpoint)) is not None:
+                # The same request with more room: the cut-off answer is not sent back.
+                endpoint = endpoint.model_copy(update={"max_tokens": room})
+                continue
             if not self._may_reask(verdict, tally):
                 raise tally.failure(verdict.error)
             answer, reason = verdict.answer or "", verdict.error.message
             messages = [*messages, *self._repair_prompt.messages(answer=answer, error=reason)]
+
+    def _more_room(self, sent: EndpointSettings) -> int | None:
+        """Twice the cap `sent` had, within `ROOM_GROWTH` times the configured one; None
+        when no more is allowed."""
+        room, cap = sent.max_tokens, self._endpoint.max_tokens
+        if room is None or cap is None:
+            return None  # no cap was sent: the endpoint's own limit cut the answer off
+        return min(room * 2, cap * ROOM_GROWTH) if room < cap * ROOM_GROWTH else None
 
     def _may_reask(self, verdict: Verdict, tally: _Tally) -> bool:
         if verdict.repair != "reask" or tally.reasks >= self._endpoint.max_reasks:
@@ -134,8 +152,8 @@ class OpenAISummarizer:
         tally.reasks += 1
         return not repeated
 
-    async def _answer(self, request: dict[str, Any], tally: _Tally) -> dict[str, Any]:
-        """The completion's JSON body, sending again after transient faults."""
+    async def _answer(self, request: dict[str, Any], tally: _Tally) -> ChatReply:
+        """The completion, sending again after transient faults."""
         try:
             async for attempt in self._faults.retrying(tally.one_more_transient):
                 with attempt:
@@ -145,7 +163,7 @@ class OpenAISummarizer:
             raise tally.failure(error) if isinstance(error, SummaryError) else error from None
         raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
 
-    async def _send(self, request: dict[str, Any], tally: _Tally) -> dict[str, Any]:
+    async def _send(self, request: dict[str, Any], tally: _Tally) -> ChatReply:
         """One HTTP attempt: wait for a rate-limit slot, send, learn from the answer."""
         tally.sent += 1
         prompt_guess = self._estimator.prompt_tokens(request["messages"], tally.schema_chars)
@@ -159,12 +177,11 @@ class OpenAISummarizer:
             raise
         self._faults.answered()
         self._limiter.observe(reply.headers)
-        body = completion_body(reply)
+        completion = completion_body(reply)
         tally.service_s = time.perf_counter() - started
-        usage = body.get("usage") or {}
-        self._limiter.settle(expected, int(usage.get("total_tokens") or 0))
-        self._estimator.learn(estimated_prompt=prompt_guess,
-                              prompt=int(usage.get("prompt_tokens") or 0),
-                              completion=int(usage.get("completion_tokens") or 0))  # fmt: skip
+        tokens = completion.tokens
+        self._limiter.settle(expected, completion.total_tokens)
+        self._estimator.learn(estimated_prompt=prompt_guess, prompt=tokens.prompt_tokens,
+                              completion=tokens.completion_tokens)  # fmt: skip
         self._limiter.succeeded()
-        return body
+        return completion

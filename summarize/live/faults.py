@@ -16,10 +16,10 @@ import json
 import math
 import time
 from collections.abc import Callable
-from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, wait_random_exponential
 
+from ..answer import ChatReply, NotACompletion, read_reply
 from ..errors import ConfigError, ErrorType, ProviderError, SummaryError, error_line
 from ..settings import EndpointSettings, without_credentials
 from .ratelimit import RateLimiter
@@ -28,10 +28,6 @@ from .transport import EndpointUnreachable, Reply
 # How long a run keeps trying an endpoint that has never answered, before it stops.
 UNREACHABLE_AFTER_S = 15.0
 _FATAL_STATUS = {401: "rejected the API key", 403: "refused access", 404: "has no such model"}
-
-
-class NotACompletion(Exception):
-    """A reply that was no chat completion at all: sent again, like a 5xx."""
 
 
 class StatusError(Exception):
@@ -141,8 +137,8 @@ class Faults:
         return text.replace(key, "***") if key else text
 
 
-def completion_body(reply: Reply) -> dict[str, Any]:
-    """The reply's JSON, if it is a success and a chat completion with a choice; else
+def completion_body(reply: Reply) -> ChatReply:
+    """The reply, if it is a success and a chat completion with a choice; else
     `StatusError` or `NotACompletion`."""
     if not 200 <= reply.status < 300:
         raise StatusError(reply)
@@ -150,9 +146,10 @@ def completion_body(reply: Reply) -> dict[str, Any]:
         body = json.loads(reply.content)
     except ValueError:
         raise NotACompletion(f"the reply was not JSON: {reply.text()!r}") from None
-    if not isinstance(body, dict) or not body.get("choices"):
+    completion = read_reply(body)
+    if not completion.choices:
         raise NotACompletion(f"the reply was no chat completion: {reply.text()!r}")
-    return body
+    return completion
 
 
 def transient(exc: BaseException | None) -> bool:

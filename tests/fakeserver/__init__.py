@@ -34,9 +34,12 @@ part-way; `cancel` moves a batch to "cancelling", then "cancelled":
 
 An "ok" answer is a tool call with the `responder`'s arguments when the request
 has `tools`, else (`response_format` json_schema / json_object, or plain JSON
-prompting) the same JSON in `message.content`. The default responder is
-deterministic and grounded in the abstract of the prompt, so its answers pass
-`summarize.schema.Summary` validation with the grounding context.
+prompting) the same JSON in `message.content`, cut at the request's `max_tokens` (4
+characters a token) with finish_reason "length", as a model's answer is. `malformed`
+answers 200 with a body that is no chat completion (one of four shapes in turn);
+`object_arguments` sends the tool's arguments as a JSON object, not a string. The
+default responder is deterministic and grounded in the abstract of the prompt, so its
+answers pass `summarize.schema.Summary` validation with the grounding context.
 """
 
 from .answers import DEFAULT_MODEL, default_responder, grounded_summary, prompt_parts, prompt_tokens

@@ -412,9 +412,9 @@ class BatchRoutes:
 
 def _batch_usage(outputs: list[JSON]) -> JSON:
     """OpenAI's batch `usage`: the token counts of the completions in the output file."""
-    usages = [record["response"]["body"]["usage"] for record in outputs]
-    prompt = sum(usage["prompt_tokens"] for usage in usages)
-    completion = sum(usage["completion_tokens"] for usage in usages)
+    usages = [record["response"]["body"].get("usage") for record in outputs]
+    prompt = sum(_tokens(usage, "prompt_tokens") for usage in usages)
+    completion = sum(_tokens(usage, "completion_tokens") for usage in usages)
     return {
         "input_tokens": prompt,
         "input_tokens_details": {"cached_tokens": 0},
@@ -422,3 +422,9 @@ def _batch_usage(outputs: list[JSON]) -> JSON:
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": prompt + completion,
     }
+
+
+def _tokens(usage: Any, key: str) -> int:
+    """A count of a completion's usage; 0 where a malformed answer has none."""
+    value = usage.get(key) if isinstance(usage, dict) else None
+    return value if isinstance(value, int) else 0

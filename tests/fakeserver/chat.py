@@ -130,6 +130,7 @@ class ChatRoutes:
         _, abstract = prompt_parts(body)
         finish_reason = "stop"
         text: str | None = None
+        arguments: JSON | None = None
         refusal: str | None = None
         if kind != "refusal":
             summary = self.responder(body)
@@ -140,10 +141,17 @@ class ChatRoutes:
             elif kind == "ungrounded_quote":
                 summary = _ungrounded_summary(summary, abstract)
             text = json.dumps(summary, ensure_ascii=False)
+            if kind == "object_arguments":
+                arguments = summary  # as some servers send them: an object, not a string
             if kind == "bad_json_args":
                 text = "{'problem': 'single-quoted keys are not JSON', method: None,}"
             elif kind == "truncated":
                 text = text[: max(1, len(text) // 2)]
+                finish_reason = "length"
+            room = body.get("max_tokens")
+            if isinstance(room, int) and len(text) > room * _TOKEN_CHARS:
+                # As a model does: the answer stops at the request's token cap.
+                text, arguments = text[: room * _TOKEN_CHARS], None
                 finish_reason = "length"
         else:
             refusal = REFUSAL_TEXT
@@ -154,7 +162,7 @@ class ChatRoutes:
             call = {
                 "id": f"call_fake{number:08d}",
                 "type": "function",
-                "function": {"name": _tool_name(body), "arguments": text},
+                "function": {"name": _tool_name(body), "arguments": arguments or text},
             }
             message["tool_calls"] = [call]
             if finish_reason == "stop":
@@ -166,7 +174,7 @@ class ChatRoutes:
         choices = [
             {"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}
         ]
-        return {
+        completion = {
             "id": f"chatcmpl-fake{number:08d}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -180,3 +188,21 @@ class ChatRoutes:
                 "prompt_tokens_details": {"cached_tokens": 0},
             },
         }
+        return _malformed(completion, number) if kind == "malformed" else completion
+
+
+def _malformed(completion: JSON, number: int) -> JSON:
+    """A 200 body that is no chat completion, one of the shapes broken servers send."""
+    choice = completion["choices"][0]
+    message = choice["message"]
+    variant = number % 4
+    if variant == 0:
+        return {**completion, "choices": ["oops"]}
+    if variant == 1:
+        usage = {"prompt_tokens": "many", "completion_tokens": "few", "total_tokens": None}
+        return {**completion, "usage": usage}
+    if variant == 2:
+        calls = message.get("tool_calls") or [{"function": {"arguments": message["content"]}}]
+        broken = {**message, "tool_calls": calls[0]}  # an object, not a list
+        return {**completion, "choices": [{**choice, "message": broken}]}
+    return {**completion, "choices": [{**choice, "message": "the answer"}]}

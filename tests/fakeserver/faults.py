@@ -31,6 +31,8 @@ FaultKind = Literal[
     "empty_choices",
     "invented_number",
     "ungrounded_quote",
+    "malformed",
+    "object_arguments",
 ]
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
 
