@@ -12,12 +12,16 @@ never a mix. Every file `summarize` rewrites goes through `AtomicFile`.
 - The folder is synced after the rename, so the new name survives a power cut.
 - A target that is not a regular file (`/dev/stdout`, a named pipe) cannot be
   replaced; it is written in place, as a plain `open` would.
+- A temporary left by a killed writer keeps its random name; whoever holds the
+  file's lock removes those with `remove_leftovers`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import re
 import secrets
 import stat
 from collections.abc import Iterable
@@ -33,6 +37,7 @@ _CREATE_FLAGS = (
     | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 )  # fmt: skip
 _NAME_TRIES = 100  # as `tempfile.TMP_MAX`: a clash needs 64 random bits to repeat
+_RANDOM_PART = re.compile(r"[0-9a-f]{16}")
 
 
 class AtomicFile:
@@ -104,6 +109,33 @@ def replace_file(path: Path, chunks: Iterable[bytes]) -> None:
     except BaseException:
         new.abort()
         raise
+
+
+def remove_leftovers(path: Path) -> None:
+    """Delete the temporaries of `path` that a killed writer left behind.
+
+    Only for the holder of `path`'s lock: a temporary being written by another
+    process would be deleted too. Names `AtomicFile` did not make are left alone.
+    """
+    target = Path(os.path.realpath(path))
+    try:
+        with os.scandir(target.parent) as scan:
+            entries = list(scan)
+    except OSError:
+        return  # best effort: a leftover costs room, not correctness
+    for entry in entries:
+        if _is_temporary_of(target, entry.name) and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(OSError):
+                Path(entry.path).unlink()
+
+
+def _is_temporary_of(target: Path, name: str) -> bool:
+    prefix, suffix = f".{target.name}.", ".tmp"
+    return (
+        name.startswith(prefix)
+        and name.endswith(suffix)
+        and _RANDOM_PART.fullmatch(name[len(prefix) : -len(suffix)]) is not None
+    )
 
 
 def _stat(path: Path) -> os.stat_result | None:

@@ -23,7 +23,7 @@ import jsonlines
 from filelock import FileLock, Timeout
 from pydantic import BaseModel
 
-from .atomic import replace_file
+from .atomic import remove_leftovers, replace_file
 from .errors import OutputError
 from .records import ErrorRecord, Fingerprint, Record, fingerprint
 
@@ -97,6 +97,8 @@ class Output:
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot create or lock ({exc.strerror})") from exc
         try:
+            for path in (self.path, self.errors_path):
+                remove_leftovers(path)  # of a run killed while compacting; we hold the lock
             self._compact()
             self._records = self._append(self.path)
             self._errors = self._append(self.errors_path)

@@ -72,6 +72,24 @@ def test_planted_link_at_the_old_temporary_name_is_never_written_through(
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp") and p not in planted]
 
 
+def test_a_run_removes_the_temporaries_a_killed_run_left_and_nothing_else(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    left = [
+        tmp_path / ".out.jsonl.0123456789abcdef.tmp",
+        tmp_path / ".out.errors.jsonl.fedcba9876543210.tmp",
+    ]
+    for path in left:
+        path.write_bytes(b'{"id":"half a compaction')  # what kill -9 during a rewrite leaves
+    others = [tmp_path / ".out.jsonl.tmp", tmp_path / ".notes.0123456789abcdef.tmp"]
+    for path in others:
+        path.write_text("not ours\n", encoding="utf-8")
+    run_twice(server, papers, out)
+    assert not [path for path in left if path.exists()]
+    assert all(path.read_text(encoding="utf-8") == "not ours\n" for path in others)
+
+
 @pytest.mark.parametrize("mode", [0o600, 0o640], ids=["0600", "0640"])
 def test_output_mode_is_kept_when_it_is_rewritten(
     server: FakeOpenAI, papers: Path, tmp_path: Path, umask_022: None, mode: int
