@@ -39,7 +39,8 @@ CSV_COLUMNS = (
 )  # fmt: skip
 # Markdown punctuation that opens emphasis, code, links, images, headings, tables or
 # strike-through; `<`, `>` and `&` become entities, which no renderer reads as HTML.
-_MARKDOWN_ACTIVE = re.compile(r"[\\`*_\[\]()!#|~]")
+# `(` and `)` stay as typed, for reading: with `[` and `]` escaped no link can open.
+_MARKDOWN_ACTIVE = re.compile(r"[\\`*_\[\]!#|~]")
 _HTML_SPECIAL = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP: CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

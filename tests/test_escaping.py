@@ -142,4 +142,4 @@ def test_numbers_stay_numbers_in_the_csv() -> None:
 def test_markdown_text_keeps_words_readable() -> None:
     plain = "FastWidget improves accuracy by 4.2% over the state-of-the-art baseline, 3x faster."
     assert markdown_text(plain) == plain
-    assert markdown_text("a <b> & [c](d)\n\n# e") == r"a &lt;b&gt; &amp; \[c\]\(d\) \# e"
+    assert markdown_text("a <b> & [c](d)\n\n# e") == r"a &lt;b&gt; &amp; \[c\](d) \# e"
