@@ -41,6 +41,7 @@ def manifest(
         "done": result.done,
         "skipped": result.skipped,
         "failed": result.failed,
+        "previous_records_kept": result.previous_kept,
         "left": result.left,
         "failures": result.failures,
         "stopped": result.stopped,

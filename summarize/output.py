@@ -1,7 +1,10 @@
 """The output files: OUT.jsonl (records) and OUT.errors.jsonl, kept exact.
 
 Invariants, after every run, whatever killed the one before:
-- one line per abstract id across both files: a record, or an error saying why;
+- one current line per abstract id: a record, or an error line saying why its last
+  attempt failed; a record that a failed redo (another model, prompt or schema, or
+  `--force`) did not replace is kept beside that error line, and the id is asked again
+  on the next run (`Output.is_done`); an error line goes once a record replaces it;
 - no torn line: a line cut off by `kill -9` is dropped on the next open;
 - lines are appended and flushed one at a time; files are only ever rewritten
   whole, to a temporary file then `os.replace`, so a full disk cannot damage
@@ -14,7 +17,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
@@ -70,7 +74,8 @@ class Output:
         self._errors: IO[bytes] | None = None
         self.done: dict[str, Fingerprint] = {}
         self._shared: dict[Fingerprint, Fingerprint] = {}  # one tuple per way of making
-        self._failed: set[str] = set()  # ids whose last line is an error line
+        # Ids whose last attempt failed: no record, or one older than the error, kept.
+        self._failed: set[str] = set()
         self._superseded = False  # a line written this run replaces an older one
 
     def __enter__(self) -> Self:
@@ -123,15 +128,17 @@ class Output:
                 self._tidy()
         finally:
             if self._lock.is_locked:
-                # Removed while still held: a run that opened it a moment ago fails to
-                # lock it (no run waits for a lock), so no two runs ever hold one each.
+                # Removed while still held. A run that opened the file a moment ago and
+                # locks it after the release holds a deleted file: filelock >= 3.20.4
+                # sees that (st_nlink 0) and lets it go, so no two runs hold one each.
                 with contextlib.suppress(OSError):
                     Path(self._lock.lock_file).unlink()
             self._lock.release()
 
     def is_done(self, item_id: str, wanted: Fingerprint) -> bool:
-        """Whether OUT.jsonl holds a record for this id made the same way."""
-        return self.done.get(item_id) == wanted
+        """Whether OUT.jsonl holds a record for this id made the same way, and no attempt
+        failed since it was made."""
+        return self.done.get(item_id) == wanted and item_id not in self._failed
 
     def write_record(self, record: Record) -> None:
         """Append one record and flush it."""
@@ -141,11 +148,13 @@ class Output:
         self.done[record.id] = self._shared.setdefault(found, found)
         self._failed.discard(record.id)
 
-    def write_error(self, error: ErrorRecord) -> None:
-        """Append one error line and flush it."""
+    def write_error(self, error: ErrorRecord) -> bool:
+        """Append one error line and flush it; whether an earlier record of the id is
+        kept beside it (a failed redo loses no record)."""
         self._write(self._errors, error)
-        self._superseded |= error.id in self.done or error.id in self._failed
+        self._superseded |= error.id in self._failed
         self._failed.add(error.id)
+        return error.id in self.done
 
     def _write(self, fh: IO[bytes] | None, line: Record | ErrorRecord) -> None:
         if fh is None:
@@ -162,28 +171,34 @@ class Output:
         except OSError as exc:
             raise OutputError(f"{path}: cannot open for writing ({exc.strerror})") from exc
 
-    def _compact(self) -> None:
-        """Keep the last line per id; an id with a record keeps no error line.
+    def _compact(self, failed: set[str] | None = None) -> None:
+        """Keep the last line per id, and an id's error line while its last attempt
+        failed: the id has no record, or the error came after it (`failed`, this run's
+        own knowledge; at open, `failed_after` on the stamps).
 
-        Memory holds ids, line numbers and fingerprints, never the lines: a file is
-        read once, and read again only when lines must go.
+        Memory holds ids, line numbers and fingerprints, never the lines (and the stamps
+        of ids with an error line): a file is read once, and again only when lines go.
         """
+        errors = _newest_lines(self.errors_path, stamps=None)
         done: dict[str, Fingerprint] = {}
-        newest, lines = _newest_lines(self.path, done)
-        newest_errors, error_lines = _newest_lines(self.errors_path, None)
-        self.done = done
-        self._failed = {item_id for item_id in newest_errors if item_id not in done}
-        self._superseded = False
-        if len(newest) != lines:
-            _keep_lines(self.path, lambda number, item_id: newest[item_id] == number)
-        if len(self._failed) != error_lines:
+        records = _newest_lines(self.path, fingerprints=done, stamps=errors.stamps.keys())
+        if failed is None:
+            failed = {
+                item_id
+                for item_id, stamp in errors.stamps.items()
+                if item_id not in done or _stamped_after(stamp, records.stamps[item_id])
+            }
+        self.done, self._failed, self._superseded = done, failed, False
+        if len(records.newest) != records.count:
+            _keep_lines(self.path, lambda number, item_id: records.newest[item_id] == number)
+        if sum(1 for item_id in errors.newest if item_id in failed) != errors.count:
             _keep_lines(self.errors_path, lambda number, item_id: (
-                newest_errors[item_id] == number and item_id not in done))  # fmt: skip
+                errors.newest[item_id] == number and item_id in failed))  # fmt: skip
 
     def _tidy(self) -> None:
         """At close: cut a torn tail, and drop the lines this run superseded, if any."""
         if self._superseded:
-            self._compact()
+            self._compact(self._failed)
             return
         for path in (self.path, self.errors_path):
             if path.exists():
@@ -203,6 +218,30 @@ def peek_records(path: Path) -> Iterator[dict[str, Any]]:
         return
     except OSError as exc:
         raise OutputError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def failed_after(record: Mapping[str, Any], error: Mapping[str, Any]) -> bool:
+    """Whether `error`, a line of the same id, was written after `record`: its last
+    attempt failed, and the record is kept but no longer current.
+
+    Stamps are whole seconds; a tie goes to the error, so that a failure is never
+    hidden (at worst the abstract is asked once more, its record kept meanwhile)."""
+    return _stamped_after(str(error.get("created_at", "")), str(record.get("created_at", "")))
+
+
+def _stamped_after(error: str, record: str) -> bool:
+    # ISO 8601 in UTC, as `records` writes them: text order is time order.
+    return error >= record
+
+
+def failed_redos(path: Path) -> dict[str, dict[str, Any]]:
+    """The records of `path` that a failed attempt came after, as their id -> the error
+    line beside them in `OUT.errors.jsonl` (read only, like `peek_records`)."""
+    errors = {str(e.get("id")): e for e in peek_records(errors_path_for(path))}
+    if not errors:
+        return {}
+    records = {str(r.get("id")): r for r in peek_records(path) if r.get("id") in errors}
+    return {i: errors[i] for i, r in records.items() if failed_after(r, errors[i])}
 
 
 def _read_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -248,24 +287,38 @@ def _drop_torn_tail(path: Path) -> None:
         raise OutputError(f"{path}: cannot repair ({exc.strerror})") from exc
 
 
+@dataclass(slots=True)
+class _Newest:
+    """Of one file: each id's newest line number, how many lines, and wanted stamps."""
+
+    newest: dict[str, int] = field(default_factory=dict)
+    count: int = 0
+    stamps: dict[str, str] = field(default_factory=dict)
+
+
 def _newest_lines(
-    path: Path, fingerprints: dict[str, Fingerprint] | None
-) -> tuple[dict[str, int], int]:
-    """The number of each id's newest line, and how many lines were read; with
+    path: Path,
+    *,
+    fingerprints: dict[str, Fingerprint] | None = None,
+    stamps: Collection[str] | None,
+) -> _Newest:
+    """The number of each id's newest line, and how many lines were read; the
+    `created_at` of each id's newest line among `stamps` (None: every id); with
     `fingerprints`, each id's fingerprint too (equal ones shared)."""
-    newest: dict[str, int] = {}
+    found = _Newest()
     shared: dict[Fingerprint, Fingerprint] = {}
-    count = 0
     for number, obj in _read_lines(path):
-        count = number
+        found.count = number
         item_id = obj.get("id")
         if not isinstance(item_id, str):
             raise OutputError(f"{path}:{number}: line has no string `id`")
-        newest[item_id] = number
+        found.newest[item_id] = number
+        if stamps is None or item_id in stamps:
+            found.stamps[item_id] = str(obj.get("created_at", ""))
         if fingerprints is not None:
-            found = fingerprint(obj)
-            fingerprints[item_id] = shared.setdefault(found, found)
-    return newest, count
+            made = fingerprint(obj)
+            fingerprints[item_id] = shared.setdefault(made, made)
+    return found
 
 
 def _keep_lines(path: Path, keep: Callable[[int, str], bool]) -> None:

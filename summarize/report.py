@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from markupsafe import Markup, escape
 from . import grounding
 from .atomic import replace_file
 from .errors import OutputError
-from .output import errors_path_for
+from .output import errors_path_for, failed_after
 from .review import read_json_lines
 
 MAX_GAINS = 4
@@ -58,10 +59,24 @@ class Report:
 
     @classmethod
     def load(cls, path: Path) -> Report:
-        """The records of `path` and the error lines beside it."""
+        """The records of `path` and the error lines beside it that are current: of an
+        id with no record, or a redo that failed after its record (`failed_after`)."""
         errors_path = errors_path_for(path)
         errors = _read_errors(errors_path) if errors_path.exists() else []
-        return cls(path, read_json_lines(path), errors)
+        records = read_json_lines(path)
+        made = {r["id"]: r for r in records}
+        current = [e for e in errors if e.get("id") not in made or failed_after(made[e["id"]], e)]
+        return cls(path, records, current)
+
+    @cached_property
+    def record_ids(self) -> frozenset[str]:
+        """The ids of the records."""
+        return frozenset(r["id"] for r in self.records)
+
+    @property
+    def kept(self) -> int:
+        """Failed abstracts whose previous record is kept (shown, but not current)."""
+        return sum(1 for e in self.errors if e.get("id") in self.record_ids)
 
     @property
     def claims(self) -> Counter[str]:

@@ -3,6 +3,9 @@
 `validate_file` checks each line against the record schema and its grounding (the same
 Pydantic models and checks as a run), and ids for duplicates; `diff_records` lists the
 records added, removed and changed, field by field.
+
+A record whose redo failed later (`output.failed_redos`) is sound but not current:
+`kept_records` names each as a notice, not a problem, and `diff_records` marks it `!`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pydantic import ValidationError
 
 from . import grounding
 from .errors import InputError
+from .output import errors_path_for, failed_redos
 from .records import Record
 from .schema import ClaimedGain, Summary
 
@@ -96,6 +100,29 @@ def validate_file(path: Path) -> list[Problem]:
     return problems
 
 
+def kept_records(path: Path) -> list[Problem]:
+    """A notice for each record of `path` whose redo failed after it was made (an error
+    line beside it, in OUT.errors.jsonl): kept, not current, and asked again next run."""
+    failed = failed_redos(path)
+    if not failed:
+        return []
+    last: dict[str, int] = {}
+    for number, line in _numbered_lines(path):
+        try:
+            record_id = json.loads(line).get("id")
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            continue
+        if record_id in failed:
+            last[record_id] = number
+    errors = errors_path_for(path).name
+    return [
+        Problem(path, number, f"notice: {record_id}: a redo failed after this record "
+                f"({failed[record_id].get('error_type')}; see {errors}); the record is kept, "
+                "and the abstract is asked again on the next run")
+        for record_id, number in sorted(last.items(), key=lambda pair: pair[1])
+    ]  # fmt: skip
+
+
 def _numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     try:
         with path.open("rb") as fh:
@@ -141,19 +168,36 @@ def _message(error: Any) -> str:
 class Change:
     """One record that differs between two files."""
 
-    kind: str  # "added" | "removed" | "changed"
+    kind: str  # "added" | "removed" | "changed" | "failed" (a redo failed; record kept)
     id: str
     title: str
     fields: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        mark = {"added": "+", "removed": "-", "changed": "~"}[self.kind]
+        mark = {"added": "+", "removed": "-", "changed": "~", "failed": "!"}[self.kind]
         changed = f"  [{', '.join(self.fields)}]" if self.fields else ""
+        if self.kind == "failed":
+            changed = f"  [redo failed: {', '.join(self.fields)}; record kept]"
         return f"{mark} {self.id}  {self.title}{changed}"
 
 
-def diff_records(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[Change]:
-    """Records added, removed and changed (ignoring per-run timings and token counts)."""
+def diff_records(
+    old: list[dict[str, Any]],
+    new: list[dict[str, Any]],
+    failed: dict[str, dict[str, Any]] | None = None,
+) -> list[Change]:
+    """Records added, removed and changed (ignoring per-run timings and token counts);
+    then the records of `new` whose redo failed after them (`failed`, by id: the error
+    line, as `output.failed_redos` gives them), which are kept but not current."""
+    changes = _changes(old, new)
+    for record_id, record in {r["id"]: r for r in new}.items():
+        if failed and record_id in failed:
+            why = (str(failed[record_id].get("error_type")),)
+            changes.append(Change("failed", record_id, str(record.get("title", "")), why))
+    return changes
+
+
+def _changes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[Change]:
     before = {r["id"]: r for r in old}
     after = {r["id"]: r for r in new}
     changes = [Change("removed", i, str(r.get("title", ""))) for i, r in before.items()

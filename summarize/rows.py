@@ -42,9 +42,10 @@ class Lines:
         """Keep one record."""
         self.by_id[record.id] = record
 
-    def write_error(self, error: ErrorRecord) -> None:
-        """Keep one error line."""
+    def write_error(self, error: ErrorRecord) -> bool:
+        """Keep one error line; no earlier record is kept (the rows start with none)."""
         self.by_id[error.id] = error
+        return False
 
 
 def summarize_rows(

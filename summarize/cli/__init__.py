@@ -21,10 +21,10 @@ from ..evaluate import evaluate
 from ..job import run
 from ..live.local import EMBEDDED, embedded_model
 from ..live.runner import RunResult
-from ..output import errors_path_for
+from ..output import errors_path_for, failed_redos
 from ..records import record_json_schema
 from ..report import Report, render_digest, render_html, write_csv
-from ..review import diff_records, read_json_lines, validate_file
+from ..review import diff_records, kept_records, read_json_lines, validate_file
 from ..settings import resolve_settings
 from .batch import batch_group
 from .common import fail, interrupt, job_errors, show_problems, user_errors
@@ -165,12 +165,15 @@ def eval_command(gold: Path, records: Path) -> None:
 @cli.command("validate")
 @click.argument("records", type=click.Path(path_type=Path))
 def validate_command(records: Path) -> None:
-    """Check a records file (perhaps hand-edited): schema, grounding, duplicate ids."""
+    """Check a records file (perhaps hand-edited): schema, grounding, duplicate ids.
+    A record whose redo failed since is a notice (kept, asked again), not a problem."""
     with user_errors():
         problems = validate_file(records)
-    for problem in problems:
+        kept = kept_records(records)
+    for problem in [*problems, *kept]:
         click.echo(str(problem))
-    click.echo(f"{records}: {len(problems)} problems", err=True)
+    notice = f", {plural(len(kept), 'record')} kept after a failed redo" if kept else ""
+    click.echo(f"{records}: {len(problems)} problems{notice}", err=True)
     sys.exit(ExitCode.FAILED if problems else ExitCode.OK)
 
 
@@ -178,9 +181,10 @@ def validate_command(records: Path) -> None:
 @click.argument("old", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
 def diff_command(old: Path, new: Path) -> None:
-    """Records added (+), removed (-) and changed (~, with the fields) from OLD to NEW."""
+    """Records added (+), removed (-) and changed (~, with the fields) from OLD to NEW;
+    then NEW's records kept after a failed redo (!)."""
     with user_errors():
-        changes = diff_records(read_json_lines(old), read_json_lines(new))
+        changes = diff_records(read_json_lines(old), read_json_lines(new), failed_redos(new))
     for change in changes:
         click.echo(str(change))
     sys.exit(ExitCode.FAILED if changes else ExitCode.OK)

@@ -170,9 +170,17 @@ def _failed(failed: int, failures: dict[str, int], errors: Path) -> str:
     return f"{failed} failed ({kinds}; see {errors})"
 
 
+def _kept(failed: int, kept: int) -> str:
+    """`, previous records kept` after the failures, when a failed redo kept records."""
+    if not kept:
+        return ""
+    return ", previous records kept" if kept == failed else f", {kept} previous records kept"
+
+
 def summary_line(result: RunResult, output: Path, errors: Path) -> str:
     """`666 abstracts: 600 done, 50 skipped, 16 failed (…) | tokens …, $0.12 | 12.3s | …`."""
     failed = _failed(result.failed, result.failures, errors)
+    failed += _kept(result.failed, result.previous_kept)
     if result.left > 0:
         failed += f", {result.left} left ({result.stopped or '--limit'})"
     cost = "" if result.cost_usd is None else f", ${result.cost_usd:.4f}"

@@ -35,6 +35,7 @@ class RunResult:
     done: int = 0
     skipped: int = 0
     failed: int = 0
+    previous_kept: int = 0  # failed abstracts whose earlier record stays (a failed redo)
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -52,9 +53,10 @@ class RunResult:
             return ExitCode.FAILED
         return ExitCode.STOPPED if self.stopped else ExitCode.OK
 
-    def count_failure(self, kind: str) -> None:
-        """One more error line of this type."""
+    def count_failure(self, kind: str, *, previous_kept: bool = False) -> None:
+        """One more error line of this type; `previous_kept`: beside an earlier record."""
         self.failed += 1
+        self.previous_kept += int(previous_kept)
         self.failures[kind] = self.failures.get(kind, 0) + 1
 
     @property
@@ -93,8 +95,8 @@ class Sink(Protocol):
         """Keep one record."""
         ...
 
-    def write_error(self, error: ErrorRecord) -> None:
-        """Keep one error line."""
+    def write_error(self, error: ErrorRecord) -> bool:
+        """Keep one error line; whether an earlier record of the id is kept beside it."""
         ...
 
 
@@ -191,8 +193,8 @@ def _record(outcome: Outcome, output: Sink, result: RunResult, price: Price | No
         output.write_record(outcome.record)
         result.done += 1
     elif outcome.error is not None:
-        output.write_error(outcome.error)
-        result.count_failure(outcome.error.error_type.value)
+        kept = output.write_error(outcome.error)
+        result.count_failure(outcome.error.error_type.value, previous_kept=kept)
     if line is not None:
         result.requests += line.attempts
         result.prompt_tokens += line.prompt_tokens
