@@ -5,9 +5,11 @@
 `subprocess`'s `preexec_fn` runs in the child between fork and exec, where a lock
 that another thread of the parent held at the fork (the progress display's) stays
 locked forever: Python documents it as unsafe when threads run. This launcher is a
-process of its own instead: it asks Linux for SIGTERM when its parent dies
+process of its own instead: it asks Linux for SIGKILL when its parent dies
 (`PR_SET_PDEATHSIG`, which exec keeps), checks that the parent did not die before
-that, and execs the command. It is run by path and imports only the standard
+that, and execs the command. SIGKILL, not SIGTERM: on SIGTERM llama.cpp's server
+(uvicorn) first finishes the answer it is writing, up to a minute of both cores on a
+small machine, for a job that is gone. It is run by path and imports only the standard
 library, so starting it costs an interpreter start and nothing of `summarize`.
 """
 
@@ -31,7 +33,7 @@ def main(argv: list[str]) -> int:
     parent, command = int(argv[1]), argv[2:]
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
             print(f"prctl: {os.strerror(ctypes.get_errno())}", file=sys.stderr)
             return NOT_RUN
     if os.getppid() != parent:

@@ -210,8 +210,8 @@ def model_file(path: Path, *, remember: bool = True) -> ModelFile:
 
 
 def die_with_parent(command: list[str]) -> list[str]:
-    """`command`, started through the launcher that has it killed (SIGTERM) when this
-    process dies, even by `kill -9` (Linux only; elsewhere `command` as it is)."""
+    """`command`, started through the launcher that has it killed when this process
+    dies, even by `kill -9` (Linux only; elsewhere `command` as it is)."""
     if not sys.platform.startswith("linux"):
         return command
     return [sys.executable, "-I", str(LAUNCHER), str(os.getpid()), *command]
