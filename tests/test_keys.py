@@ -264,6 +264,21 @@ def test_a_state_files_endpoint_name_holds_no_key_from_the_query() -> None:
     assert where == "https://h.example/v1" and "s3cret" not in key and "sk-x" not in key
 
 
+def test_a_redirect_is_named_without_the_credentials_in_its_location() -> None:
+    from summarize.live.faults import Faults, StatusError  # noqa: PLC0415
+    from summarize.live.ratelimit import RateLimiter  # noqa: PLC0415
+    from summarize.live.transport import Reply  # noqa: PLC0415
+    from summarize.settings import EndpointSettings  # noqa: PLC0415
+
+    endpoint = EndpointSettings(base_url="https://llm.example/v1?key=s3cret", model="m")
+    moved = Reply(307, {"Location": "https://cdn.example/v1/chat?token=s3cret&region=eu"}, b"")
+    error = Faults(endpoint, RateLimiter()).translate(StatusError(moved))
+    assert str(error) == (
+        "https://llm.example/v1 redirects (HTTP 307) to https://cdn.example/v1/chat?region=eu: "
+        "use that address as --base-url"
+    )
+
+
 def test_a_key_in_the_base_urls_query_reaches_the_server_but_no_file_or_message(
     server: FakeOpenAI, papers: Path, tmp_path: Path
 ) -> None:

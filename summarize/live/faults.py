@@ -104,7 +104,7 @@ class Faults:
         if isinstance(exc, EndpointUnreachable) and not self._reached:
             return self._unreachable(exc)
         if isinstance(exc, StatusError) and 300 <= exc.status_code < 400:
-            to = exc.reply.headers.get("Location", "elsewhere")
+            to = without_credentials(exc.reply.headers.get("Location")) or "elsewhere"
             return ConfigError(
                 f"{self._where()} redirects (HTTP {exc.status_code}) to {to}: "
                 "use that address as --base-url"
