@@ -15,7 +15,7 @@ from typing import Any, TextIO
 from .errors import InputError
 from .items import stream_items
 from .job import Plan, pending_ids, plan
-from .output import peek_records
+from .output import failed_redos, peek_records
 from .readers import Inputs, index_inputs
 from .records import fingerprint
 from .request import prompt_tokens
@@ -45,10 +45,11 @@ def estimate(settings: RunSettings, *, stdin: TextIO | None = None) -> Estimate:
     prompt = planned.made_by.prompt
     written = list(peek_records(settings.output))
     done = {str(record.get("id")): fingerprint(record) for record in written}
+    failed = failed_redos(settings.output)  # kept records a redo failed on: sent again
     estimator = TokenEstimator(settings.endpoint.max_tokens)
     with closing(Inputs(settings.inputs, stdin=stdin)) as source:
         index, problems = index_inputs(source, strict=settings.strict)
-        pending, _ = pending_ids(index, lambda i: done.get(i) == planned.wanted,
+        pending, _ = pending_ids(index, lambda i: done.get(i) == planned.wanted and i not in failed,
                               force=settings.force, limit=settings.limit)  # fmt: skip
         items = stream_items(source.entries([]), index, wanted=set(pending))
         tokens = sum(prompt_tokens(prompt, item, estimator) for item in items)

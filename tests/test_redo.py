@@ -107,6 +107,13 @@ def test_a_failed_redo_is_asked_again_even_for_the_model_that_made_the_record(
     assert read_jsonl(errors_path_for(out)) == []
 
 
+def test_the_dry_run_counts_a_failed_redo_as_to_send(server: FakeOpenAI, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    assert failed_redo(server, tmp_path, "--force", count=3).exit_code == 1
+    result = run_cli(server, tmp_path / "p.jsonl", out, "--dry-run")
+    assert "dry run: 3 of 3 abstracts to send" in result.output  # as the run will
+
+
 # ---------------------------------------------------------------- the files, after a crash
 
 
