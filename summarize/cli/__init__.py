@@ -15,7 +15,8 @@ from typing import Any
 
 import click
 
-from ..errors import ExitCode, OutputError
+from ..atomic import replace_file
+from ..errors import ExitCode
 from ..estimate import estimate
 from ..evaluate import evaluate
 from ..job import run
@@ -228,10 +229,7 @@ def export_command(records: Path, csv_path: Path) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror})") from exc
+    replace_file(path, [text.encode("utf-8")])
 
 
 @cli.command("model")
