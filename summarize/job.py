@@ -93,7 +93,8 @@ def plan(
     prompt = choose_prompt(settings, local=summarizer is None and wants_local(settings))
     model_name = _model_name(settings, local, summarizer)
     price = _price(settings, model_name, local=local is not None)
-    endpoint = settings.endpoint if local is None else local_endpoint(local)
+    given = settings.endpoint
+    endpoint = given if local is None else local_endpoint(local, given=given)
     asked = request_hash(prompt, endpoint, load_repair_prompt())
     return Plan(MadeBy(model_name, prompt, asked), local, price)
 
@@ -131,7 +132,7 @@ def _endpoint(settings: RunSettings, local: ModelFile | None) -> Iterator[Endpoi
         yield settings.endpoint
         return
     with EmbeddedServer(local) as server:
-        yield server.endpoint()
+        yield server.endpoint(given=settings.endpoint)
         server.check_alive()
 
 

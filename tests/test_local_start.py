@@ -32,6 +32,7 @@ from summarize.live.local import (
     embedded_model,
     model_file,
 )
+from summarize.settings import resolve_settings
 from tests.conftest import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -270,3 +271,21 @@ def test_the_launcher_runs_nothing_when_its_parent_is_already_gone(tmp_path: Pat
     )
     assert launched.returncode == 127 and not marker.exists()
     assert die_with_parent(["touch", str(marker)])[-2:] == ["touch", str(marker)]
+
+
+def test_the_embedded_model_keeps_the_tuning_the_user_gave_and_its_own_for_the_rest(
+    tmp_path: Path,
+) -> None:
+    model = ModelFile(tmp_path / "x.gguf", "0" * 64)
+    flags = {"inputs": ("a.txt",), "max_tokens": 300, "max_reasks": 0, "timeout": 30.0}
+    given = resolve_settings(flags, env={}, cwd=tmp_path).endpoint
+    endpoint = local.local_endpoint(model, "http://127.0.0.1:1/v1", given=given)
+    assert (endpoint.max_tokens, endpoint.max_reasks, endpoint.timeout) == (300, 0, 30.0)
+    # What was not given stays as suits a small local model, not the remote defaults.
+    suited = local.local_endpoint(model, "http://127.0.0.1:1/v1")
+    assert endpoint.max_retries == suited.max_retries == 2
+    assert endpoint.model == "local" and endpoint.constrain_quotes
+    untouched = local.local_endpoint(
+        model, None, given=resolve_settings({"inputs": ("a.txt",)}, env={}, cwd=tmp_path).endpoint
+    )
+    assert untouched.max_tokens == suited.max_tokens == 512

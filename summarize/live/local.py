@@ -224,9 +224,17 @@ def _free_port() -> int:
         return port
 
 
-def local_endpoint(model: ModelFile, base_url: str | None = None) -> EndpointSettings:
-    """Endpoint settings that suit a small local model (edge configuration)."""
-    return EndpointSettings(
+# What a user may still set for the embedded model (flags or config): how long to wait,
+# how hard to try and how much room an answer has. Where and what it asks are fixed.
+USER_TUNABLE = frozenset({"timeout", "max_tokens", "max_retries", "max_reasks", "max_backoff"})
+
+
+def local_endpoint(
+    model: ModelFile, base_url: str | None = None, *, given: EndpointSettings | None = None
+) -> EndpointSettings:
+    """Endpoint settings that suit a small local model (edge configuration), with the
+    `USER_TUNABLE` settings the user gave in `given` (flags, environment or config) kept."""
+    suited = EndpointSettings(
         model="local",
         base_url=base_url,
         model_label=model.label,
@@ -240,6 +248,10 @@ def local_endpoint(model: ModelFile, base_url: str | None = None) -> EndpointSet
         max_retries=2,
         max_reasks=1,
     )
+    if given is None:
+        return suited
+    kept = {name: getattr(given, name) for name in given.model_fields_set & USER_TUNABLE}
+    return suited.model_copy(update=kept)
 
 
 class EmbeddedServer:
@@ -266,9 +278,9 @@ class EmbeddedServer:
         """The `/v1` root the client talks to."""
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def endpoint(self) -> EndpointSettings:
+    def endpoint(self, given: EndpointSettings | None = None) -> EndpointSettings:
         """Endpoint settings that suit a small local model, at this server."""
-        return local_endpoint(self.model, self.base_url)
+        return local_endpoint(self.model, self.base_url, given=given)
 
     def __enter__(self) -> Self:
         self.start()
