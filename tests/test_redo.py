@@ -250,3 +250,19 @@ def opens(output: Output) -> bool:
     except OutputError:
         return False
     return True
+
+
+def test_a_failed_redo_through_the_batch_api_keeps_the_records_and_says_so(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(5))
+    out = tmp_path / "out.jsonl"
+    assert run_cli(server, papers, out).exit_code == 0
+    server.set_fault_rule(lambda body: "invented_number")
+    batch = ("--base-url", server.base_url, "-o", str(out))
+    assert invoke("batch", "submit", str(papers), *batch, "--model", "other-model").exit_code == 0
+    result = invoke("batch", "collect", *batch, "--repair", "none", "--wait", "--poll", "0.05")
+    assert result.exit_code == 1, result.output
+    assert "5 failed (5 validation; see " in result.output
+    assert "previous records kept" in result.output
+    assert len(read_jsonl(out)) == 5 and len(read_jsonl(errors_path_for(out))) == 5

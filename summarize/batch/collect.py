@@ -57,6 +57,7 @@ class CollectResult:
     open: dict[str, int] = field(default_factory=dict)
     done: int = 0
     failed: int = 0
+    previous_kept: int = 0  # failed abstracts whose earlier record stays (a failed redo)
     resubmitted: int = 0
     repaired_live: int = 0
     released: int = 0
@@ -81,9 +82,10 @@ class CollectResult:
             return ExitCode.OPEN
         return ExitCode.FAILED if self.failed else ExitCode.OK
 
-    def count_failure(self, kind: str) -> None:
-        """One more error line of this type."""
+    def count_failure(self, kind: str, *, previous_kept: bool = False) -> None:
+        """One more error line of this type; `previous_kept`: beside an earlier record."""
         self.failed += 1
+        self.previous_kept += int(previous_kept)
         self.failures[kind] = self.failures.get(kind, 0) + 1
 
     def spend(self, price: Price | None, usage: Usage, *, discount: float) -> None:
@@ -212,5 +214,5 @@ class Collector:
                     by: MadeBy) -> None:  # fmt: skip
         """An error line carrying every attempt's tokens."""
         line = make_error(item, error.carrying(spent_usage(total), total["attempt"]), by=by)
-        self.output.write_error(line)
-        self.result.count_failure(error.error_type.value)
+        kept = self.output.write_error(line)
+        self.result.count_failure(error.error_type.value, previous_kept=kept)

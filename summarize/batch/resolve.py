@@ -102,6 +102,7 @@ class Resolution:
         for kind, count in done.failures.items():
             for _ in range(count):
                 c.result.count_failure(kind)
+        c.result.previous_kept += done.previous_kept
         if repair.unsent:
             c.allowance.stopped = c.allowance.stopped or repair.stopped
         for pending in repair.unsent:

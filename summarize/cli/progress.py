@@ -224,6 +224,7 @@ def submit_line(result: SubmitResult, output: Path) -> str:
 def collect_line(result: CollectResult, output: Path, errors: Path) -> str:
     """`2 batches collected: 660 done, 6 resubmitted, 0 failed | … | 1 batch open (in_progress)`."""
     failed = _failed(result.failed, result.failures, errors)
+    failed += _kept(result.failed, result.previous_kept)
     live = f" ({result.repaired_live} re-asked live)" if result.repaired_live else ""
     if result.released:
         live += f", {result.released} released (submit again to send them)"
