@@ -367,10 +367,15 @@ def test_a_corrupt_state_file_is_a_one_line_error_naming_it(
     assert "out.batches/state.json: not a batch state file" in result.output
 
 
-def activity(server: FakeOpenAI) -> int:
-    """How many Files and Batch API calls the server has seen."""
-    stats = server.stats
-    return stats.files_uploaded + stats.batches_created + stats.batch_retrieves
+def held_or_ended(server: FakeOpenAI, job: subprocess.Popen[bytes]) -> bool:
+    """Wait until the server holds a reply to `job` (True) or `job` has ended (False)."""
+    deadline = time.monotonic() + 120  # an event's deadline: only a broken job reaches it
+    while server.held_replies == 0:
+        if job.poll() is not None:
+            return False
+        assert time.monotonic() < deadline, "the job neither called the server nor ended"
+        time.sleep(0.01)
+    return True
 
 
 def test_kill_9_during_submit_and_collect_loses_and_doubles_nothing(tmp_path: Path) -> None:
@@ -378,7 +383,7 @@ def test_kill_9_during_submit_and_collect_loses_and_doubles_nothing(tmp_path: Pa
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(total))
     out = tmp_path / "out.jsonl"
     rng = random.Random(5)
-    killed = 0
+    killed_while_held = 0
     with FakeOpenAI(batch_polls=2) as server:
         server.set_fault_mix({"invented_number": 0.1, "http_500": 0.05}, seed=3)
         env = {**os.environ, **ENV, "OPENAI_BASE_URL": server.base_url}
@@ -387,22 +392,26 @@ def test_kill_9_during_submit_and_collect_loses_and_doubles_nothing(tmp_path: Pa
         collect_cmd = [*base, "collect", "-o", str(out), "--wait", "--poll", "0.1"]
         for round_ in range(12):
             cmd = submit_cmd if round_ % 2 == 0 else collect_cmd
-            before = activity(server)
+            # The kill lands at a point set by events, not by the clock: once the server
+            # has done the job's n-th Files or Batch API call and holds its reply (an upload
+            # or a batch made that the job never hears of), or, every other time, just
+            # after that reply reaches the job (in the job's own work on it).
+            server.hold_replies(after=rng.randint(1, 8))
             job = subprocess.Popen(
                 cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            # Killed once it is talking to the server, a random moment later: mid-work,
-            # however long the interpreter took to start.
-            while activity(server) == before and job.poll() is None:
-                time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, 0.3))
+            held = held_or_ended(server, job)
+            if held and rng.random() < 0.5:
+                job.send_signal(signal.SIGKILL)
+                killed_while_held += job.wait() == -signal.SIGKILL
+            server.release_replies()
             job.send_signal(signal.SIGKILL)
-            killed += job.wait() == -signal.SIGKILL
+            job.wait()
         for cmd in (submit_cmd, collect_cmd):
             final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
                                    check=False)  # fmt: skip
         keys = [b["metadata"]["summarize_key"] for b in server.batches]
-    assert killed >= 4, "the kills must land while the jobs run"
+    assert killed_while_held >= 4, "the kills must land while the jobs run"
     assert final.returncode in {0, 1}, final.stderr
     assert len(keys) == len(set(keys)), "one chunk was created as two batches"
     records, errors = read_jsonl(out), read_jsonl(tmp_path / "out.errors.jsonl")

@@ -63,7 +63,7 @@ class ChatRoutes:
 
         with self._lock:
             bucket = self._bucket
-            allowed = bucket.take(time.monotonic()) if bucket is not None else True
+            allowed = bucket.take(self.clock()) if bucket is not None else True
             send = bucket is not None and self.limit_headers
             limit_headers = bucket.headers() if send and bucket is not None else {}
             retry_after = self.retry_after

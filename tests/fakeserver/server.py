@@ -10,11 +10,12 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, ClassVar
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from .answers import DEFAULT_MODEL, default_responder
 from .batches import BatchOutcome, BatchRoutes, _Batch, _check_outcome, _Outcome
@@ -31,6 +32,8 @@ from .faults import (
 )
 from .files import FileRoutes
 
+_HELD_ROUTES = ("/v1/files", "/v1/batches", "/files", "/batches")
+
 
 class FakeOpenAI(ChatRoutes, FileRoutes, BatchRoutes):
     """An OpenAI-compatible chat-completions and Batch API server in a background thread.
@@ -39,11 +42,16 @@ class FakeOpenAI(ChatRoutes, FileRoutes, BatchRoutes):
     `jitter`, `retry_after`, `limit_headers`, `responder`, `require_key`, `faults`,
     `rps_limit`, `batch_polls`). With `limit_headers`, answers carry OpenAI's
     `x-ratelimit-*-requests` headers (the limit per minute) when `rps_limit` is set.
+    The rate limit reads `clock` (`time.monotonic`; set it before `rps_limit` to a fake
+    one, to test the limit without waiting on the real clock).
     """
 
     # OpenAI's limit of requests in one batch input file; set a smaller one on an
     # instance to test the limit without a huge file.
     MAX_BATCH_REQUESTS: ClassVar[int] = 50_000
+    # How long `stop` lets requests it has cancelled, then aiohttp's own shutdown, take to
+    # end; set a longer one on an instance to tell a cancelled request from a waited one.
+    STOP_GRACE: ClassVar[float] = 1.0
 
     def __init__(
         self,
@@ -82,6 +90,7 @@ class FakeOpenAI(ChatRoutes, FileRoutes, BatchRoutes):
         self._requested_port = port
         self._port: int | None = None
         self._lock = threading.RLock()
+        self.clock: Callable[[], float] = time.monotonic
         self._jitter_rng = random.Random(seed)
         self._rps_limit: float | None = None
         self._bucket: _TokenBucket | None = None
@@ -100,6 +109,10 @@ class FakeOpenAI(ChatRoutes, FileRoutes, BatchRoutes):
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
+        # Files and Batch API replies still to make before they are held (see `hold_replies`).
+        self._hold_after: int | None = None
+        self._held = 0
+        self._released: asyncio.Event | None = None  # set by the next release, on the loop
 
     # ----------------------------------------------------------------- public API
 
@@ -190,7 +203,7 @@ class FakeOpenAI(ChatRoutes, FileRoutes, BatchRoutes):
             self._rps_limit = rps_limit
             self._bucket = None
             if rps_limit is not None:
-                self._bucket = _TokenBucket(rps_limit, max(1.0, rps_limit), time.monotonic())
+                self._bucket = _TokenBucket(rps_limit, max(1.0, rps_limit), self.clock())
 
     def enqueue(self, *kinds: FaultKind | str) -> None:
         """Script the faults of the next requests, in order (then back to the plan)."""
@@ -227,6 +240,32 @@ class FakeOpenAI(ChatRoutes, FileRoutes, BatchRoutes):
             in_flight = self._stats.in_flight
             self._stats = ServerStats(in_flight=in_flight, max_in_flight=in_flight)
 
+    def hold_replies(self, after: int = 1) -> None:
+        """Hold the reply to the `after`-th Files or Batch API call from now, and to every
+        later one, until `release_replies`: the call's work is done, its reply is not sent.
+
+        A client killed while `held_replies` > 0 is killed mid-work at a point the test
+        chose, however fast or slow the machine is.
+        """
+        if after < 1:
+            raise ValueError("after must be at least 1")
+        with self._lock:
+            self._hold_after = after
+
+    def release_replies(self) -> None:
+        """Send the held replies (to whoever is still listening); hold no more."""
+        with self._lock:
+            self._hold_after = None
+            released, self._released = self._released, None
+        if released is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(released.set)
+
+    @property
+    def held_replies(self) -> int:
+        """How many replies `hold_replies` is holding now."""
+        with self._lock:
+            return self._held
+
     # ----------------------------------------------------------------- lifecycle
 
     def start(self, timeout: float = 5.0) -> FakeOpenAI:
@@ -261,6 +300,7 @@ class FakeOpenAI(ChatRoutes, FileRoutes, BatchRoutes):
         thread, loop, stopping = self._thread, self._loop, self._stopping
         if thread is None:
             return
+        self.release_replies()
         if loop is not None and stopping is not None:
             with contextlib.suppress(RuntimeError):  # the loop has already closed
                 loop.call_soon_threadsafe(stopping.set)
@@ -318,7 +358,7 @@ class FakeOpenAI(ChatRoutes, FileRoutes, BatchRoutes):
     async def _serve(self, sock: socket.socket) -> None:
         self._stopping = asyncio.Event()
         # Batch input files run to 200 MB at OpenAI; aiohttp refuses bodies over 1 MB by default.
-        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app = web.Application(client_max_size=256 * 1024 * 1024, middlewares=[self._holding])
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
@@ -332,7 +372,7 @@ class FakeOpenAI(ChatRoutes, FileRoutes, BatchRoutes):
             app.router.add_get(f"{prefix}/batches/{{batch_id}}", self._retrieve_batch)
             app.router.add_post(f"{prefix}/batches/{{batch_id}}/cancel", self._cancel_batch)
         runner = web.AppRunner(
-            app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+            app, handler_cancellation=True, access_log=None, shutdown_timeout=self.STOP_GRACE
         )
         await runner.setup()
         try:
@@ -342,11 +382,33 @@ class FakeOpenAI(ChatRoutes, FileRoutes, BatchRoutes):
             for task in list(self._handlers):
                 task.cancel()
             if self._handlers:
-                await asyncio.wait(list(self._handlers), timeout=1.0)
+                await asyncio.wait(list(self._handlers), timeout=self.STOP_GRACE)
         finally:
             await runner.cleanup()
 
     # ----------------------------------------------------------------- handlers
+
+    @web.middleware
+    async def _holding(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The route's reply, held while `hold_replies` says so (Files and Batch API only)."""
+        response = await handler(request)
+        if not request.path.startswith(_HELD_ROUTES):
+            return response
+        with self._lock:
+            if self._hold_after is not None:
+                self._hold_after = max(0, self._hold_after - 1)
+            if self._hold_after != 0:
+                return response
+            self._held += 1
+            if self._released is None:
+                self._released = asyncio.Event()
+            released = self._released
+        try:
+            await released.wait()
+        finally:  # also when the client's death cancels this handler
+            with self._lock:
+                self._held -= 1
+        return response
 
     def _respond(
         self, status: int, payload: JSON, headers: Mapping[str, str] | None = None
