@@ -45,6 +45,7 @@ PERSISTENT_ENDS = {
     "truncated": "truncated",
     "refusal": "refused",
 }
+HANG_TIMEOUT = 5.0  # the client's, in seconds; a hang lasts 30
 TERMINAL = frozenset({"refusal"})  # a refusal is an answer: not retried
 # Faults that are an answer failing validation, the same answer each time for an abstract:
 # met twice in a row, the re-asks stop (the model repeats itself).
@@ -93,7 +94,11 @@ def _settings(server: FakeOpenAI, papers: Path, out: Path, **endpoint: Any) -> R
             model="fake-model",
             base_url=server.base_url,
             api_key=FAKE_KEY,
-            timeout=1.0,
+            # Only a clock tells a hang from a slow answer, and this server shares the
+            # client's process and a loaded machine's CPU: a 1 s timeout could cut off an
+            # answer that was merely slow, and change how the tally reads the abstract's
+            # faults. A hang costs one timeout (the transient phase meets one): 5 s is cheap.
+            timeout=HANG_TIMEOUT,
             max_backoff=0.2,
             **endpoint,
         ),
