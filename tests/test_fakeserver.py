@@ -574,6 +574,31 @@ def read_lines(client: openai.OpenAI, file_id: str | None) -> list[dict[str, Any
     return [json.loads(line) for line in client.files.content(file_id).text.splitlines()]
 
 
+def test_a_held_reply_waits_for_its_release_with_its_work_done(
+    fake: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    fake.hold_replies(after=2)
+    assert client.files.create(file=("a.jsonl", b"{}\n"), purpose="batch").id  # the 1st
+    answered = threading.Event()
+
+    def upload() -> None:
+        client.files.create(file=("b.jsonl", b"{}\n"), purpose="batch")
+        answered.set()
+
+    thread = threading.Thread(target=upload)
+    thread.start()
+    deadline = time.monotonic() + 60.0
+    while fake.held_replies == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert fake.held_replies == 1 and not answered.is_set()
+    assert len(fake.files) == 2  # the held call did its work: only its reply waits
+    assert call(client).choices  # chat replies are never held
+    fake.release_replies()
+    thread.join(60.0)
+    assert answered.is_set() and fake.held_replies == 0
+    assert client.files.create(file=("c.jsonl", b"{}\n"), purpose="batch").id  # no more held
+
+
 def test_upload_retrieve_and_content_round_trip(
     fake: FakeOpenAI, client: openai.OpenAI
 ) -> None:
