@@ -45,7 +45,8 @@ def playwright_api() -> ModuleType:
     SUMMARIZE_REQUIRE_BROWSER is set (CI), where the ImportError fails it."""
     if os.environ.get("SUMMARIZE_REQUIRE_BROWSER"):
         return importlib.import_module("playwright.sync_api")
-    return pytest.importorskip("playwright.sync_api", reason="no Playwright (the dev extra)")
+    api: ModuleType = pytest.importorskip("playwright.sync_api", reason="no Playwright (dev)")
+    return api
 
 
 @contextmanager
