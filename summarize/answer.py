@@ -8,6 +8,13 @@ completion (`{"choices": ["oops"]}`, token counts that are not numbers) is
 `repair` says what may help: `reask` (send the rejected answer back with the
 reason, `prompts/repair.md`), `resend` (the same request again), `longer` (the
 same request with more room: the answer was cut off at `max_tokens`), or None.
+
+What is exact is repaired here, without the model (`repair_quotes`): a gain whose
+quote fails while exactly one sentence of the abstract states its value's numbers
+gets that sentence as its quote, and the summary names the field it set
+(`Summary.repaired`). Nothing else is: prose over its cap is re-asked with the cap
+and its length, never cut, and a value that several sentences state is re-asked
+with the sentences named.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
+from . import grounding
 from .errors import ErrorType, SummaryError, error_line
 from .items import Item
 from .schema import Summary, grounded_in
@@ -147,12 +155,86 @@ def judge_reply(reply: ChatReply, asked: Question, item: Item) -> Verdict:
         # Not a judged answer: the same question with more room may well be answered.
         return failed(ErrorType.TRUNCATED, "the answer was cut off at the token limit",
                       "longer", answer=text, usage=usage)  # fmt: skip
-    try:
-        with grounded_in(abstract=item.abstract, title=item.title):
+    with grounded_in(abstract=item.abstract, title=item.title):
+        try:
             summary = asked.finish(asked.answer_model.model_validate_json(text))
-    except ValidationError as exc:
-        return failed(ErrorType.VALIDATION, error_line(exc), "reask", answer=text, usage=usage)
+        except ValidationError as exc:
+            repaired = _repaired(text, asked, item)
+            if repaired is None:
+                return failed(ErrorType.VALIDATION, reasons(exc), "reask", answer=text,
+                              usage=usage)  # fmt: skip
+            summary = repaired
     return Verdict(summary, usage=usage)
+
+
+def _repaired(text: str, asked: Question, item: Item) -> Summary | None:
+    """The answer `text` valid once its quotes are repaired (`repair_quotes`), else None.
+
+    A repair that leaves the answer invalid is dropped: the re-ask sends the model's own
+    answer back, with every fault it has and the sentence each value is stated in."""
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return None
+    fields = repair_quotes(answer, item.abstract)
+    if not fields:
+        return None
+    try:
+        summary = asked.finish(asked.answer_model.model_validate(answer))
+    except ValidationError:
+        return None
+    return summary.with_repaired(fields)
+
+
+def repair_quotes(answer: Any, abstract: str) -> tuple[str, ...]:
+    """Set, in `answer` (an abstractive answer's JSON, as parsed), each failing gain
+    quote that the abstract decides; the fields set, by path.
+
+    A quote fails when it is not a sentence (or a clause) of the abstract or does not
+    state every number of its value. It is decided when exactly one sentence of the
+    abstract states them all (`grounding.sentence_holding`): that sentence, as plain
+    text (the form a constrained decoder offers), is the quote. Grounded by
+    construction; no other field is touched, and a value no sentence or several
+    sentences state is left for the re-ask.
+    """
+    claimed = answer.get("claimed_gain") if isinstance(answer, dict) else None
+    gains = claimed.get("gains") if isinstance(claimed, dict) else None
+    if not isinstance(gains, list):
+        return ()
+    fields: list[str] = []
+    for number, gain in enumerate(gains):
+        if not isinstance(gain, dict) or not isinstance(gain.get("value"), str):
+            continue
+        value, quote = grounding.plain_text(gain["value"]), gain.get("quote")
+        if isinstance(quote, str) and _holds(abstract, quote, value):
+            continue
+        sentence = grounding.sentence_holding(abstract, value)
+        if sentence is not None:
+            gain["quote"] = grounding.plain_text(sentence)
+            fields.append(f"claimed_gain.gains[{number}].quote")
+    return tuple(fields)
+
+
+def _holds(abstract: str, quote: str, value: str) -> bool:
+    """Whether `quote` passes as the quote of `value` (the check of `schema.Gain`)."""
+    in_abstract = grounding.quoted_sentence(abstract, quote) is not None
+    return in_abstract and not grounding.unsupported_numbers(value, quote)
+
+
+def reasons(exc: ValidationError) -> str:
+    """Why an answer failed, one line, in terms that say how to fix it: a field over its
+    cap names the cap and its length (`error_line` words every other fault)."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in error["loc"]) or "answer"
+        if error["type"] == "string_too_long" and isinstance(error["input"], str):
+            cap = (error.get("ctx") or {}).get("max_length")
+            length = len(error["input"])
+            parts.append(f"{where}: {length} characters, over the cap: at most {cap} "
+                         "characters; say it in fewer words, one whole sentence")  # fmt: skip
+        else:
+            parts.append(f"{where}: {str(error['msg']).removeprefix('Value error, ')}")
+    return "; ".join(parts)
 
 
 def failed(

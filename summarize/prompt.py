@@ -75,8 +75,9 @@ def field_instructions(model: type[BaseModel] = ANSWER_MODELS["abstractive"]) ->
 
     This is the only place the words reach the model (the tool carries the bare schema,
     see `request.tool_for`), so it is kept short: a nested field is named by its own
-    name, consecutive fields with the same description share a line
-    (`problem`, `method`, `result`), and a field without a description is left out.
+    name, bare (backticks cost a token or two a name), consecutive fields with the same
+    description share a line (`problem, method, result`), and a field without a
+    description is left out.
     """
     schema = model.model_json_schema()
     described: list[tuple[str, str]] = []
@@ -87,10 +88,7 @@ def field_instructions(model: type[BaseModel] = ANSWER_MODELS["abstractive"]) ->
             lines[-1][0].append(name)
         else:
             lines.append(([name], description))
-    return "\n".join(
-        f"- {', '.join(f'`{name}`' for name in names)}: {description}"
-        for names, description in lines
-    )
+    return "\n".join(f"- {', '.join(names)}: {description}" for names, description in lines)
 
 
 def _describe(root: dict[str, Any], props: dict[str, Any], out: list[tuple[str, str]]) -> None:

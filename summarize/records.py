@@ -21,7 +21,7 @@ from .prompt import Prompt
 from .schema import ClaimedGain, Strategy, Summary
 from .usage import Usage
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 Fingerprint = tuple[str, str]
 
 
@@ -52,6 +52,15 @@ class Record(BaseModel):
     completion_tokens: int
     cached_tokens: int
     attempts: int
+    repaired: list[str] = Field(
+        default_factory=list,
+        description=(
+            "The fields set from the abstract rather than by the model, by path (e.g. "
+            "`claimed_gain.gains[0].quote`): a gain's quote that failed, replaced by the one "
+            "sentence of the abstract that states its value. Empty when the answer passed as "
+            "given; absent from lines written before schema version 4."
+        ),
+    )
     latency_s: float
     created_at: str
     sources: list[str]
@@ -155,6 +164,7 @@ def make_record(
         completion_tokens=usage.completion_tokens,
         cached_tokens=usage.cached_tokens,
         attempts=attempts,
+        repaired=list(summary.repaired),
         latency_s=round(latency, 3),
         created_at=_now(),
         sources=[str(source) for source in item.sources],

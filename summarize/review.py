@@ -40,6 +40,11 @@ VOLATILE = frozenset(
     }
 )
 
+# What a line written before a field existed stands for: the field's default. An older
+# line is not "changed" for lacking a field a newer one has at its default.
+_DEFAULTS = {name: spec.get_default(call_default_factory=True)
+             for name, spec in Record.model_fields.items() if not spec.is_required()}  # fmt: skip
+
 
 def read_json_lines(path: Path) -> list[dict[str, Any]]:
     """Record (or gold) lines; a line that is not one is an `InputError` naming it."""
@@ -210,7 +215,8 @@ def _changes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[Chang
         fields = tuple(
             key
             for key in dict.fromkeys([*previous, *record])
-            if key not in VOLATILE and previous.get(key) != record.get(key)
+            if key not in VOLATILE
+            and previous.get(key, _DEFAULTS.get(key)) != record.get(key, _DEFAULTS.get(key))
         )
         if fields:
             changes.append(Change("changed", record_id, str(record.get("title", "")), fields))

@@ -22,6 +22,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationInfo,
     create_model,
     field_validator,
@@ -32,12 +33,16 @@ from pydantic.json_schema import SkipJsonSchema
 from . import grounding
 
 SENTENCE_MAX = 200
+METRIC_MAX = 120
 # llama.cpp's grammar builder gives up on string caps much above this.
 QUOTE_MAX = 600
 VALUE_PATTERN = r'^[^"\\]{0,24}[0-9][^"\\]{0,24}$'
 TITLE_COPY_OVERLAP = 0.9
-# What problem, method and result each are; the names say what each is about.
-_OWN_SENTENCE = "one short sentence in your own words."
+# What problem, method and result each are; the names say what each is about. Every cap
+# the validator holds a field to is stated in its description: the prompt says it once.
+_OWN_SENTENCE = f"one sentence in your own words, ≤{SENTENCE_MAX} characters."
+# Of the sentences that state a value, how many a re-ask names.
+_NAMED_SENTENCES = 2
 
 
 # The abstract a summary must be grounded in. A context variable rather than
@@ -70,17 +75,18 @@ class Gain(BaseModel):
     # The quote comes first: a model that has copied the sentence then takes
     # the value from it, instead of inventing a figure and a quote to match.
     quote: str = Field(
-        description="its sentence verbatim.",
+        description="its whole sentence.",
         min_length=1,
         max_length=QUOTE_MAX,
     )
-    # Undescribed, as its name says it: every described field costs prompt tokens.
+    # Its name says what it is: only its cap is described (every word costs prompt tokens).
     metric: str = Field(
+        description=f"≤{METRIC_MAX} characters.",
         min_length=1,
-        max_length=120,
+        max_length=METRIC_MAX,
     )
     value: str = Field(
-        description="the figure as quoted.",
+        description="its figure.",
         # A digit is required and quotes/backslashes are not: under a constrained
         # decoder this stops words ("linear") and runaway JSON in the value.
         pattern=VALUE_PATTERN,
@@ -101,9 +107,12 @@ class Gain(BaseModel):
             if grounding.contains_quote(abstract, self.quote):
                 raise ValueError(
                     f"the quote {self.quote!r} is a fragment: quote the whole sentence of "
-                    "the abstract that states the value"
+                    "the abstract that states the value" + where_stated(abstract, self.value)
                 )
-            raise ValueError(f"the quote {self.quote!r} does not occur in the abstract")
+            raise ValueError(
+                f"the quote {self.quote!r} does not occur in the abstract"
+                + where_stated(abstract, self.value)
+            )
         if not grounding.numbers_in(self.value):
             raise ValueError(
                 f"the value {self.value!r} has no number: a qualitative advantage "
@@ -114,6 +123,7 @@ class Gain(BaseModel):
             raise ValueError(
                 f"the value {self.value!r} has numbers that its quote does not state: "
                 + ", ".join(f"{n:g}" for n in sorted(missing))
+                + where_stated(abstract, self.value)
             )
         # Free text, so a model's own figures ("on 8 GPUs", "vs 2023 SOTA") hide here.
         invented = grounding.unsupported_numbers(self.metric, abstract)
@@ -123,6 +133,24 @@ class Gain(BaseModel):
                 + ", ".join(f"{n:g}" for n in sorted(invented))
             )
         return self
+
+
+def where_stated(abstract: str, value: str) -> str:
+    """What a re-ask adds to a quote's fault: the sentence of `abstract` that states every
+    number of `value` (then it is the quote), the first few when several do, or that none
+    does (then the value is not the abstract's). Sentences are named as plain text, the
+    form the validator compares. Empty for a value without a number."""
+    numbers = grounding.numbers_in(value)
+    if not numbers:
+        return ""
+    holding = [grounding.plain_text(s) for s in grounding.sentences(abstract)
+               if numbers <= grounding.numbers_in(s)]  # fmt: skip
+    if not holding:
+        return f"; no sentence of the abstract states {value!r}: give a figure it states"
+    if len(holding) == 1:
+        return f"; the sentence that states {value!r} is {holding[0]!r}"
+    named = " or ".join(repr(s) for s in holding[:_NAMED_SENTENCES])
+    return f"; {len(holding)} sentences state {value!r}: quote the one that claims it, {named}"
 
 
 class ClaimedGain(BaseModel):
@@ -135,8 +163,8 @@ class ClaimedGain(BaseModel):
         max_length=4,
     )
     qualitative: str | None = Field(
-        description="if no gains, the advantage claimed in words; else null.",
-        max_length=200,
+        description=f"if no gains, the advantage, ≤{SENTENCE_MAX} characters; else null.",
+        max_length=SENTENCE_MAX,
     )
 
     @property
@@ -169,6 +197,19 @@ class Summary(BaseModel):
     )
     # No description of its own: its fields' descriptions say it.
     claimed_gain: ClaimedGain
+    # Fields set from the abstract rather than by the model (`answer.repair_quotes`).
+    _repaired: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def repaired(self) -> tuple[str, ...]:
+        """The fields set from the abstract, not by the model: a gain's quote replaced by
+        the one sentence that states its value (`claimed_gain.gains[0].quote`)."""
+        return self._repaired
+
+    def with_repaired(self, fields: tuple[str, ...]) -> Summary:
+        """This summary, marked as having `fields` set from the abstract."""
+        self._repaired = fields
+        return self
 
     @field_validator("problem", "method", "result")
     @classmethod

@@ -63,7 +63,7 @@ def test_extractive_question_numbers_the_sentences_and_letters_the_figures() -> 
     assert "\n1. Training large models is costly.\n" in user
     assert "\n3. TinyTrain reduces training cost by 50\\%" in user
     assert "\nA: 50% in 3\nB: 17.5x in 3" in user
-    assert ABSTRACT not in system and "`gains`: the figures that measure" in system
+    assert ABSTRACT not in system and "- gains: the figures that measure" in system
     schema = asked.answer_model.model_json_schema()
     assert schema["properties"]["gains"]["items"]["enum"] == ["A", "B"]
 

@@ -167,12 +167,9 @@ def _invented_summary(summary: JSON, abstract: str) -> JSON:
 
 
 def _ungrounded_summary(summary: JSON, abstract: str) -> JSON:
-    gains = summary.get("claimed_gain", {}).get("gains") or []
-    if gains and isinstance(gains[0], dict) and "value" in gains[0]:
-        value = str(gains[0]["value"])
-    else:
-        numbers = sorted(grounding.numbers_in(abstract))
-        value = f"{numbers[0]:g}%" if numbers else "10%"
+    # A figure the abstract does not state: a quote for a figure one of its sentences
+    # states is no fault for the client, which sets that sentence (`answer.repair_quotes`).
+    value = f"{_invented_number(abstract)}%"
     gain = {"metric": "reported metric", "value": value, "quote": UNGROUNDED_QUOTE}
     return {**summary, "claimed_gain": {"gains": [gain], "qualitative": None}}
 

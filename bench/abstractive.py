@@ -1,0 +1,153 @@
+"""The abstractive strategy on a local GGUF: what it makes of the gold set, and why not.
+
+    .venv/bin/python bench/abstractive.py --model-file /root/.cache/tm/qwen-1.5b.gguf --n 20
+
+`summarize.run` with `--strategy abstractive` and `--model-file` (the embedded llama.cpp
+runtime serving that GGUF, its settings as a run gives them: constrained quotes, one
+re-ask) on the first N abstracts of the gold set (tests/data/gold.jsonl, the "gold dev
+set" of tests/data/README.md), in file order. Printed:
+
+- records, and error lines by reason (the error type; for a validation error, what its
+  message names first: a cap, a quote, an invented number, the title, one sentence...);
+- re-asks (each counted as the repair prompt is built) and requests;
+- repairs: quotes set from the abstract (`Record.repaired`), and the records they saved;
+- invented numbers: numbers the records state that their abstract does not, counted by
+  `summarize.evaluate` (its own number reading, no code shared with the validator);
+  and records with any grounding problem by the same code;
+- gain precision and recall, and no-claim accuracy, against the gold summaries;
+- seconds per abstract, server start and weight check included.
+
+The 1.5B model takes about 100 s an abstract on 2 cores: --n sets the run's length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from summarize import RunSettings, run
+from summarize.evaluate import evaluate
+from summarize.live.runner import RunResult
+from summarize.prompt import RepairPrompt
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLD = ROOT / "tests" / "data" / "gold.jsonl"
+
+# What a validation error's first fault is about, by the words the validators use.
+REASONS = (
+    ("cap", re.compile(r"characters|at most \d+ items|should have at most")),
+    ("quote", re.compile(r"the quote|its quote does not state")),
+    ("invented number", re.compile(r"states numbers the abstract does not")),
+    ("value without a figure", re.compile(r"has no number|should match pattern")),
+    ("title copied", re.compile(r"repeats the title")),
+    ("not one sentence", re.compile(r"one short sentence")),
+    ("not JSON / shape", re.compile(r"Invalid JSON|json_invalid|Field required|Extra inputs")),
+)
+
+
+def reason(error: dict[str, Any]) -> str:
+    """The error line's reason: its type, and for a validation error its first fault."""
+    kind = str(error.get("error_type"))
+    if kind != "validation":
+        return kind
+    first = str(error.get("message", "")).split("; ")[0]
+    return next((f"validation: {name}" for name, words in REASONS if words.search(first)),
+                "validation: other")  # fmt: skip
+
+
+def counting_reasks() -> Counter[str]:
+    """A counter of the re-asks a run makes: each builds the repair prompt's turns once."""
+    counts: Counter[str] = Counter()
+    build = RepairPrompt.messages
+
+    def counted(self: RepairPrompt, *, answer: str, error: str) -> list[dict[str, str]]:
+        counts["reasks"] += 1
+        return build(self, answer=answer, error=error)
+
+    RepairPrompt.messages = counted  # type: ignore[method-assign]
+    return counts
+
+
+def job(gold: list[dict[str, Any]], workdir: Path, model_file: Path) -> tuple[RunResult, float]:
+    """`summarize run --strategy abstractive --model-file` on `gold`'s titles and abstracts,
+    in `workdir`; what the run says, and its wall time (server start included)."""
+    papers = workdir / "papers.jsonl"
+    papers.write_text("".join(json.dumps({"title": g["title"], "abstract": g["abstract"]}) + "\n"
+                              for g in gold), encoding="utf-8")  # fmt: skip
+    settings = RunSettings(inputs=(str(papers),), output=workdir / "out.jsonl", local=True,
+                           model_file=model_file, strategy="abstractive")  # fmt: skip
+    start = time.perf_counter()
+    result = run(settings)
+    return result, time.perf_counter() - start
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-file", type=Path, required=True, help="the GGUF to serve")
+    parser.add_argument("--n", type=int, default=20, help="gold abstracts, from the first")
+    parser.add_argument("--gold", type=Path, default=GOLD)
+    parser.add_argument("--keep", type=Path, help="write the run's files here (else a tempdir)")
+    args = parser.parse_args()
+    gold = read_lines(args.gold)[: args.n]
+    reasks = counting_reasks()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        result, wall = job(gold, workdir, args.model_file)
+        records = read_lines(workdir / "out.jsonl")
+        errors = read_lines(workdir / "out.errors.jsonl")
+    report(args, gold, result, records, errors, reasks["reasks"], wall)
+
+
+def report(
+    args: argparse.Namespace,
+    gold: list[dict[str, Any]],
+    result: RunResult,
+    records: list[dict[str, Any]],
+    errors: list[dict[str, Any]],
+    reasks: int,
+    wall: float,
+) -> None:
+    """Print the figures of one run."""
+    n = len(gold)
+    print(f"model: {args.model_file.name}, {os.cpu_count()} cores, strategy abstractive, "
+          f"{n} gold abstracts ({args.gold.name}, the first {n})")  # fmt: skip
+    print(f"records: {len(records)} of {n} ({len(records) / n:.0%}; goal >= 80%)")
+    print(f"error lines: {len(errors)}")
+    for why, count in Counter(reason(e) for e in errors).most_common():
+        print(f"  {count:3}  {why}")
+    for error in errors:
+        print(f"    {error['id']}: {str(error['message'])[:220]}")
+    print(f"requests: {result.requests}; re-asks: {reasks}")
+    repaired = [r for r in records if r.get("repaired")]
+    fields = sum(len(r["repaired"]) for r in repaired)
+    saved = sum(r["attempts"] == 1 for r in repaired)
+    print(f"repairs: {fields} quotes set from the abstract, in {len(repaired)} records "
+          f"({saved} of them made without a re-ask)")  # fmt: skip
+    scores = evaluate(gold, records, embeddings=False)
+    invented = scores.numbers - scores.numbers_found
+    table = scores.table()
+    print(f"invented numbers: {invented} (goal 0), of {scores.numbers} numbers stated; "
+          f"records with a grounding problem: {scores.matched - scores.faithful}")  # fmt: skip
+    for name, goal in (("gain_precision", " (goal >= 0.8)"), ("gain_recall", ""),
+                       ("no_claim_accuracy", "")):  # fmt: skip
+        value = table.get(name)
+        print(f"{name.replace('_', ' ')}: {'n/a' if value is None else f'{value:.2f}'}{goal}")
+    print(f"seconds per abstract: {wall / n:.1f} ({wall:.0f} s in all, server start included)")
+
+
+if __name__ == "__main__":
+    main()
