@@ -28,7 +28,45 @@ _DIFFERENCE = re.compile(
     rf"(?:up to\s+|over\s+|almost\s+|nearly\s+|about\s+|around\s+)?"
     rf"({_NUM}(?:/{_NUM})?(?:\s+[A-Z][A-Za-z]*)?)"
 )
-_CONTEXT_WORDS = 4
+_PHRASE_WORDS = 7
+_UNIT = re.compile(r"\d\s+([A-Za-z][A-Za-z-]*)$")  # "0.4/0.6 BLEU", not "40 times"
+# Figures joined to the one named: "24.8% and 27% cost" measure the same thing.
+_JOINED = re.compile(rf"^(?:\s*(?:,|and|or)\s*{_NUM}\S*)+")
+# Where a phrase after a figure ends: another clause, a comparison, a condition.
+_STOP = re.compile(
+    r"and|or|while|which|when|whereas|compared|than|with|without|using|by|but|vs|versus|"
+    r"respectively|thereby|thus|making|resulting|enabling|allowing|"
+    r"is|are|was|were|be|been|has|have|can|could|would|will"
+)
+_FUNCTION_WORD = re.compile(
+    r"the|a|an|of|at|for|on|in|to|from|into|its|their|our|up|over|about|nearly|almost|"
+    r"only|just|around|as|than"
+)
+_ARTICLE = re.compile(r"^(?:(?:that|the|a|an|its|their|our|this|these)\s+)+", re.IGNORECASE)
+_QUALIFIER = r"(?:up to\s+|over\s+|almost\s+|nearly\s+|about\s+|around\s+)?"
+# The figure named by the noun before it: "an absolute improvement up to 52.5%".
+_NAMED = re.compile(
+    r"(?P<what>(?:[\w-]+\s+){0,2}(?:improvements?|gains?|reductions?|speed-?ups?|increases?|"
+    rf"decreases?|savings?|boosts?))\s+(?:of\s+)?{_QUALIFIER}$",
+    re.IGNORECASE,
+)
+# "model size can be reduced by over 50%": the subject of a passive verb.
+_PASSIVE = re.compile(
+    r"(?:^|\bthat\s+|,\s*)(?P<what>(?:[\w-]+\s+){0,3}?[\w-]+)\s+(?:can be|is|are|was|were)\s+"
+    rf"(?:\w+ly\s+)?(?:reduced|improved|increased|cut|decreased|accelerated|lowered|shortened)"
+    rf"\s+by\s+{_QUALIFIER}$",
+    re.IGNORECASE,
+)
+# The object of the verb a figure after "by" changes: "reduces the KV memory by up to 2.55x".
+_CHANGED = re.compile(
+    r"\b(?:reduc|improv|increas|decreas|cut|boost|lower|rais|accelerat|speed\w*\s+up|"
+    r"scal\w*\s+up|shrink|compress|sav|enhanc|shorten|lift|bring\w*\s+down)\w*\s+"
+    rf"(?P<what>(?:(?!\bby\b)[^,;:()]){{3,80}}?)\s+by\s+{_QUALIFIER}"
+    rf"(?:{_NUM}\S*\s*(?:,|and|or)\s*)*$",
+    re.IGNORECASE,
+)
+# A second difference joined to one after "by": "by 0.4/0.6 BLEU ... and 5.6/3.0 PPL".
+_JOINED_DIFFERENCE = re.compile(rf"\band\s+({_NUM}(?:/{_NUM})?\s+[A-Z][A-Za-z]*)")
 _COMPARES = re.compile(
     r"\b(?:faster|speed\w*|improv\w*|reduc\w*|fewer|less|more|higher|lower|better|"
     r"outperform\w*|gains?|sav\w+|cuts?|boost\w*|increas\w*|decreas\w*|than|compared|"
@@ -55,7 +93,10 @@ def figures(sentences: list[str], *, max_quote: int) -> list[Figure]:
         plain = grounding.plain_text(sentence)
         compares = _COMPARES.search(plain) is not None
         seen: list[str] = []
-        for pattern in (_RELATIVE, _DIFFERENCE):
+        patterns = [_RELATIVE, _DIFFERENCE]
+        if _DIFFERENCE.search(plain):
+            patterns.append(_JOINED_DIFFERENCE)
+        for pattern in patterns:
             for match in pattern.finditer(plain):
                 text = match.group(1).strip()
                 if any(text in other for other in seen) or len(found) == MAX_FIGURES:
@@ -67,15 +108,62 @@ def figures(sentences: list[str], *, max_quote: int) -> list[Figure]:
     return found
 
 
-def context(sentence: str, text: str, *, limit: int = 120) -> str:
-    """The figure with the words around it in its sentence: what it measures, verbatim."""
+def metric(sentence: str, text: str, *, limit: int = 120) -> str:
+    """What the figure `text` measures, in the words of its sentence: a whole phrase,
+    never a window cut mid-phrase.
+
+    Tried in order: the unit written with the figure and the phrase after it
+    ("0.4/0.6 BLEU on IWSLT14/WMT14" -> "BLEU on IWSLT14/WMT14"); the noun that names it
+    ("an absolute improvement up to 52.5%"); the phrase after the figure ("3.3x higher
+    throughput for BERT-Large pre-training"); the subject or object of the verb
+    the figure changes ("reduces the communication volume by up to 5x" -> "communication
+    volume", "model size can be reduced by 50%"); else the clause that holds it.
+    Figures joined by "and" share what follows them ("24.8% and 27% cost").
+    """
     plain = grounding.plain_text(sentence)
     start = plain.find(text)
     if start < 0:
         return text
-    end = start + len(text)
-    before = [m.start() for m in re.finditer(r"\S+", plain[:start])][-_CONTEXT_WORDS:]
-    after = [m.end() for m in re.finditer(r"\S+", plain[end:])][:_CONTEXT_WORDS]
-    words = plain[before[0] if before else start : end + (after[-1] if after else 0)]
-    words = words.strip(" ,;:.")
-    return words if len(words) <= limit else text
+    unit = written.group(1) if (written := _UNIT.search(text)) else ""
+    before = plain[:start]
+    rest = _JOINED.sub("", plain[start + len(text) :], count=1)
+    after = _phrase(rest)
+    named = _NAMED.search(before)
+    changed = _CHANGED.search(before) or _PASSIVE.search(before)
+    if unit:
+        found = f"{unit} {after}" if after else unit
+    elif named is not None:
+        found = _ARTICLE.sub("", named.group("what"))
+    elif after and not _FUNCTION_WORD.fullmatch(after.split()[0].casefold()):
+        found = after
+    elif changed is not None:
+        found = " ".join((_ARTICLE.sub("", changed.group("what")), after)).strip()
+    else:
+        found = after or _clause(plain, start)
+    return found if len(found) <= limit else text
+
+
+def _phrase(rest: str) -> str:
+    """The words that follow a figure, up to the end of their phrase."""
+    words: list[str] = []
+    for match in re.finditer(r"\S+", rest):
+        word = match.group(0)
+        bare = word.strip(",;:.()").casefold()
+        if _STOP.fullmatch(bare) or word.startswith("(") or (not words and word[0].isdigit()):
+            break  # another clause, an aside, another figure
+        words.append(word.rstrip(",;:.)"))
+        if word[-1] in ",;:.)(" or len(words) == _PHRASE_WORDS:
+            break
+    while words and _FUNCTION_WORD.fullmatch(words[-1].casefold()):
+        words.pop()
+    if words and words[0].casefold() == "of":
+        words.pop(0)  # "saves 98% of compute costs"
+    return " ".join(words)
+
+
+def _clause(plain: str, start: int) -> str:
+    """The piece of `plain` between punctuation that holds position `start`."""
+    left = max(plain.rfind(mark, 0, start) for mark in ",;:(")
+    ends = [i for i in (plain.find(mark, start) for mark in ",;:)") if i >= 0]
+    right = min(ends) if ends else len(plain)
+    return plain[left + 1 : right].strip(" .")
