@@ -4,8 +4,10 @@
 
 `summarize.run` with `--strategy abstractive` and `--model-file` (the embedded llama.cpp
 runtime serving that GGUF, its settings as a run gives them: constrained quotes, one
-re-ask) on the first N abstracts of the gold set (tests/data/gold.jsonl, the "gold dev
-set" of tests/data/README.md), in file order. Printed:
+re-ask) on the first N abstracts of the gold set (tests/data/gold.jsonl), in file order:
+all of it by default, or one part of `bench/embedded.py`'s split by id (`--split dev`
+is 18 abstracts, on which the extractive picks were tuned; `held-out` the other 21).
+Printed:
 
 - records, and error lines by reason (the error type; for a validation error, what its
   message names first: a cap, a quote, an invented number, the title, one sentence...);
@@ -26,19 +28,21 @@ import argparse
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from summarize import RunSettings, run
-from summarize.evaluate import evaluate
-from summarize.live.runner import RunResult
-from summarize.prompt import RepairPrompt
-
 ROOT = Path(__file__).resolve().parents[1]
-GOLD = ROOT / "tests" / "data" / "gold.jsonl"
+sys.path.insert(0, str(ROOT))
+
+from bench.embedded import GOLD, SPLITS, in_split  # noqa: E402
+from summarize import RunSettings, run  # noqa: E402
+from summarize.evaluate import evaluate  # noqa: E402
+from summarize.live.runner import RunResult  # noqa: E402
+from summarize.prompt import RepairPrompt  # noqa: E402
 
 # What a validation error's first fault is about, by the words the validators use.
 REASONS = (
@@ -99,9 +103,11 @@ def main() -> None:
     parser.add_argument("--model-file", type=Path, required=True, help="the GGUF to serve")
     parser.add_argument("--n", type=int, default=20, help="gold abstracts, from the first")
     parser.add_argument("--gold", type=Path, default=GOLD)
+    parser.add_argument("--split", choices=SPLITS, default="all",
+                        help="part of the gold set, split by id as bench/embedded.py")  # fmt: skip
     parser.add_argument("--keep", type=Path, help="write the run's files here (else a tempdir)")
     args = parser.parse_args()
-    gold = read_lines(args.gold)[: args.n]
+    gold = [paper for paper in read_lines(args.gold) if in_split(paper, args.split)][: args.n]
     reasks = counting_reasks()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.keep or Path(tmp)
@@ -124,7 +130,7 @@ def report(
     """Print the figures of one run."""
     n = len(gold)
     print(f"model: {args.model_file.name}, {os.cpu_count()} cores, strategy abstractive, "
-          f"{n} gold abstracts ({args.gold.name}, the first {n})")  # fmt: skip
+          f"{n} gold abstracts ({args.gold.name}, split {args.split}, the first {n})")  # fmt: skip
     print(f"records: {len(records)} of {n} ({len(records) / n:.0%}; goal >= 80%)")
     print(f"error lines: {len(errors)}")
     for why, count in Counter(reason(e) for e in errors).most_common():

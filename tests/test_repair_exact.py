@@ -27,6 +27,7 @@ from summarize.review import check_record, diff_records
 from summarize.strategy import question
 from tests.conftest import read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI, prompt_parts
+from tests.test_batch import WAIT, batch_cli
 from tests.test_run import summarize_cli
 
 TITLE = "OptiComm: Overlapping Communication in Distributed Training"
@@ -254,3 +255,19 @@ def test_a_record_from_before_the_repaired_field_still_validates_and_diffs_uncha
     assert Record.model_validate(older).repaired == []
     assert diff_records([older], [{**older, "repaired": []}]) == []
     assert [c.fields for c in diff_records([older], [record])] == [("repaired",)]
+
+
+def test_a_nightly_batch_repairs_fragment_quotes_as_a_live_run_does(tmp_path: Path) -> None:
+    rows = [{"title": TITLE, "abstract": ABSTRACT}, {"title": "FastSiT", "abstract": SECOND}]
+    papers = write_jsonl(tmp_path / "p.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    with FakeOpenAI(responder=fragment_quote) as server:
+        submitted = batch_cli(server, "submit", str(papers), "-o", str(out))
+        assert submitted.exit_code == 0, submitted.output
+        collected = batch_cli(server, "collect", "-o", str(out), *WAIT)
+        assert collected.exit_code == 0, collected.output
+        assert server.stats.requests == 0  # no live re-ask: every answer was repaired
+    records = read_jsonl(out)
+    assert [r["repaired"] for r in records] == [[FIRST_QUOTE], [FIRST_QUOTE]]
+    assert [r["attempts"] for r in records] == [1, 1]
+    assert CliRunner().invoke(cli, ["validate", str(out)]).exit_code == 0
