@@ -30,8 +30,10 @@ In one run:
    position baseline (first sentence; first "we/our/this paper" sentence; last
    sentence) and the oracle (the best single sentence);
 6. the rest, scored by `summarize.evaluate` (no code shared with the validators):
-   records, invented numbers, gain precision and recall, no-claim accuracy; beside it
-   the candidate figures alone, no model choosing.
+   records, invented numbers, gain precision and recall, no-claim accuracy; the claim's
+   kind (figures, words only, none) against the gold's; the ROUGE-L of each gain's
+   metric against the gold metric of the gain with the same figure; beside it the
+   candidate figures alone, no model choosing.
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ from llama_cpp import Llama
 from llama_cpp.llama_chat_format import format_chatml
 
 from summarize import RunSettings, grounding, picks, read_items, run, strategy
-from summarize.evaluate import TEXT_FIELDS, evaluate, rouge_l
-from summarize.figures import figures
+from summarize.evaluate import TEXT_FIELDS, evaluate, figures_in, rouge_l
+from summarize.figures import figures, metric
 from summarize.items import Item
 from summarize.live.local import EMBEDDED, embedded_model
 from summarize.live.runner import Outcome
@@ -200,16 +202,18 @@ def job(gold: list[dict[str, Any]], workdir: Path, strategy_name: str) -> dict[s
 
 
 def candidates_only(gold: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Records whose gains are the first four candidate figures, no model choosing."""
+    """Records whose gains are the first four candidate figures, no model choosing (and
+    with none, the advantage claimed in words)."""
     records = []
     for g in gold:
         sentences = sentences_of(g["abstract"])
         found = figures(sentences, max_quote=QUOTE_MAX)[:4]
-        gains = [{"quote": sentences[f.sentence - 1], "value": f.text, "metric": f.text}
-                 for f in found]  # fmt: skip
+        gains = [{"quote": sentences[f.sentence - 1], "value": f.text,
+                  "metric": metric(sentences[f.sentence - 1], f.text)} for f in found]  # fmt: skip
+        words = None if gains else picks.claim(sentences, title=g["title"])
         records.append({"id": g["id"], "abstract": g["abstract"], "problem": sentences[0],
                         "method": sentences[1 % len(sentences)], "result": sentences[-1],
-                        "claimed_gain": {"gains": gains, "qualitative": None}})  # fmt: skip
+                        "claimed_gain": {"gains": gains, "qualitative": words}})  # fmt: skip
     return records
 
 
@@ -217,7 +221,22 @@ def quality(gold: list[dict[str, Any]], records: list[dict[str, Any]]) -> dict[s
     scores = evaluate(gold, records, embeddings=False)
     table = scores.table()
     table["invented"] = scores.matched - scores.faithful
+    by_id = {r["id"]: r for r in records}
+    matched = [(g, by_id[g["id"]]) for g in gold if g["id"] in by_id]
+    table["claim_kind_accuracy"] = (
+        statistics.mean(kind(g) == kind(r) for g, r in matched) if matched else None
+    )
+    metrics = [rouge_l(mine["metric"], theirs["metric"]) for g, r in matched
+               for mine in r["claimed_gain"]["gains"] for theirs in g["claimed_gain"]["gains"]
+               if figures_in(mine["value"]) & figures_in(theirs["value"])]  # fmt: skip
+    table["metric_rouge_l"] = statistics.mean(metrics) if metrics else None
     return table
+
+
+def kind(record: dict[str, Any]) -> str:
+    """What a record claims: figures, words only, or nothing."""
+    claimed = record["claimed_gain"]
+    return "figures" if claimed["gains"] else "words" if claimed["qualitative"] else "none"
 
 
 def speeds(gold: list[dict[str, Any]], naive_n: int, tmp: Path, strategy_name: str
@@ -304,7 +323,8 @@ def main() -> None:
     alone = quality(gold, candidates_only(gold))
     print(f"\n{'':22} {'job':>6} {'figures alone':>14}")
     print(f"{'records':22} {len(records):>6} {len(gold):>14}")
-    for name in ("invented", "gain_precision", "gain_recall", "no_claim_accuracy"):
+    for name in ("invented", "gain_precision", "gain_recall", "no_claim_accuracy",
+                 "claim_kind_accuracy", "metric_rouge_l"):  # fmt: skip
         values = [model_scores.get(name), alone.get(name)]
         cells = ["n/a" if v is None else (f"{v}" if isinstance(v, int) else f"{v:.2f}")
                  for v in values]  # fmt: skip

@@ -37,6 +37,7 @@ from .schema import (
 Finish = Callable[[Any], Summary]
 # Sentences offered for each of problem, method and result (see `sentence_choices`).
 OFFERED = 1
+_NONE = "(none states a figure)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,13 @@ def _as_summary(answer: Any) -> Summary:
 def _extractive(prompt: Prompt, item: Item) -> Question:
     sentences = [" ".join(s.split()) for s in grounding.sentences(item.abstract)]
     found = figures.figures(sentences, max_quote=QUOTE_MAX)
-    numbered = "\n".join(f"{number}. {text}" for number, text in enumerate(sentences, 1))
+    choices = sentence_choices(sentences)
+    shown = list(range(1, len(sentences) + 1))
+    if all(len(numbers) == 1 for numbers in choices.values()):
+        # The rule has chosen the parts; the model chooses only among the figures, and
+        # needs only their sentences (prompt tokens are most of a local request's time).
+        shown = sorted({f.sentence for f in found})
+    numbered = "\n".join(f"{number}. {sentences[number - 1]}" for number in shown) or _NONE
     listed = "".join(f"\n{f.label}: {f.text} in {f.sentence}" for f in found)
     messages = prompt.messages(
         title=item.title,
@@ -74,7 +81,7 @@ def _extractive(prompt: Prompt, item: Item) -> Question:
         sentences=numbered,
         figures=f"\n\nFigures:{listed}" if found else "",
     )
-    model = extraction_model_for(sentence_choices(sentences), [f.label for f in found])
+    model = extraction_model_for(choices, [f.label for f in found])
 
     def finish(answer: Any) -> Summary:
         return from_extraction(answer, sentences, found, abstract=item.abstract, title=item.title)

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from summarize import figures, grounding, picks
+from summarize import figures, grounding, picks, strategy
 from summarize.cli import cli
 from summarize.errors import ConfigError
 from summarize.items import Item
@@ -57,7 +57,10 @@ def test_candidate_figures_are_relative_changes_not_sizes_or_names(
     assert [f.text for f in figures.figures([sentence], max_quote=QUOTE_MAX)] == found
 
 
-def test_extractive_question_numbers_the_sentences_and_letters_the_figures() -> None:
+def test_extractive_question_numbers_the_sentences_and_letters_the_figures(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(strategy, "OFFERED", 3)  # the model chooses the parts too
     asked = extractive()
     system, user = (m["content"] for m in asked.messages)
     assert "\n1. Training large models is costly.\n" in user
@@ -66,6 +69,15 @@ def test_extractive_question_numbers_the_sentences_and_letters_the_figures() -> 
     assert ABSTRACT not in system and "- gains: the figures that measure" in system
     schema = asked.answer_model.model_json_schema()
     assert schema["properties"]["gains"]["items"]["enum"] == ["A", "B"]
+
+
+def test_when_the_rule_picks_the_parts_the_model_is_shown_only_the_figures_sentences() -> None:
+    user = extractive().messages[1]["content"]
+    assert user.startswith("Sentences:\n3. TinyTrain reduces training cost by 50\\%")
+    assert "1. Training" not in user and "4. It was trained" not in user
+    assert "\nA: 50% in 3\nB: 17.5x in 3" in user
+    survey = question(load_prompt(EXTRACT_PROMPT), Item("s", "Survey", ABSTRACTS[1][1]))
+    assert survey.messages[1]["content"] == "Sentences:\n(none states a figure)"
 
 
 def test_each_field_is_offered_the_rules_best_sentence_by_default() -> None:
@@ -210,7 +222,7 @@ def test_an_extractive_run_over_http_writes_records_that_name_their_strategy(
         )  # fmt: skip
         sent = server.requests[0]["messages"][1]["content"]
     assert result.exit_code == 0, result.output
-    assert sent.startswith("Sentences:\n1. ")
+    assert sent.startswith("Sentences:\n")
     records = [Record.model_validate(r) for r in read_jsonl(out)]
     assert len(records) == 3
     assert {r.strategy for r in records} == {"extractive"}
