@@ -76,6 +76,15 @@ def ranked(sentences: list[str]) -> dict[str, list[int]]:
     for name in FIELDS:
         score = {i: scorers[name](abstract, i) for i in abstract.usable}
         ranking[name] = [i + 1 for i in sorted(score, key=lambda i: (-score[i], i))]
+    # A reader should not get the method's sentence again as the problem or the result:
+    # the best sentence before it, or after it, when there is one.
+    method = ranking["method"][0]
+    for name, sign in (("problem", -1), ("result", 1)):
+        order = ranking[name]
+        better = next((n for n in order if (n - method) * sign > 0), None)
+        if order[0] == method and better is not None:
+            order.remove(better)
+            order.insert(0, better)
     return ranking
 
 

@@ -368,3 +368,14 @@ def test_a_code_sentence_before_the_authors_voice_does_not_shift_the_choices() -
     assert sentence_choices(sentences, offered=2) == {
         "problem": [3, 2], "method": [4, 5], "result": [5, 3]
     }  # fmt: skip
+
+
+def test_the_result_is_not_the_methods_sentence_when_a_later_one_exists() -> None:
+    # Swin Transformer V2's shape: the sentence that proposes also has every finding cue.
+    sentences = ["Large vision models are hard to train.",
+                 "This paper aims to explore large-scale models in computer vision.",
+                 "Experiments show that our techniques achieve better results via a new method.",
+                 "The model is large."]  # fmt: skip
+    ranked = picks.ranked(sentences)
+    assert ranked["result"][0] != ranked["method"][0]
+    assert ranked["result"][0] > ranked["method"][0]
