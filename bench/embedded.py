@@ -143,9 +143,10 @@ def naive_call(llm: Llama, paper: dict[str, Any]) -> float:
     return time.perf_counter() - start
 
 
-def floor_call(llm: Llama, paper: dict[str, Any], answer_tokens: int) -> float:
+def floor_call(llm: Llama, paper: dict[str, Any], answer_tokens: int) -> tuple[float, int]:
     """Seconds to evaluate the job's prompt about `paper` and decode `answer_tokens`, no
-    grammar; the prefix shared with the previous prompt is not evaluated again."""
+    grammar (the prefix shared with the previous prompt is not evaluated again), and the
+    prompt's tokens."""
     item = Item(paper["id"], paper["title"], paper["abstract"])
     text = format_chatml(messages=question(load_prompt(EXTRACT_PROMPT), item).messages).prompt
     tokens = llm.tokenize(text.encode(), add_bos=False, special=True)
@@ -158,7 +159,7 @@ def floor_call(llm: Llama, paper: dict[str, Any], answer_tokens: int) -> float:
     llm.eval(tokens[shared:])
     for _ in range(answer_tokens):
         llm.eval([llm.sample(temp=0.0)])
-    return time.perf_counter() - start
+    return time.perf_counter() - start, len(tokens)
 
 
 def tokenizer() -> Llama:
@@ -249,13 +250,18 @@ def speeds(gold: list[dict[str, Any]], naive_n: int, tmp: Path, strategy_name: s
     answers = {r["id"]: r["completion_tokens"] // max(r["attempts"], 1)
                for r in measured["records"]}  # fmt: skip
     llm = load_llm()
-    after, floor = [], []
+    after, floor, floor_prompt, job_prompt = [], [], [], []
+    prompts = {r["id"]: r["prompt_tokens"] // max(r["attempts"], 1) for r in measured["records"]}
     for g in gold[:naive_n]:
         after.append(naive_call(llm, g))
         if g["id"] in answers and strategy_name == "extractive":
-            floor.append(floor_call(llm, g, answers[g["id"]]))
+            seconds, tokens = floor_call(llm, g, answers[g["id"]])
+            floor.append(seconds)
+            floor_prompt.append(tokens)
+            job_prompt.append(prompts[g["id"]])
     llm.close()
-    return {**measured, "naive_before": before, "naive_after": after, "floor": floor}
+    return {**measured, "naive_before": before, "naive_after": after, "floor": floor,
+            "floor_prompt": floor_prompt, "job_prompt": job_prompt}  # fmt: skip
 
 
 def main() -> None:
@@ -297,7 +303,9 @@ def main() -> None:
     if measured["floor"]:
         floor = statistics.mean(measured["floor"])
         print(f"floor (the job's prompt + its answer's tokens, no grammar, in-process): "
-              f"{floor:.2f} s/abstract on the same {len(measured['floor'])}")  # fmt: skip
+              f"{floor:.2f} s/abstract on the same {len(measured['floor'])} (prompt tokens: "
+              f"{statistics.mean(measured['floor_prompt']):.0f}, as the server counted them "
+              f"for the job: {statistics.mean(measured['job_prompt']):.0f})")  # fmt: skip
     print(f"job: {len(gold)} abstracts in {measured['wall']:.1f}s = {per_abstract:.2f} "
           f"s/abstract, {60 / per_abstract:.1f}/min ({result.requests} requests)")  # fmt: skip
     ratio = f"ratio job/naive per abstract: {per_abstract / naive:.2f} (goal <= 1.0)"
