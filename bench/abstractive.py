@@ -32,6 +32,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +108,14 @@ def main() -> None:
     parser.add_argument("--split", choices=SPLITS, default="all",
                         help="part of the gold set, split by id as bench/embedded.py")  # fmt: skip
     parser.add_argument("--keep", type=Path, help="write the run's files here (else a tempdir)")
+    parser.add_argument("--rescore", type=Path, metavar="DIR",
+                        help="no run: score the files a run kept in DIR (--keep), a partial "
+                             "one too, over the abstracts it has a line for")  # fmt: skip
     args = parser.parse_args()
     gold = [paper for paper in read_lines(args.gold) if in_split(paper, args.split)][: args.n]
+    if args.rescore:
+        rescore(args, gold, args.rescore)
+        return
     reasks = counting_reasks()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.keep or Path(tmp)
@@ -115,29 +123,54 @@ def main() -> None:
         result, wall = job(gold, workdir, args.model_file)
         records = read_lines(workdir / "out.jsonl")
         errors = read_lines(workdir / "out.errors.jsonl")
-    report(args, gold, result, records, errors, reasks["reasks"], wall)
+    report(args, gold, records, errors, Sent(result.requests, reasks["reasks"]), wall)
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """Requests a run sent, and how many were re-asks (None: not counted)."""
+
+    requests: int
+    reasks: int | None
+
+
+def rescore(args: argparse.Namespace, gold: list[dict[str, Any]], workdir: Path) -> None:
+    """The figures of a run kept in `workdir`, over the abstracts it has a line for.
+
+    Re-asks are not in the files: requests are the lines' `attempts`. Time runs from the
+    input file's writing (just before the run) to the last line's `created_at`."""
+    records = read_lines(workdir / "out.jsonl")
+    errors = read_lines(workdir / "out.errors.jsonl")
+    ended = {line["id"] for line in records + errors}
+    done = [paper for paper in gold if paper["id"] in ended]
+    started = (workdir / "papers.jsonl").stat().st_mtime
+    last = max((datetime.fromisoformat(line["created_at"].replace("Z", "+00:00")).timestamp()
+                for line in records + errors), default=started)  # fmt: skip
+    print(f"rescored from {workdir}: {len(done)} of {len(gold)} abstracts have a line")
+    requests = sum(int(line["attempts"]) for line in records + errors)
+    report(args, done, records, errors, Sent(requests, None), last - started)
 
 
 def report(
     args: argparse.Namespace,
     gold: list[dict[str, Any]],
-    result: RunResult,
     records: list[dict[str, Any]],
     errors: list[dict[str, Any]],
-    reasks: int,
+    sent: Sent,
     wall: float,
 ) -> None:
     """Print the figures of one run."""
     n = len(gold)
     print(f"model: {args.model_file.name}, {os.cpu_count()} cores, strategy abstractive, "
-          f"{n} gold abstracts ({args.gold.name}, split {args.split}, the first {n})")  # fmt: skip
+          f"{n} gold abstracts ({args.gold.name}, split {args.split})")  # fmt: skip
     print(f"records: {len(records)} of {n} ({len(records) / n:.0%}; goal >= 80%)")
     print(f"error lines: {len(errors)}")
     for why, count in Counter(reason(e) for e in errors).most_common():
         print(f"  {count:3}  {why}")
     for error in errors:
         print(f"    {error['id']}: {str(error['message'])[:220]}")
-    print(f"requests: {result.requests}; re-asks: {reasks}")
+    reasks = "not counted (rescored from files)" if sent.reasks is None else sent.reasks
+    print(f"requests: {sent.requests}; re-asks: {reasks}")
     repaired = [r for r in records if r.get("repaired")]
     fields = sum(len(r["repaired"]) for r in repaired)
     saved = sum(r["attempts"] == 1 for r in repaired)
