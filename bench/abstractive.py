@@ -1,7 +1,7 @@
 """The abstractive strategy on a local GGUF: what it makes of the gold set, and why not.
 
-    .venv/bin/python bench/abstractive.py --model-file /root/.cache/tm/qwen-1.5b.gguf --n 20 \
-        --keep /tmp/ab    # the run's files kept; --rescore /tmp/ab scores them (a partial run too)
+    .venv/bin/python bench/abstractive.py --model-file /root/.cache/tm/qwen-1.5b.gguf --n 20
+    (--keep DIR keeps the run's files; --rescore DIR scores them again, a partial run's too)
 
 `summarize.run` with `--strategy abstractive` and `--model-file` (the embedded llama.cpp
 runtime serving that GGUF, its settings as a run gives them: constrained quotes, one
