@@ -208,7 +208,8 @@ def candidates_only(gold: list[dict[str, Any]]) -> list[dict[str, Any]]:
     records = []
     for g in gold:
         sentences = sentences_of(g["abstract"])
-        found = figures(sentences, max_quote=QUOTE_MAX)[:4]
+        start = picks.own_voice_starts(sentences)
+        found = figures(sentences, max_quote=QUOTE_MAX, start=start)[:4]
         gains = [{"quote": sentences[f.sentence - 1], "value": f.text,
                   "metric": metric(sentences[f.sentence - 1], f.text)} for f in found]  # fmt: skip
         words = None if gains else picks.claim(sentences, title=g["title"])

@@ -29,6 +29,8 @@ _DIFFERENCE = re.compile(
     rf"({_NUM}(?:/{_NUM})?(?:\s+[A-Z][A-Za-z]*)?)"
 )
 _PHRASE_WORDS = 7
+_CLAUSE_BREAK = re.compile(r"[;:()]|,(?!\d)")
+_CLAUSE_BREAK_OUTSIDE = re.compile(r"[;:]|,(?!\d)")
 _UNIT = re.compile(r"\d\s+([A-Za-z][A-Za-z-]*)$")  # "0.4/0.6 BLEU", not "40 times"
 # Figures joined to the one named: "24.8% and 27% cost" measure the same thing.
 _JOINED = re.compile(rf"^(?:\s*(?:,|and|or)\s*{_NUM}\S*)+")
@@ -84,11 +86,15 @@ class Figure:
     label: str
 
 
-def figures(sentences: list[str], *, max_quote: int) -> list[Figure]:
-    """The candidate gain figures of `sentences`, in reading order, at most one per text."""
+def figures(sentences: list[str], *, max_quote: int, start: int = 1) -> list[Figure]:
+    """The candidate gain figures of `sentences`, in reading order, at most one per text.
+
+    Sentences before number `start` are background (what others reached, what a field
+    hopes for): their figures are not the paper's gain.
+    """
     found: list[Figure] = []
     for number, sentence in enumerate(sentences, 1):
-        if len(sentence) > max_quote:
+        if len(sentence) > max_quote or number < start:
             continue  # a gain's quote is the whole sentence: too long to be one
         plain = grounding.plain_text(sentence)
         compares = _COMPARES.search(plain) is not None
@@ -139,7 +145,7 @@ def metric(sentence: str, text: str, *, limit: int = 120) -> str:
     elif changed is not None:
         found = " ".join((_ARTICLE.sub("", changed.group("what")), after)).strip()
     else:
-        found = after or _clause(plain, start)
+        found = after or _clause(plain, start, start + len(text))
     return found if len(found) <= limit else text
 
 
@@ -161,9 +167,13 @@ def _phrase(rest: str) -> str:
     return " ".join(words)
 
 
-def _clause(plain: str, start: int) -> str:
-    """The piece of `plain` between punctuation that holds position `start`."""
-    left = max(plain.rfind(mark, 0, start) for mark in ",;:(")
-    ends = [i for i in (plain.find(mark, start) for mark in ",;:)") if i >= 0]
-    right = min(ends) if ends else len(plain)
-    return plain[left + 1 : right].strip(" .")
+def _clause(plain: str, start: int, end: int) -> str:
+    """The piece of `plain` between punctuation that holds the figure at `start:end` (a
+    comma inside a number, as in `10,000`, is not punctuation; a figure alone in
+    parentheses is read with the clause around them)."""
+    breaks = _CLAUSE_BREAK
+    if plain[:start].rstrip().endswith("(") and plain[end:].lstrip().startswith(")"):
+        breaks = _CLAUSE_BREAK_OUTSIDE
+    lefts = [m.end() for m in breaks.finditer(plain, 0, start)]
+    right = breaks.search(plain, end)
+    return plain[lefts[-1] if lefts else 0 : right.start() if right else len(plain)].strip(" .")

@@ -88,6 +88,12 @@ def ranked(sentences: list[str]) -> dict[str, list[int]]:
     return ranking
 
 
+def own_voice_starts(sentences: list[str]) -> int:
+    """The number (1-based) of the first sentence in the authors' voice; 1 without one."""
+    first = _read(sentences).first_own
+    return 1 if first is None else first + 1
+
+
 def _read(sentences: list[str]) -> _Abstract:
     every = range(len(sentences))
     usable = [i for i in every if not RELEASE.search(sentences[i])] or list(every)

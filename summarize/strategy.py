@@ -66,7 +66,7 @@ def _as_summary(answer: Any) -> Summary:
 
 def _extractive(prompt: Prompt, item: Item) -> Question:
     sentences = [" ".join(s.split()) for s in grounding.sentences(item.abstract)]
-    found = figures.figures(sentences, max_quote=QUOTE_MAX)
+    found = figures.figures(sentences, max_quote=QUOTE_MAX, start=picks.own_voice_starts(sentences))
     choices = sentence_choices(sentences)
     shown = list(range(1, len(sentences) + 1))
     if all(len(numbers) == 1 for numbers in choices.values()):

@@ -309,12 +309,27 @@ def test_a_sentence_that_announces_code_is_never_a_part() -> None:
          "24.8%", "cost on MAE pretraining"),
         ("PIXART-alpha only takes 10.8\\% of Stable Diffusion v1.5's training time (675 vs. "
          "6,250 A100 GPU days).", "10.8%", "Stable Diffusion v1.5's training time"),
+        ("When solving GSM8K, coverage with Llama-3 models grows to over 95% with 10,000 "
+         "samples.", "95%", "coverage with Llama-3 models grows to over 95% with 10,000 samples"),
+        ("GPT-4V reached the highest accuracy (58%) in counting nodes.", "58%",
+         "GPT-4V reached the highest accuracy (58%) in counting nodes"),
     ],
 )  # fmt: skip
 def test_a_figures_metric_names_what_improved_in_a_whole_phrase_of_its_sentence(
     sentence: str, figure: str, metric: str
 ) -> None:
     assert figures.metric(sentence, figure) == metric
+
+
+def test_figures_before_the_authors_voice_are_background_not_candidates() -> None:
+    sentences = ["Quantization can cut memory by 16x in theory.", "We propose Q.",
+                 "Q reduces memory by 4x."]  # fmt: skip
+    start = picks.own_voice_starts(sentences)
+    assert start == 2
+    found = figures.figures(sentences, max_quote=QUOTE_MAX, start=start)
+    assert [f.text for f in found] == ["4x"] and found[0].label == "A"
+    asked = question(load_prompt(EXTRACT_PROMPT), Item("b", "Q", " ".join(sentences)))
+    assert "16x" not in asked.messages[1]["content"]
 
 
 def test_two_differences_in_one_sentence_are_two_candidate_figures() -> None:
