@@ -55,7 +55,8 @@ _MECHANISM = re.compile(
 _FINDING = re.compile(
     r"\b(?:we (?:show|find|demonstrate|observe)|show(?:s|n)? that|outperform\w*|achiev\w*|"
     r"results?|experiments?|improv\w*|surpass\w*|state[- ]of[- ]the[- ]art|faster|reduc\w*|"
-    r"speed\w*|significantly|competitive|better|matches|empirical\w*|evaluat\w*)\b",
+    r"speed\w*|significantly|competitive|better|matches|empirical\w*|evaluat\w*|"
+    r"performance|yields?|demonstrat\w*|effective\w*|consistently)\b",
     _I,
 )
 
