@@ -148,9 +148,13 @@ def resolve_settings(
     unknown = set(config) - _ENDPOINT_KEYS - _RUN_KEYS - {_KEY_ENV_SETTING}
     if unknown:
         raise ConfigError(f"{config_path}: unknown setting(s) {', '.join(sorted(unknown))}")
-    key_env = _key_env(config, config_path)
     given = {k: v for k, v in flags.items() if v is not None}
     allow_insecure_key = bool(given.pop("allow_insecure_key", False))
+    source = _base_url_source(given, env, config, config_path)
+    # The file's `api_key_env` names the key for the file's own base URL only: a base URL
+    # the user gave gets the user's key, whatever a cloned repository's file says.
+    file_sets_url = source[1] is not None
+    key_env = _key_env(config, config_path) if file_sets_url else API_KEY_ENV
     endpoint: dict[str, Any] = {k: config[k] for k in _ENDPOINT_KEYS & set(config)}
     run: dict[str, Any] = {k: config[k] for k in _RUN_KEYS & set(config)}
     if env.get("OPENAI_BASE_URL"):
@@ -169,8 +173,8 @@ def resolve_settings(
         name = ".".join(str(p) for p in err["loc"])
         raise ConfigError(f"{where}{name}: {err['msg']}") from None
     if not settings.local:  # the embedded model is sent no key
-        _check_key_route(settings.endpoint, _base_url_source(given, env, config, config_path),
-                         named=config_path if _KEY_ENV_SETTING in config else None,
+        named = config_path if file_sets_url and _KEY_ENV_SETTING in config else None
+        _check_key_route(settings.endpoint, source, named=named,
                          key_env=key_env, allow_insecure=allow_insecure_key)  # fmt: skip
     return settings
 
@@ -237,7 +241,10 @@ def _check_key_route(
         parts = urlsplit(endpoint.base_url)
     except ValueError:
         return  # not a URL: the transport says so
-    secret = endpoint.api_key is not None or "@" in parts.netloc
+    # A key in the URL itself (`user:key@`, `?key=`) crosses the network as well.
+    secret = endpoint.api_key is not None or without_credentials(endpoint.base_url) != (
+        endpoint.base_url
+    )
     if secret and parts.scheme.lower() == "http" and not is_loopback(parts.hostname):
         raise ConfigError(
             f"{said_by} {where} is plain http to another machine, so the API key would "

@@ -156,6 +156,29 @@ def test_credentials_in_a_plain_http_url_to_another_machine_are_refused_too(
     assert "hunter2" not in str(raised.value)
 
 
+@pytest.mark.parametrize("query", ["key=qs-secret", "api_key=qs-secret", "token=qs-secret"])
+def test_a_key_in_a_plain_http_urls_query_to_another_machine_is_refused(
+    tmp_path: Path, query: str
+) -> None:
+    with pytest.raises(ConfigError, match="plain http to another machine") as raised:
+        resolve(tmp_path, {}, base_url=f"http://llm.example/v1?{query}")
+    assert "qs-secret" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("flags", "env"),
+    [({"base_url": "https://api.openai.com/v1"}, {}),
+     ({}, {"OPENAI_BASE_URL": "https://mine.example/v1"})],
+)  # fmt: skip
+def test_a_project_files_key_variable_never_picks_the_key_for_the_users_own_base_url(
+    tmp_path: Path, flags: dict[str, str], env: dict[str, str]
+) -> None:
+    project_file(tmp_path, 'api_key_env = "ANTHROPIC_API_KEY"')
+    secrets = {**KEY, "ANTHROPIC_API_KEY": "sk-ant-secret", **env}
+    endpoint = resolve(tmp_path, secrets, **flags).endpoint
+    assert endpoint.api_key is not None and endpoint.api_key.get_secret_value() == FAKE_KEY
+
+
 def test_plain_http_to_another_machine_without_a_key_is_allowed(tmp_path: Path) -> None:
     assert resolve(tmp_path, {}, base_url="http://gpu-box.lan/v1").endpoint.api_key is None
 
