@@ -69,7 +69,10 @@ class Output:
             raise OutputError(f"{path}: is a directory, not an output file")
         self.path = path
         self.errors_path = errors_path_for(path)
-        self._lock = FileLock(str(path.with_name(path.name + ".lock")), timeout=0)
+        # Locked where the records really are: an output reached through a symlink and by
+        # its target's own name is one output, and two runs must not both write it.
+        real = Path(os.path.realpath(path))
+        self._lock = FileLock(str(real.with_name(real.name + ".lock")), timeout=0)
         self._records: IO[bytes] | None = None
         self._errors: IO[bytes] | None = None
         self.done: dict[str, Fingerprint] = {}

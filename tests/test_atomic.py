@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from summarize.atomic import replace_file
 from summarize.cli import cli
 from summarize.errors import OutputError
+from summarize.output import Output
 from tests.conftest import FAKE_KEY, read_jsonl
 from tests.fakeserver import FakeOpenAI
 
@@ -157,3 +158,32 @@ def test_a_dangling_link_at_the_old_temporary_name_is_not_created_through(
     replace_file(path, [b"{}\n"])
     assert path.read_bytes() == b"{}\n" and not path.is_symlink()
     assert not elsewhere.exists()
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_a_link_planted_at_the_random_temporary_name_is_never_written_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dangling: bool
+) -> None:
+    # The name is random: the test makes it known, to plant a link exactly there.
+    names = iter(["0" * 16, "1" * 16])
+    monkeypatch.setattr("summarize.atomic.secrets.token_hex", lambda _: next(names))
+    victim = tmp_path / "victim"
+    if not dangling:
+        victim.write_text("precious")
+    out = tmp_path / "out.json"
+    (tmp_path / f".out.json.{'0' * 16}.tmp").symlink_to(victim)
+    replace_file(out, [b"new\n"])
+    assert out.read_text() == "new\n" and not out.is_symlink()
+    if dangling:
+        assert not victim.exists()  # not created through the link
+    else:
+        assert victim.read_text() == "precious"
+
+
+def test_an_output_reached_by_a_link_and_by_its_target_is_locked_once(tmp_path: Path) -> None:
+    target = tmp_path / "volume" / "out.jsonl"
+    target.parent.mkdir()
+    link = tmp_path / "out.jsonl"
+    link.symlink_to(target)
+    with Output(link), pytest.raises(OutputError, match="another summarize run"):
+        Output(target).open()
