@@ -205,7 +205,7 @@ class Output:
             return
         for path in (self.path, self.errors_path):
             if path.exists():
-                _drop_torn_tail(path)
+                drop_torn_tail(path)
 
 
 def peek_records(path: Path) -> Iterator[dict[str, Any]]:
@@ -251,7 +251,7 @@ def _read_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each whole line; a torn last line is cut off first."""
     if not path.exists():
         return
-    _drop_torn_tail(path)
+    drop_torn_tail(path)
     try:
         with path.open("rb") as fh:
             reader = jsonlines.Reader(fh)
@@ -264,7 +264,7 @@ def _read_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise OutputError(f"{path}: cannot read ({exc.strerror})") from exc
 
 
-def _drop_torn_tail(path: Path) -> None:
+def drop_torn_tail(path: Path) -> None:
     try:
         with path.open("rb+") as fh:
             size = fh.seek(0, os.SEEK_END)

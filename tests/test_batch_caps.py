@@ -12,11 +12,15 @@ from click.testing import CliRunner, Result
 
 from summarize import RunSettings
 from summarize.batch import BatchOptions, collect, submit
+from summarize.batch.repair import Journaled, journaled_ids
 from summarize.batch.state import BatchState, StateDir
 from summarize.cli import cli
+from summarize.output import Output
+from summarize.records import ErrorRecord
 from summarize.settings import EndpointSettings
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI
+from tests.test_redo import line
 
 ENV = {"OPENAI_API_KEY": FAKE_KEY}
 WAIT = ("--wait", "--poll", "0")
@@ -238,3 +242,18 @@ def test_the_batch_metadata_holds_no_local_path(server: FakeOpenAI, papers: Path
         assert not any("jane-private-project" in v or "/" in v or ".jsonl" in v for v in values)
         tags.append(batch["metadata"].get("summarize_output"))
     assert len(set(tags)) == 2  # two outputs' batches can still be told apart
+
+
+def test_a_torn_journal_line_costs_no_crash_and_is_cut_before_the_next_append(
+    tmp_path: Path,
+) -> None:
+    journal = tmp_path / "chunk.repaired.jsonl"
+    journal.write_bytes(b'"id-1"\n"id-2"\n"id-')  # the last write torn by a full disk
+    assert journaled_ids(journal) == {"id-1", "id-2"}
+    with Output(tmp_path / "out.jsonl") as output:
+        sink = Journaled(output, journal)
+        sink.write_error(ErrorRecord.model_validate_json(line(ErrorRecord, "id-3", "2026-01-01")))
+        sink.close()
+    assert journaled_ids(journal) == {"id-1", "id-2", "id-3"}
+    journal.write_bytes(b'"id-1"\n"id-2"id-3"\n')  # torn, then appended to by an older run
+    assert journaled_ids(journal) == {"id-1"}

@@ -15,6 +15,7 @@ not re-ask, and pay for, those abstracts again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from ..live.client import Completion, OpenAISummarizer
 from ..live.concurrency import REMOTE_CONCURRENCY, Concurrency
 from ..live.ratelimit import RateLimiter
 from ..live.runner import RunResult, summarize_items
-from ..output import Output, encode_line
+from ..output import Output, drop_torn_tail, encode_line
 from ..prompt import Prompt
 from ..records import ErrorRecord, MadeBy, Record
 from ..settings import EndpointSettings, RunSettings
@@ -141,6 +142,10 @@ class Journaled:
         self._output = output
         self._path = journal
         self.written: set[str] = set()
+        # A line torn by a full disk or a kill is cut first: appended to, it would become
+        # a whole line that is no id.
+        if journal.exists():
+            drop_torn_tail(journal)
         try:
             self._journal: IO[bytes] = journal.open("ab")
         except OSError as exc:
@@ -182,8 +187,10 @@ def journaled_ids(journal: Path) -> set[str]:
         raise OutputError(f"{journal}: cannot read ({exc.strerror})") from exc
     ids: set[str] = set()
     for line in raw.splitlines(keepends=True):
-        if line.endswith(b"\n"):
-            ids.add(str(json.loads(line)))
+        # A line that is no id (torn, then appended to) costs at most one re-ask.
+        with contextlib.suppress(ValueError):
+            if line.endswith(b"\n"):
+                ids.add(str(json.loads(line)))
     return ids
 
 
