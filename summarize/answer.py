@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import grounding
 from .errors import ErrorType, SummaryError, error_line
@@ -33,7 +33,9 @@ from .strategy import Question
 from .usage import NO_USAGE, Usage
 
 Repair = Literal["reask", "resend", "longer"]
-_Count = Annotated[StrictInt, Field(ge=0)] | None
+# Lax: `5.0` and `"5"` are counts as some servers write them (a strict check resent,
+# and paid for, a good answer up to max_retries times); words and lists are not.
+_Count = Annotated[int, Field(ge=0)] | None
 
 
 class NotACompletion(Exception):

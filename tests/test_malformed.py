@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from summarize.answer import judge_completion
+from summarize.answer import judge_completion, read_reply
 from summarize.batch.requests import Answers, judge
 from summarize.cli import cli
 from summarize.errors import ErrorType
@@ -177,3 +177,9 @@ def test_a_malformed_batch_answer_line_is_judged_a_failure_not_a_crash(
         answers.close()
     assert verdict.summary is None and verdict.error is not None
     assert verdict.error.error_type == ErrorType.PROVIDER
+
+
+@pytest.mark.parametrize("count", [12.0, "12"])
+def test_token_counts_written_as_a_float_or_a_numeral_are_read_not_resent(count: object) -> None:
+    reply = read_reply(completion(usage={"prompt_tokens": count, "completion_tokens": 5}))
+    assert reply.tokens.prompt_tokens == 12
