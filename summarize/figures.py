@@ -69,6 +69,12 @@ _CHANGED = re.compile(
 )
 # A second difference joined to one after "by": "by 0.4/0.6 BLEU ... and 5.6/3.0 PPL".
 _JOINED_DIFFERENCE = re.compile(rf"\band\s+({_NUM}(?:/{_NUM})?\s+[A-Z][A-Za-z]*)")
+_ONE = re.compile(r"1(?:\.0+)?\s*(?:x|times|-fold|\u00d7)")
+_SCORE = re.compile(
+    r"\s*(?:top-\d\s+)?(?:accuracy|mAP|F1|score)\b(?!\s+(?:improvement|gain|increase|boost))",
+    re.IGNORECASE,
+)
+_BY = re.compile(r"\bby\s+(?:up to\s+)?$")
 _COMPARES = re.compile(
     r"\b(?:faster|speed\w*|improv\w*|reduc\w*|fewer|less|more|higher|lower|better|"
     r"outperform\w*|gains?|sav\w+|cuts?|boost\w*|increas\w*|decreas\w*|than|compared|"
@@ -107,11 +113,23 @@ def figures(sentences: list[str], *, max_quote: int, start: int = 1) -> list[Fig
                 text = match.group(1).strip()
                 if any(text in other for other in seen) or len(found) == MAX_FIGURES:
                     continue
-                if text.endswith("%") and not compares:
+                if (text.endswith("%") and not compares) or _reported(plain, match, text):
                     continue
                 seen.append(text)
                 found.append(Figure(number, text, chr(ord("A") + len(found))))
     return found
+
+
+def _reported(plain: str, match: re.Match[str], text: str) -> bool:
+    """Whether a figure reports a level, not a change: "1x" (no change), a figure alone
+    in parentheses ("accuracy (35.8%)"), a percentage that is a score ("87.3% top-1
+    accuracy", but not "by 2.0% accuracy" or "2% accuracy improvements")."""
+    before, after = plain[: match.start(1)], plain[match.end(1) :]
+    if _ONE.fullmatch(text):
+        return True
+    if before.rstrip().endswith("(") and after.lstrip().startswith(")"):
+        return True
+    return text.endswith("%") and bool(_SCORE.match(after)) and not _BY.search(before)
 
 
 def metric(sentence: str, text: str, *, limit: int = 120) -> str:

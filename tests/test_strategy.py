@@ -49,6 +49,10 @@ def extractive() -> Any:
         ("It speeds decoding 2 to 10 times.", ["2 to 10x"]),
         ("We train on 1.2M images with 7B parameters in 2024.", []),
         ("Images of 64times64 pixels and GPT-4 outputs.", []),
+        ("It reaches 50.2 mAP in 12 epochs (1x schedule), better than DETR.", []),
+        ("GPT-4 admits uncertainty more often (35.8%) than others.", []),
+        ("It achieves 87.3% top-1 accuracy, better than ViT.", []),
+        ("It gives up to 2% accuracy improvements over ViT.", ["2%"]),
     ],
 )
 def test_candidate_figures_are_relative_changes_not_sizes_or_names(
@@ -367,7 +371,7 @@ def test_a_survey_claims_no_advantage_in_words() -> None:
     [
         ("The model reaches an accuracy of 78.49% on the test set.", []),
         ("Labels cover 98.5% of the samples.", []),
-        ("It reaches 87.3% accuracy, outperforming ViT by 2.0%.", ["87.3%", "2.0%"]),
+        ("It reaches 87.3% accuracy, outperforming ViT by 2.0%.", ["2.0%"]),  # a score, a gain
         ("It is 3x cheaper to train.", ["3x"]),
     ],
 )
