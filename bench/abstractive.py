@@ -11,7 +11,7 @@ is 18 abstracts, on which the extractive picks were tuned; `held-out` the other 
 Printed:
 
 - records, and error lines by reason (the error type; for a validation error, what its
-  message names first: a cap, a quote, an invented number, the title, one sentence...);
+  message names first: a figure no sentence states, a cap, a quote, the title...);
 - re-asks (each counted as the repair prompt is built) and requests;
 - repairs: quotes set from the abstract (`Record.repaired`), and the records they saved;
 - invented numbers: numbers the records state that their abstract does not, counted by
@@ -49,6 +49,7 @@ from summarize.prompt import RepairPrompt  # noqa: E402
 
 # What a validation error's first fault is about, by the words the validators use.
 REASONS = (
+    ("value's figure in no sentence", re.compile(r"no sentence of the abstract states")),
     ("cap", re.compile(r"characters|at most \d+ items|should have at most")),
     ("quote", re.compile(r"the quote|its quote does not state")),
     ("invented number", re.compile(r"states numbers the abstract does not")),
@@ -64,9 +65,9 @@ def reason(error: dict[str, Any]) -> str:
     kind = str(error.get("error_type"))
     if kind != "validation":
         return kind
-    first = str(error.get("message", "")).split("; ")[0]
-    return next((f"validation: {name}" for name, words in REASONS if words.search(first)),
-                "validation: other")  # fmt: skip
+    message = str(error.get("message", ""))
+    found = [(m.start(), name) for name, words in REASONS if (m := words.search(message))]
+    return f"validation: {min(found)[1]}" if found else "validation: other"
 
 
 def counting_reasks() -> Counter[str]:
