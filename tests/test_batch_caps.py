@@ -65,6 +65,12 @@ def errors_of(out: Path) -> list[dict[str, Any]]:
     return read_jsonl(out.with_name(f"{out.stem}.errors.jsonl"))  # type: ignore[return-value]
 
 
+def submit_invalid_answers(server: FakeOpenAI, papers: Path, out: Path) -> None:
+    """Submit `papers` to a server whose every answer fails validation: all need a repair."""
+    server.set_fault_rule(lambda body: "invented_number")
+    assert batch_cli(server, "submit", str(papers), "-o", str(out)).exit_code == 0
+
+
 def records_of(out: Path) -> list[dict[str, Any]]:
     return read_jsonl(out)  # type: ignore[return-value]
 
@@ -118,8 +124,7 @@ def test_collect_repair_live_reasks_nothing_the_cap_cannot_pay_for(
     server: FakeOpenAI, ten: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out.jsonl"
-    server.set_fault_rule(lambda body: "invented_number")
-    assert batch_cli(server, "submit", str(ten), "-o", str(out)).exit_code == 0
+    submit_invalid_answers(server, ten, out)
     result = batch_cli(server, "collect", "-o", str(out), "--repair", "live",
                        "--max-cost", "0.000001", *WAIT)  # fmt: skip
     assert server.requests == []  # not one live re-ask
@@ -172,8 +177,7 @@ def test_collect_follow_up_batches_hold_the_cap(
     server: FakeOpenAI, ten: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out.jsonl"
-    server.set_fault_rule(lambda body: "invented_number")
-    assert batch_cli(server, "submit", str(ten), "-o", str(out)).exit_code == 0
+    submit_invalid_answers(server, ten, out)
     result = batch_cli(server, "collect", "-o", str(out), "--max-tokens-total", "10", *WAIT)
     assert len(server.batches) == 1  # no follow-up batch
     assert result.exit_code == 1, result.output
