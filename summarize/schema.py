@@ -245,11 +245,15 @@ class Summary(BaseModel):
         return self
 
 
-def summary_model_for(abstract: str) -> type[Summary]:
-    """A `Summary` whose quotes must be one of the abstract's own sentences.
+def summary_model_for(abstract: str, values: Sequence[str] | None = None) -> type[Summary]:
+    """A `Summary` whose quotes must be one of the abstract's own sentences, and whose
+    gains' values, when `values` is given, one of them (the abstract's candidate figures,
+    `figures.figures`).
 
-    Sent as the request schema, the `enum` lets a constrained decoder (llama.cpp's
-    grammar, OpenAI strict mode) emit only real sentences: grounded by construction.
+    Sent as the request schema, the `enum`s let a constrained decoder (llama.cpp's
+    grammar, OpenAI strict mode) emit only real sentences and figures: grounded by
+    construction. With no candidate figure, no gain is offered at all: a small model
+    asked for a gain where the abstract states none writes one ("10%").
     """
     # Offered as plain text, and never with a double quote: llama.cpp's grammar
     # converter leaves the backslash of a JSON-escaped quote unescaped, which breaks
@@ -258,17 +262,19 @@ def summary_model_for(abstract: str) -> type[Summary]:
     choices = tuple(dict.fromkeys(s for s in plain if '"' not in s))
     if not choices:
         return Summary
-    quote_type = Literal[choices]  # type: ignore[valid-type]
-    gain = create_model(
-        "Gain",
-        __base__=Gain,
-        quote=(quote_type, Field(description=Gain.model_fields["quote"].description)),
+    figures = tuple(dict.fromkeys(v for v in values or () if '"' not in v and "\\" not in v))
+    narrowed: dict[str, Any] = {
+        "quote": (Literal[choices], Field(description=Gain.model_fields["quote"].description))
+    }
+    if figures:
+        narrowed["value"] = (Literal[figures], Gain.model_fields["value"])
+    gain = create_model("Gain", __base__=Gain, **narrowed)
+    gains: Any = (
+        (list[gain], ClaimedGain.model_fields["gains"])  # type: ignore[valid-type]
+        if figures or values is None
+        else (SkipJsonSchema[list[Gain]], Field(default_factory=list, max_length=0))
     )
-    claimed = create_model(
-        "ClaimedGain",
-        __base__=ClaimedGain,
-        gains=(list[gain], ClaimedGain.model_fields["gains"]),  # type: ignore[valid-type]
-    )
+    claimed = create_model("ClaimedGain", __base__=ClaimedGain, gains=gains)
     return create_model(
         "Summary",
         __base__=Summary,

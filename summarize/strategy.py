@@ -54,9 +54,20 @@ def question(prompt: Prompt, item: Item, *, constrain_quotes: bool = False) -> Q
     """How `prompt`'s strategy asks about `item`."""
     if prompt.strategy == "extractive":
         return _extractive(prompt, item)
-    model = summary_model_for(item.abstract) if constrain_quotes else Summary
+    model = (
+        summary_model_for(item.abstract, _figure_texts(item.abstract))
+        if constrain_quotes
+        else Summary
+    )
     messages = prompt.messages(title=item.title, abstract=item.abstract)
     return Question(messages, model, _as_summary)
+
+
+def _figure_texts(abstract: str) -> list[str]:
+    """The abstract's candidate gain figures as a gain's value states them (`50%`)."""
+    sentences = [grounding.plain_text(s) for s in grounding.sentences(abstract)]
+    start = picks.own_voice_starts(sentences)
+    return [f.text for f in figures.figures(sentences, max_quote=QUOTE_MAX, start=start)]
 
 
 def _as_summary(answer: Any) -> Summary:

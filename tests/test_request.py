@@ -61,3 +61,40 @@ def test_what_the_tool_leaves_out_is_still_enforced_by_validation() -> None:
     gain = {"quote": "q", "metric": "speed", "value": "fast"}
     with pytest.raises(ValidationError):
         Summary.model_validate({**ok, "claimed_gain": {"gains": [gain], "qualitative": None}})
+
+
+def test_constrained_values_are_the_abstracts_candidate_figures() -> None:
+    model = summary_model_for(ABSTRACT, ["3x", "2x"])
+    gain = gain_of(tool_for(model)["function"]["parameters"])
+    assert gain["properties"]["value"]["enum"] == ["3x", "2x"]
+    with pytest.raises(ValidationError):
+        model.model_validate(
+            {
+                "problem": "Detection is slow.",
+                "method": "A faster detector.",
+                "result": "It is faster.",
+                "claimed_gain": {
+                    "gains": [
+                        {
+                            "quote": "It is 3x faster than prior work.",
+                            "metric": "speed",
+                            "value": "10%",
+                        }
+                    ],
+                    "qualitative": None,
+                },
+            }
+        )
+
+
+def test_an_abstract_without_candidate_figures_is_offered_no_gains() -> None:
+    model = summary_model_for("Widget detection is slow. We propose FastWidget.", [])
+    claimed = tool_for(model)["function"]["parameters"]["properties"]["claimed_gain"]
+    assert "gains" not in claimed["properties"]
+    answer = {
+        "problem": "Detection is slow.",
+        "method": "A new detector.",
+        "result": "It works.",
+        "claimed_gain": {"qualitative": "It is simpler."},
+    }
+    assert model.model_validate(answer).claimed_gain.gains == []
