@@ -161,8 +161,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from datasets import Dataset  # noqa: PLC0415
     from pydantic import ValidationError  # noqa: PLC0415
 
-    from summarize.prompt import DEFAULT_PROMPT, load_prompt  # noqa: PLC0415
-    from summarize.schema import Summary  # noqa: PLC0415
+    from summarize._prompt import DEFAULT_PROMPT, load_prompt  # noqa: PLC0415
+    from summarize._schema import Summary  # noqa: PLC0415
 
     import_s = time.perf_counter() - import_start
     template = load_prompt(DEFAULT_PROMPT)

@@ -6,8 +6,9 @@ The library API (the `summarize` command is a thin shell over it):
     result = run(RunSettings(inputs=("papers.jsonl",), output=Path("out.jsonl")))
 """
 
-from .cost import Price, PriceTable, SpendCap
-from .errors import (
+from ._core.records import SCHEMA_VERSION, ErrorRecord, Record, record_json_schema
+from ._cost import Price, PriceTable, SpendCap
+from ._errors import (
     ConfigError,
     ErrorType,
     ExitCode,
@@ -17,16 +18,15 @@ from .errors import (
     SummaryError,
     UsageError,
 )
-from .estimate import Estimate, estimate
-from .items import Entry, Item, Source, collect_items
-from .job import run
-from .live.client import Completion, OpenAISummarizer, Summarizer
-from .live.runner import Outcome, RunResult
-from .readers import read_items
-from .records import SCHEMA_VERSION, ErrorRecord, Record, record_json_schema
-from .rows import summarize_rows
-from .schema import ClaimedGain, Extraction, Gain, Summary
-from .settings import EndpointSettings, RunSettings
+from ._estimate import Estimate, estimate
+from ._items import Entry, Item, Source, collect_items
+from ._live.client import Completion, OpenAISummarizer, Summarizer
+from ._live.pool import Outcome, RunResult
+from ._readers import read_items
+from ._rows import summarize_rows
+from ._run import run
+from ._schema import ClaimedGain, Extraction, Gain, Summary
+from ._settings import EndpointSettings, RunSettings
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -67,4 +67,4 @@ __all__ = [
     "summarize_rows",
 ]
 
-from .readers import read_entries
+from ._readers import read_entries

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import OutputError
+from ._errors import OutputError
 
 # Created with all bits the umask allows, as `open` does; `mkstemp` would give 0600.
 _NEW_FILE_MODE = 0o666

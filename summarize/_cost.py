@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from ._errors import ConfigError
 
 PER_MILLION = 1_000_000
 FREE = "free"

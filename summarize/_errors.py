@@ -11,7 +11,7 @@
 
 `SummaryError.error_type` is one of `ErrorType`: the value written to the errors file.
 Third-party exceptions (openai, httpx) are translated into these where they are
-caught: `summarize.live.client` for live calls, `summarize.batch.provider` for the Batch API.
+caught: `summarize._live.client` for live calls, `summarize.batch.provider` for the Batch API.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .usage import Usage
+from ._usage import Usage
 
 
 class ErrorType(StrEnum):

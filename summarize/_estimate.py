@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .errors import InputError
-from .items import stream_items
-from .job import Plan, pending_ids, plan
-from .output import failed_redos, peek_records
-from .readers import Inputs, index_inputs
-from .records import fingerprint
-from .request import prompt_tokens
-from .settings import RunSettings
-from .tokens import TokenEstimator
+from ._core.records import fingerprint
+from ._core.request import prompt_tokens
+from ._errors import InputError
+from ._items import stream_items
+from ._output import failed_redos, peek_records
+from ._readers import Inputs, index_inputs
+from ._run import Plan, pending_ids, plan
+from ._settings import RunSettings
+from ._tokens import TokenEstimator
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import grounding
+from . import _grounding as grounding
 
 # Figures offered at most, a letter each: each costs prompt tokens, and a gain list holds four.
 MAX_FIGURES = 10

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from .items import normalize_text
+from ._items import normalize_text
 
 _LATEX_ACCENT = re.compile(r"""\\(["'`^~])\{?([A-Za-z])\}?""")
 _COMBINING = {'"': "\u0308", "'": "\u0301", "`": "\u0300", "^": "\u0302", "~": "\u0303"}

@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .errors import InputError
+from ._errors import InputError
 
 ID_LENGTH = 16
 

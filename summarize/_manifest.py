@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .atomic import replace_file
-from .cost import Price
-from .live.runner import RunResult
-from .records import MadeBy
-from .settings import without_credentials
+from ._atomic import replace_file
+from ._core.records import MadeBy
+from ._cost import Price
+from ._live.pool import RunResult
+from ._settings import without_credentials
 
 
 def manifest_path_for(path: Path) -> Path:

@@ -27,9 +27,9 @@ import jsonlines
 from filelock import FileLock, Timeout
 from pydantic import BaseModel
 
-from .atomic import remove_leftovers, replace_file
-from .errors import OutputError
-from .records import ErrorRecord, Fingerprint, Record, fingerprint
+from ._atomic import remove_leftovers, replace_file
+from ._core.records import ErrorRecord, Fingerprint, Record, fingerprint
+from ._errors import OutputError
 
 WRITE_BUFFER = 1 << 20
 

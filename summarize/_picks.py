@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import figures
+from . import _figures as figures
 
 FIELDS = ("problem", "method", "result")
 _I = re.IGNORECASE

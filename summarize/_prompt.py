@@ -25,8 +25,8 @@ from typing import Any, get_args
 
 from pydantic import BaseModel
 
-from .errors import ConfigError
-from .schema import ANSWER_MODELS, Strategy
+from ._errors import ConfigError
+from ._schema import ANSWER_MODELS, Strategy
 
 
 def _bundled_prompts() -> Path:

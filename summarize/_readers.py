@@ -27,8 +27,8 @@ from itertools import chain
 from pathlib import Path
 from typing import IO, Protocol, TextIO, cast
 
-from .errors import InputError
-from .items import Entry, Item, Source, index_items, stream_items
+from ._errors import InputError
+from ._items import Entry, Item, Source, index_items, stream_items
 
 __all__ = ["MAX_LINE_BYTES", "MIN_ABSTRACT_CHARS", "STDIN_PATH", "read_entries"]
 

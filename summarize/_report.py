@@ -23,11 +23,11 @@ import jsonlines
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from . import grounding
-from .atomic import replace_file
-from .errors import OutputError
-from .output import errors_path_for, failed_after
-from .review import read_json_lines
+from . import _grounding as grounding
+from ._atomic import replace_file
+from ._errors import OutputError
+from ._output import errors_path_for, failed_after
+from ._review import read_json_lines
 
 MAX_GAINS = 4
 TOP_METRICS = 12

@@ -19,11 +19,11 @@ from typing import Any
 import jsonlines
 from pydantic import ValidationError
 
-from . import grounding
-from .errors import InputError
-from .output import errors_path_for, failed_redos
-from .records import Record
-from .schema import ClaimedGain, Summary
+from . import _grounding as grounding
+from ._core.records import Record
+from ._errors import InputError
+from ._output import errors_path_for, failed_redos
+from ._schema import ClaimedGain, Summary
 
 SUMMARY_FIELDS = tuple(Summary.model_fields)
 REQUIRED = frozenset({"id", "abstract", *SUMMARY_FIELDS})

@@ -20,14 +20,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import InputError
-from .items import Entry, Item, Source, collect_items
-from .job import plan, run_items
-from .live.client import Summarizer
-from .live.runner import RunResult
-from .readers import entry_from_row
-from .records import ErrorRecord, Record
-from .settings import RunSettings
+from ._core.records import ErrorRecord, Record
+from ._errors import InputError
+from ._items import Entry, Item, Source, collect_items
+from ._live.client import Summarizer
+from ._live.pool import RunResult
+from ._readers import entry_from_row
+from ._run import plan, run_items
+from ._settings import RunSettings
 
 ROWS = "<rows>"  # the "file" an error about a row names; the line is the row's 1-based number
 

@@ -19,29 +19,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from .cost import Price, PriceTable, SpendCap
-from .errors import ConfigError
-from .items import Item, stream_items
-from .live.budget import Budget
-from .live.client import OpenAISummarizer, Summarizer
-from .live.concurrency import (
+from ._core.records import Fingerprint, MadeBy
+from ._core.request import prompt_tokens, request_hash
+from ._cost import Price, PriceTable, SpendCap
+from ._embedded.weights import EmbeddedServer, ModelFile, embedded_model, local_endpoint, model_file
+from ._errors import ConfigError
+from ._items import Item, stream_items
+from ._live.budget import Budget
+from ._live.client import OpenAISummarizer, Summarizer
+from ._live.pacer import (
     LOCAL_CONCURRENCY,
     MAX_AUTO_CONCURRENCY,
     REMOTE_CONCURRENCY,
     Concurrency,
 )
-from .live.local import EmbeddedServer, ModelFile, embedded_model, local_endpoint, model_file
-from .live.ratelimit import RateLimiter
-from .live.runner import OnOutcome, Paced, RunResult, Sink, summarize_items
-from .manifest import manifest, manifest_path_for, write_manifest
-from .output import Output
-from .prompt import PROMPT_FOR, Prompt, load_prompt, load_repair_prompt
-from .readers import Inputs, index_inputs
-from .records import Fingerprint, MadeBy
-from .request import prompt_tokens, request_hash
-from .settings import EndpointSettings, RunSettings, wants_local
-from .tokens import TokenEstimator
-from .usage import Usage
+from ._live.pool import OnOutcome, Paced, RunResult, Sink, summarize_items
+from ._live.rate import RateLimiter
+from ._manifest import manifest, manifest_path_for, write_manifest
+from ._output import Output
+from ._prompt import PROMPT_FOR, Prompt, load_prompt, load_repair_prompt
+from ._readers import Inputs, index_inputs
+from ._settings import EndpointSettings, RunSettings, wants_local
+from ._tokens import TokenEstimator
+from ._usage import Usage
 
 
 def pending_ids(

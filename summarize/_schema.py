@@ -30,7 +30,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from . import grounding
+from . import _grounding as grounding
 
 SENTENCE_MAX = 200
 METRIC_MAX = 120

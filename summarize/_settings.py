@@ -25,8 +25,8 @@ from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from .errors import ConfigError
-from .schema import Strategy
+from ._errors import ConfigError
+from ._schema import Strategy
 
 DEFAULT_OUTPUT = Path("outputs/summaries.jsonl")
 DEFAULT_REMOTE_MODEL = "gpt-4o-mini"

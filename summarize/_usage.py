@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .cost import Price
+    from ._cost import Price
 
 
 @dataclass(frozen=True, slots=True)

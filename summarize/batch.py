@@ -12,10 +12,10 @@ loop, `control` holds `status` and `cancel`. What is out at the provider lives i
 `OUT.batches/state.json` (`state`).
 """
 
-from .collect import CollectResult, collect
-from .control import CancelResult, cancel, status
-from .options import BatchOptions, ignored_settings, remote_endpoint
-from .submit import SubmitResult, submit
+from ._batch.collect import CollectResult, collect
+from ._batch.control import CancelResult, cancel, status
+from ._batch.options import BatchOptions, ignored_settings, remote_endpoint
+from ._batch.submit import SubmitResult, submit
 
 __all__ = [
     "BatchOptions",

@@ -18,11 +18,11 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .errors import ErrorType, SummaryError
-from .items import Item
-from .live.client import Completion
-from .schema import ClaimedGain, Summary
-from .usage import Usage
+from ._errors import ErrorType, SummaryError
+from ._items import Item
+from ._live.client import Completion
+from ._schema import ClaimedGain, Summary
+from ._usage import Usage
 
 
 def plain_summary(item: Item) -> Summary:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from summarize.cli import cli
+from summarize._cli import cli
 from tests.conftest import ABSTRACTS, FAKE_KEY, read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from summarize.cli import cli
-from summarize.errors import ConfigError
-from summarize.settings import (
+from summarize._cli import cli
+from summarize._errors import ConfigError
+from summarize._settings import (
     RunSettings,
     endpoint_identity,
     resolve_settings,
@@ -280,7 +280,7 @@ def test_every_url_in_a_message_is_stripped() -> None:
 
 
 def test_a_state_files_endpoint_name_holds_no_key_from_the_query() -> None:
-    from summarize.settings import EndpointSettings  # noqa: PLC0415
+    from summarize._settings import EndpointSettings  # noqa: PLC0415
 
     endpoint = EndpointSettings(base_url="https://h.example/v1?key=s3cret", api_key="sk-x")
     where, key = endpoint_identity(endpoint)
@@ -288,10 +288,10 @@ def test_a_state_files_endpoint_name_holds_no_key_from_the_query() -> None:
 
 
 def test_a_redirect_is_named_without_the_credentials_in_its_location() -> None:
-    from summarize.live.faults import Faults, StatusError  # noqa: PLC0415
-    from summarize.live.ratelimit import RateLimiter  # noqa: PLC0415
-    from summarize.live.transport import Reply  # noqa: PLC0415
-    from summarize.settings import EndpointSettings  # noqa: PLC0415
+    from summarize._live.rate import RateLimiter  # noqa: PLC0415
+    from summarize._live.retries import Faults, StatusError  # noqa: PLC0415
+    from summarize._live.transport import Reply  # noqa: PLC0415
+    from summarize._settings import EndpointSettings  # noqa: PLC0415
 
     endpoint = EndpointSettings(base_url="https://llm.example/v1?key=s3cret", model="m")
     moved = Reply(307, {"Location": "https://cdn.example/v1/chat?token=s3cret&region=eu"}, b"")

@@ -20,10 +20,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from summarize.cli import cli
-from summarize.errors import ConfigError
-from summarize.live import local
-from summarize.live.local import (
+from summarize._cli import cli
+from summarize._embedded import weights as local
+from summarize._embedded.weights import (
     LAUNCHER,
     EmbeddedServer,
     ModelFile,
@@ -32,7 +31,8 @@ from summarize.live.local import (
     embedded_model,
     model_file,
 )
-from summarize.settings import resolve_settings
+from summarize._errors import ConfigError
+from summarize._settings import resolve_settings
 from tests.conftest import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -219,7 +219,7 @@ def test_the_server_is_started_without_preexec_fn(monkeypatch: pytest.MonkeyPatc
 
 PARENT = """
 import subprocess, sys, time
-from summarize.live.local import die_with_parent
+from summarize._embedded.weights import die_with_parent
 child = subprocess.Popen(die_with_parent(["sleep", "60"]))
 print(child.pid, flush=True)
 time.sleep(60)

@@ -7,8 +7,8 @@ import itertools
 
 import pytest
 
-from summarize.live.concurrency import CATCH_UP, Concurrency
-from summarize.live.ratelimit import BACK_OFF, PROBE, RateLimiter, parse_duration
+from summarize._live.pacer import CATCH_UP, Concurrency
+from summarize._live.rate import BACK_OFF, PROBE, RateLimiter, parse_duration
 
 
 class FakeClock:

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from summarize import RunSettings, run
-from summarize.cost import Price, SpendCap
-from summarize.items import Item
-from summarize.live.budget import Budget
+from summarize._cost import Price, SpendCap
+from summarize._items import Item
+from summarize._live.budget import Budget
+from summarize._usage import Usage
 from summarize.testing import FakeAnswer, FakeSummarizer
-from summarize.usage import Usage
 from tests.conftest import numbered_abstracts, read_jsonl, write_jsonl
 
 PRICES = '[models."fake-model"]\ninput = 1.0\noutput = 2.0\n'  # USD per million tokens

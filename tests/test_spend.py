@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from summarize import EndpointSettings, RunSettings, estimate, run
-from summarize.live.concurrency import Concurrency
-from summarize.tokens import TokenEstimator
+from summarize._live.pacer import Concurrency
+from summarize._tokens import TokenEstimator
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import DEFAULT_MODEL, FakeOpenAI
 from tests.test_run import summarize_cli

@@ -1,4 +1,4 @@
-"""The wire of live requests (`summarize.live.transport`) and the gate in front of it.
+"""The wire of live requests (`summarize._live.transport`) and the gate in front of it.
 
 A small aiohttp server in the test process stands for the endpoint (or a proxy) and
 keeps what it was sent: the transport is real HTTP, so headers, auth, proxies and
@@ -18,12 +18,12 @@ import pytest
 import trustme
 from aiohttp import web
 
-from summarize.errors import ConfigError
-from summarize.live.concurrency import Concurrency
-from summarize.live.faults import Faults, StatusError, completion_body, retry_after
-from summarize.live.ratelimit import RateLimiter
-from summarize.live.transport import EndpointUnreachable, Reply, Transport
-from summarize.settings import EndpointSettings
+from summarize._errors import ConfigError
+from summarize._live.pacer import Concurrency
+from summarize._live.rate import RateLimiter
+from summarize._live.retries import Faults, StatusError, completion_body, retry_after
+from summarize._live.transport import EndpointUnreachable, Reply, Transport
+from summarize._settings import EndpointSettings
 
 
 class Endpoint:

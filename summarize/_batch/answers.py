@@ -14,13 +14,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Final
 
-from ..answer import Verdict, failed, judge_completion
-from ..errors import ErrorType, OutputError
-from ..items import Item
-from ..prompt import Prompt
-from ..request import chat_request
-from ..settings import EndpointSettings
-from ..strategy import Question, question
+from .._core.request import chat_request
+from .._core.strategy import Question, question
+from .._core.verdict import Verdict, failed, judge_completion
+from .._errors import ErrorType, OutputError
+from .._items import Item
+from .._prompt import Prompt
+from .._settings import EndpointSettings
 
 BATCH_ENDPOINT: Final = "/v1/chat/completions"
 # Request errors that a second try can fix; any other 4xx is the request's own fault.

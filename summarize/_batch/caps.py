@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..cost import Price, SpendCap
-from ..usage import Usage
+from .._cost import Price, SpendCap
+from .._usage import Usage
 
 
 @dataclass(slots=True)

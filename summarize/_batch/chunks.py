@@ -15,17 +15,17 @@ from typing import Any
 
 from openai.types import Batch
 
-from ..errors import OutputError, ProviderError
-from ..output import encode_line
-from ..prompt import Prompt, load_repair_prompt
-from ..records import SCHEMA_VERSION
-from ..request import request_hash
-from ..settings import EndpointSettings
-from ..tokens import TokenEstimator, schema_chars
-from ..usage import Usage
+from .._core.records import SCHEMA_VERSION
+from .._core.request import request_hash
+from .._errors import OutputError, ProviderError
+from .._output import encode_line
+from .._prompt import Prompt, load_repair_prompt
+from .._settings import EndpointSettings
+from .._tokens import TokenEstimator, schema_chars
+from .._usage import Usage
+from .answers import request_line
 from .options import BatchOptions
 from .provider import BatchAPI
-from .requests import request_line
 from .state import (
     UNSENT,
     BatchState,

@@ -21,20 +21,20 @@ from dataclasses import dataclass, field
 
 from openai.types import Batch
 
-from ..cost import Price, SpendCap
-from ..errors import ConfigError, ExitCode, OutputError, ProviderError, SummaryError
-from ..items import Item
-from ..output import Output
-from ..prompt import Prompt, RepairPrompt, load_prompt, load_repair_prompt
-from ..records import MadeBy, make_error, make_record
-from ..schema import Summary
-from ..settings import EndpointSettings, RunSettings
-from ..usage import Usage
+from .._core.records import MadeBy, make_error, make_record
+from .._cost import Price, SpendCap
+from .._errors import ConfigError, ExitCode, OutputError, ProviderError, SummaryError
+from .._items import Item
+from .._output import Output
+from .._prompt import Prompt, RepairPrompt, load_prompt, load_repair_prompt
+from .._schema import Summary
+from .._settings import EndpointSettings, RunSettings
+from .._usage import Usage
 from .caps import Allowance
 from .chunks import resend_failed_batch, send_unsent, update
+from .finished import Resolution
 from .options import DEFAULT_OPTIONS, BatchOptions, open_api, remote_endpoint
 from .provider import BatchAPI, kept_hint
-from .resolve import Resolution
 from .state import (
     DOWNLOADS,
     FINISHED,

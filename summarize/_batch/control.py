@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import ExitCode, ProviderError
-from ..output import Output
-from ..settings import RunSettings
+from .._errors import ExitCode, ProviderError
+from .._output import Output
+from .._settings import RunSettings
 from .chunks import CREATING, timestamp, update
 from .options import open_api, remote_endpoint
 from .provider import BatchAPI, kept_hint

@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING
 
 from openai.types import Batch
 
-from ..answer import Verdict
-from ..errors import ConfigError, SummaryError
-from ..prompt import Prompt
-from ..records import MadeBy
-from ..usage import Usage
+from .._core.records import MadeBy
+from .._core.verdict import Verdict
+from .._errors import ConfigError, SummaryError
+from .._prompt import Prompt
+from .._usage import Usage
+from .answers import Answer, Answers, asked_about, judge
 from .chunks import ChunkWriter
+from .live_repair import journaled_ids, repair_live
 from .options import price_of
-from .repair import journaled_ids, repair_live
-from .requests import Answer, Answers, asked_about, judge
 from .state import COLLECTED, REPAIRED, BatchState, Chunk, Pending
 
 if TYPE_CHECKING:

@@ -22,21 +22,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from ..cost import Price, SpendCap
-from ..errors import OutputError, SummaryError
-from ..items import Item
-from ..live.budget import Budget, Ticket
-from ..live.client import Completion, OpenAISummarizer
-from ..live.concurrency import REMOTE_CONCURRENCY, Concurrency
-from ..live.ratelimit import RateLimiter
-from ..live.runner import RunResult, summarize_items
-from ..output import Output, drop_torn_tail, encode_line
-from ..prompt import Prompt
-from ..records import ErrorRecord, MadeBy, Record
-from ..settings import EndpointSettings, RunSettings
-from ..tokens import TokenEstimator, schema_chars
-from ..usage import NO_USAGE, Usage
-from .requests import request_line
+from .._core.records import ErrorRecord, MadeBy, Record
+from .._cost import Price, SpendCap
+from .._errors import OutputError, SummaryError
+from .._items import Item
+from .._live.budget import Budget, Ticket
+from .._live.client import Completion, OpenAISummarizer
+from .._live.pacer import REMOTE_CONCURRENCY, Concurrency
+from .._live.pool import RunResult, summarize_items
+from .._live.rate import RateLimiter
+from .._output import Output, drop_torn_tail, encode_line
+from .._prompt import Prompt
+from .._settings import EndpointSettings, RunSettings
+from .._tokens import TokenEstimator, schema_chars
+from .._usage import NO_USAGE, Usage
+from .answers import request_line
 from .state import Pending, spent_usage
 
 

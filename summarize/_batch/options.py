@@ -7,9 +7,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
-from ..cost import Price, PriceTable
-from ..errors import ConfigError
-from ..settings import EndpointSettings, RunSettings, wants_local
+from .._cost import Price, PriceTable
+from .._errors import ConfigError
+from .._settings import EndpointSettings, RunSettings, wants_local
 from .provider import BatchAPI
 
 MAX_REQUESTS = 50_000  # OpenAI's limits per batch input file

@@ -16,10 +16,10 @@ from typing import Final, TypeVar
 import openai
 from openai.types import Batch
 
-from ..atomic import AtomicFile
-from ..errors import ConfigError, ProviderError
-from ..settings import EndpointSettings, endpoint_identity, without_credentials
-from .requests import BATCH_ENDPOINT
+from .._atomic import AtomicFile
+from .._errors import ConfigError, ProviderError
+from .._settings import EndpointSettings, endpoint_identity, without_credentials
+from .answers import BATCH_ENDPOINT
 
 COMPLETION_WINDOW: Final = "24h"
 KEY_FIELD = "summarize_key"

@@ -23,13 +23,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..atomic import AtomicFile, replace_file
-from ..errors import ConfigError, OutputError
-from ..items import Item, Source
-from ..output import encode_line
-from ..prompt import Prompt
-from ..records import Fingerprint
-from ..usage import Usage
+from .._atomic import AtomicFile, replace_file
+from .._core.records import Fingerprint
+from .._errors import ConfigError, OutputError
+from .._items import Item, Source
+from .._output import encode_line
+from .._prompt import Prompt
+from .._usage import Usage
 
 STATE_VERSION = 1
 COLLECTED = "collected"  # its answers are in the output files

@@ -8,17 +8,17 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TextIO
 
-from ..cost import SpendCap
-from ..errors import ConfigError, ExitCode, InputError
-from ..items import Entry, Item, stream_items
-from ..job import pending_ids
-from ..live.runner import too_long
-from ..output import Output
-from ..prompt import DEFAULT_PROMPT, load_prompt, load_repair_prompt
-from ..readers import Inputs, index_inputs
-from ..records import MadeBy, make_error
-from ..request import request_hash
-from ..settings import RunSettings, endpoint_identity
+from .._core.records import MadeBy, make_error
+from .._core.request import request_hash
+from .._cost import SpendCap
+from .._errors import ConfigError, ExitCode, InputError
+from .._items import Entry, Item, stream_items
+from .._live.pool import too_long
+from .._output import Output
+from .._prompt import DEFAULT_PROMPT, load_prompt, load_repair_prompt
+from .._readers import Inputs, index_inputs
+from .._run import pending_ids
+from .._settings import RunSettings, endpoint_identity
 from .caps import Allowance
 from .chunks import ChunkWriter, send_unsent
 from .options import DEFAULT_OPTIONS, BatchOptions, open_api, price_of, remote_endpoint

@@ -15,18 +15,18 @@ from typing import Any
 
 import click
 
-from ..atomic import replace_file
-from ..errors import ExitCode
-from ..estimate import estimate
-from ..evaluate import evaluate
-from ..job import run
-from ..live.local import EMBEDDED, embedded_model
-from ..live.runner import RunResult
-from ..output import errors_path_for, failed_redos
-from ..records import record_json_schema
-from ..report import Report, render_digest, render_html, write_csv
-from ..review import diff_records, kept_records, read_json_lines, validate_file
-from ..settings import resolve_settings
+from .._atomic import replace_file
+from .._core.records import record_json_schema
+from .._embedded.weights import EMBEDDED, embedded_model
+from .._errors import ExitCode
+from .._estimate import estimate
+from .._evaluate import evaluate
+from .._live.pool import RunResult
+from .._output import errors_path_for, failed_redos
+from .._report import Report, render_digest, render_html, write_csv
+from .._review import diff_records, kept_records, read_json_lines, validate_file
+from .._run import run
+from .._settings import resolve_settings
 from .batch import batch_group
 from .common import fail, interrupt, job_errors, show_problems, user_errors
 from .progress import (

@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 
 import click
 
+from .._output import errors_path_for
+from .._settings import resolve_settings
 from ..batch import BatchOptions, cancel, collect, ignored_settings, status, submit
-from ..output import errors_path_for
-from ..settings import resolve_settings
 from .common import interrupt, job_errors, show_problems
 from .progress import (
     WaitDisplay,

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..errors import ExitCode, SummarizeError, UsageError
+from .._errors import ExitCode, SummarizeError, UsageError
 
 MAX_PROBLEMS_SHOWN = 20
 

@@ -20,10 +20,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from .._batch.state import BatchState, Chunk
+from .._estimate import Estimate
+from .._live.pool import Outcome, RunResult
 from ..batch import CollectResult, SubmitResult
-from ..batch.state import BatchState, Chunk
-from ..estimate import Estimate
-from ..live.runner import Outcome, RunResult
 
 
 class _Bar:

@@ -15,11 +15,11 @@ from typing import Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import ErrorType, SummaryError
-from .items import Item
-from .prompt import Prompt
-from .schema import ClaimedGain, Strategy, Summary
-from .usage import Usage
+from .._errors import ErrorType, SummaryError
+from .._items import Item
+from .._prompt import Prompt
+from .._schema import ClaimedGain, Strategy, Summary
+from .._usage import Usage
 
 SCHEMA_VERSION = "4"
 Fingerprint = tuple[str, str]

@@ -18,11 +18,11 @@ from typing import Any, cast
 import instructor
 from pydantic import BaseModel
 
-from .items import Item
-from .prompt import Prompt, RepairPrompt
-from .settings import EndpointSettings
+from .._items import Item
+from .._prompt import Prompt, RepairPrompt
+from .._settings import EndpointSettings
+from .._tokens import TokenEstimator, schema_chars
 from .strategy import Question, question
-from .tokens import TokenEstimator, schema_chars
 
 Messages = Sequence[dict[str, str]]
 # Stands in for the abstract when a request is fingerprinted: what decides the answer,

@@ -21,11 +21,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from . import figures, grounding, picks
-from .figures import Figure
-from .items import Item
-from .prompt import Prompt
-from .schema import (
+from .. import _figures as figures
+from .. import _grounding as grounding
+from .. import _picks as picks
+from .._figures import Figure
+from .._items import Item
+from .._prompt import Prompt
+from .._schema import (
     QUOTE_MAX,
     ClaimedGain,
     Extraction,

@@ -25,12 +25,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import grounding
-from .errors import ErrorType, SummaryError, error_line
-from .items import Item
-from .schema import Summary, grounded_in
+from .. import _grounding as grounding
+from .._errors import ErrorType, SummaryError, error_line
+from .._items import Item
+from .._schema import Summary, grounded_in
+from .._usage import NO_USAGE, Usage
 from .strategy import Question
-from .usage import NO_USAGE, Usage
 
 Repair = Literal["reask", "resend", "longer"]
 # Lax: `5.0` and `"5"` are counts as some servers write them (a strict check resent,

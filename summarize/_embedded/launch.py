@@ -1,6 +1,6 @@
 """Run a command that dies with the process that started it, without `preexec_fn`.
 
-    python -I _launch.py PARENT_PID COMMAND [ARG...]
+    python -I launch.py PARENT_PID COMMAND [ARG...]
 
 `subprocess`'s `preexec_fn` runs in the child between fork and exec, where a lock
 that another thread of the parent held at the fork (the progress display's) stays
@@ -28,7 +28,7 @@ NOT_RUN = 127  # as a shell says of a command it could not run
 def main(argv: list[str]) -> int:
     """Tie this process to PARENT_PID's life, then become COMMAND."""
     if len(argv) < 3 or not argv[1].isdigit():
-        print("usage: _launch.py PARENT_PID COMMAND [ARG...]", file=sys.stderr)
+        print("usage: launch.py PARENT_PID COMMAND [ARG...]", file=sys.stderr)
         return USAGE
     parent, command = int(argv[1]), argv[2:]
     if sys.platform.startswith("linux"):

@@ -29,12 +29,12 @@ from typing import IO, Any, Self
 
 from filelock import FileLock
 
-from ..atomic import replace_file
-from ..errors import ConfigError, OutputError
-from ..settings import EndpointSettings
+from .._atomic import replace_file
+from .._errors import ConfigError, OutputError
+from .._settings import EndpointSettings
 
 CHUNK = 1 << 22
-LAUNCHER = Path(__file__).with_name("_launch.py")
+LAUNCHER = Path(__file__).with_name("launch.py")
 # The readiness probe talks to 127.0.0.1 directly: a proxy from the environment
 # (HTTP_PROXY with no NO_PROXY) cannot reach this machine's server.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -301,7 +301,7 @@ class EmbeddedServer:
         log_path = cache_dir().parent / "server.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("w+b")
-        # No preexec_fn: the progress display's thread may be running (see _launch.py).
+        # No preexec_fn: the progress display's thread may be running (see launch.py).
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             die_with_parent(self._command()),
             stdin=subprocess.DEVNULL,

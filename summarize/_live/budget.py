@@ -20,10 +20,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..cost import Price, SpendCap
-from ..items import Item
-from ..tokens import CHARS_PER_TOKEN, FIRST_COMPLETION_GUESS
-from ..usage import Usage
+from .._cost import Price, SpendCap
+from .._items import Item
+from .._tokens import CHARS_PER_TOKEN, FIRST_COMPLETION_GUESS
+from .._usage import Usage
 
 # Prompt tokens besides the abstract (instructions, schema) before any answer says.
 FIRST_OVERHEAD_GUESS = 1_000

@@ -22,18 +22,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from ..answer import ChatReply, NotACompletion, Verdict, judge_reply
-from ..errors import SummaryError
-from ..items import Item
-from ..prompt import Prompt, RepairPrompt, load_repair_prompt
-from ..request import chat_request, tool_chars
-from ..schema import Summary
-from ..settings import EndpointSettings
-from ..strategy import question
-from ..tokens import TokenEstimator
-from ..usage import Usage
-from .faults import Faults, StatusError, completion_body
-from .ratelimit import RateLimiter
+from .._core.request import chat_request, tool_chars
+from .._core.strategy import question
+from .._core.verdict import ChatReply, NotACompletion, Verdict, judge_reply
+from .._errors import SummaryError
+from .._items import Item
+from .._prompt import Prompt, RepairPrompt, load_repair_prompt
+from .._schema import Summary
+from .._settings import EndpointSettings
+from .._tokens import TokenEstimator
+from .._usage import Usage
+from .rate import RateLimiter
+from .retries import Faults, StatusError, completion_body
 from .transport import EndpointUnreachable, Transport
 
 # A cut-off answer is asked again with twice the room, up to this many times the cap.

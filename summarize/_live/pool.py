@@ -14,15 +14,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..cost import Price
-from ..errors import ErrorType, ExitCode, InputError, SummaryError
-from ..items import Item
-from ..records import ErrorRecord, MadeBy, Record, make_error, make_record
-from ..usage import Usage
+from .._core.records import ErrorRecord, MadeBy, Record, make_error, make_record
+from .._cost import Price
+from .._errors import ErrorType, ExitCode, InputError, SummaryError
+from .._items import Item
+from .._usage import Usage
 from .budget import Budget
 from .client import Completion, Summarizer
-from .concurrency import Concurrency
-from .ratelimit import RateLimiter
+from .pacer import Concurrency
+from .rate import RateLimiter
 
 MAX_ABSTRACT_CHARS = 20_000
 

@@ -19,10 +19,10 @@ from collections.abc import Callable
 
 from tenacity import AsyncRetrying, RetryCallState, wait_random_exponential
 
-from ..answer import ChatReply, NotACompletion, read_reply
-from ..errors import ConfigError, ErrorType, ProviderError, SummaryError, error_line
-from ..settings import EndpointSettings, without_credentials
-from .ratelimit import RateLimiter
+from .._core.verdict import ChatReply, NotACompletion, read_reply
+from .._errors import ConfigError, ErrorType, ProviderError, SummaryError, error_line
+from .._settings import EndpointSettings, without_credentials
+from .rate import RateLimiter
 from .transport import EndpointUnreachable, Reply
 
 # How long a run keeps trying an endpoint that has never answered, before it stops.

@@ -24,8 +24,8 @@ from pathlib import Path
 import aiohttp
 import yarl
 
-from ..errors import ConfigError, error_line
-from ..settings import (
+from .._errors import ConfigError, error_line
+from .._settings import (
     OPENAI_API_URL,
     EndpointSettings,
     is_loopback,
