@@ -22,7 +22,8 @@ from typing import TextIO
 from ._core.records import Fingerprint, MadeBy
 from ._core.request import prompt_tokens, request_hash
 from ._cost import Price, PriceTable, SpendCap
-from ._embedded.weights import EmbeddedServer, ModelFile, embedded_model, local_endpoint, model_file
+from ._embedded.server import EmbeddedServer, local_endpoint
+from ._embedded.weights import ModelFile, embedded_model, model_file
 from ._errors import ConfigError
 from ._items import Item, stream_items
 from ._live.budget import Budget

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from summarize._embedded.weights import EmbeddedServer, ModelFile
+from summarize._embedded.server import EmbeddedServer
+from summarize._embedded.weights import ModelFile
 from summarize._live.transport import Transport
 from summarize._settings import EndpointSettings
 
