@@ -28,14 +28,8 @@ from ._errors import ConfigError
 from ._items import Item, stream_items
 from ._live.budget import Budget
 from ._live.client import OpenAISummarizer, Summarizer
-from ._live.pacer import (
-    LOCAL_CONCURRENCY,
-    MAX_AUTO_CONCURRENCY,
-    REMOTE_CONCURRENCY,
-    Concurrency,
-)
+from ._live.pacer import pacer_for
 from ._live.pool import OnOutcome, Paced, RunResult, Sink, summarize_items
-from ._live.rate import RateLimiter
 from ._manifest import manifest, manifest_path_for, write_manifest
 from ._output import Output
 from ._prompt import PROMPT_FOR, Prompt, load_prompt, load_repair_prompt
@@ -156,18 +150,6 @@ def _price(settings: RunSettings, model_name: str, *, local: bool) -> Price | No
     return price
 
 
-def _concurrency(settings: RunSettings, limiter: RateLimiter, *, local: bool) -> Concurrency:
-    if settings.concurrency is not None:
-        return Concurrency(settings.concurrency)
-    if local:
-        return Concurrency(LOCAL_CONCURRENCY)
-    adaptive = Concurrency(
-        REMOTE_CONCURRENCY, maximum=MAX_AUTO_CONCURRENCY, rate=limiter.requests_per_second
-    )
-    limiter.spacing = adaptive.spacing
-    return adaptive
-
-
 def run(
     settings: RunSettings,
     *,
@@ -220,8 +202,7 @@ def run_items(
     with `manifest_for`, write that output's manifest at the end."""
     made_by, local, price = planned.made_by, planned.local, planned.price
     prompt = made_by.prompt
-    limiter = RateLimiter(settings.rpm, settings.tpm)
-    concurrency = _concurrency(settings, limiter, local=local is not None)
+    pacer = pacer_for(settings, local=local is not None)
     estimator = TokenEstimator(settings.endpoint.max_tokens)
     budget = Budget(
         SpendCap(settings.max_cost, settings.max_tokens_total),
@@ -232,9 +213,9 @@ def run_items(
     with _frozen_heap(), _endpoint(settings, local) as endpoint:
         if on_start is not None:
             on_start(count)
-        caller: Summarizer = summarizer or OpenAISummarizer(endpoint, prompt, limiter=limiter)
+        caller: Summarizer = summarizer or OpenAISummarizer(endpoint, prompt, pacer=pacer)
         if summarizer is not None and (settings.rpm or settings.tpm):
-            caller = Paced(summarizer, limiter, budget)  # it learns no limit from headers
+            caller = Paced(summarizer, pacer, budget)  # it learns no limit from headers
         try:
             work = summarize_items(
                 items,
@@ -242,19 +223,14 @@ def run_items(
                 summarizer=caller,
                 output=output,
                 made_by=made_by,
-                concurrency=concurrency,
+                pacer=pacer,
                 result=result,
                 budget=budget,
                 on_outcome=on_outcome,
             )
             return asyncio.run(close_after(caller, work))
         finally:
-            limits = {
-                "rpm": limiter.rpm,
-                "tpm": limiter.tpm,
-                "concurrency": concurrency.limit,
-                "peak_in_flight": concurrency.peak,
-            }
+            limits = pacer.limits()
             if manifest_for is not None:
                 _write_manifest(manifest_for, result, made_by=made_by, endpoint=endpoint,
                                 price=price, limits=limits)  # fmt: skip

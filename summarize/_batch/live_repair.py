@@ -28,9 +28,8 @@ from .._errors import OutputError, SummaryError
 from .._items import Item
 from .._live.budget import Budget, Ticket
 from .._live.client import Completion, OpenAISummarizer
-from .._live.pacer import REMOTE_CONCURRENCY, Concurrency
+from .._live.pacer import REMOTE_CONCURRENCY, Pacer, Pacing
 from .._live.pool import RunResult, summarize_items
-from .._live.rate import RateLimiter
 from .._output import Output, drop_torn_tail, encode_line
 from .._prompt import Prompt
 from .._settings import EndpointSettings, RunSettings
@@ -45,11 +44,11 @@ class Continued:
     left, and lines carrying what every try spent."""
 
     def __init__(self, work: Iterable[Pending], endpoint: EndpointSettings, prompt: Prompt,
-                 limiter: RateLimiter) -> None:  # fmt: skip
+                 pacer: Pacing) -> None:  # fmt: skip
         self._pending = {p.item.id: p for p in work}
         self._endpoint = endpoint
         self._prompt = prompt
-        self._limiter = limiter
+        self._pacer = pacer
         self._repairs = {key: list(p.repair) for key, p in self._pending.items()}
         self._callers: dict[tuple[int, int], OpenAISummarizer] = {}
         self.live = Usage()  # what the live requests spent, at the full price
@@ -77,7 +76,7 @@ class Continued:
             budgets = self._endpoint.model_copy(update={"max_reasks": reasks,
                                                         "max_retries": retries})  # fmt: skip
             self._callers[reasks, retries] = OpenAISummarizer(
-                budgets, self._prompt, limiter=self._limiter, repairs=self._repairs
+                budgets, self._prompt, pacer=self._pacer, repairs=self._repairs
             )
         return self._callers[reasks, retries]
 
@@ -217,9 +216,9 @@ def repair_live(
 ) -> LiveRepair:
     """Re-ask `work` live under `cap` (at `price`), writing its lines to `output`; what
     the caps left unsent has no line."""
-    continued = Continued(work, endpoint, made_by.prompt, RateLimiter(settings.rpm, settings.tpm))
+    pacer = Pacer(settings.rpm, settings.tpm, width=settings.concurrency or REMOTE_CONCURRENCY)
+    continued = Continued(work, endpoint, made_by.prompt, pacer)
     result = RunResult(unique=len(work))
-    gate = Concurrency(settings.concurrency or REMOTE_CONCURRENCY)
     budget = LiveBudget(cap, price, {p.item.id: p for p in work}, endpoint=endpoint,
                         prompt=made_by.prompt)  # fmt: skip
     sink = Journaled(output, journal)
@@ -228,7 +227,7 @@ def repair_live(
         try:
             return await summarize_items((p.item for p in work), count=len(work),
                                          summarizer=continued, output=sink, made_by=made_by,
-                                         concurrency=gate, result=result,
+                                         pacer=pacer, result=result,
                                          budget=budget)  # fmt: skip
         finally:
             await continued.aclose()

@@ -32,7 +32,7 @@ from .._schema import Summary
 from .._settings import EndpointSettings
 from .._tokens import TokenEstimator
 from .._usage import Usage
-from .rate import RateLimiter
+from .pacer import Pacer, Pacing
 from .retries import Faults, StatusError, completion_body
 from .transport import EndpointUnreachable, Transport
 
@@ -94,7 +94,7 @@ class OpenAISummarizer:
         endpoint: EndpointSettings,
         prompt: Prompt,
         *,
-        limiter: RateLimiter | None = None,
+        pacer: Pacing | None = None,
         repairs: Mapping[str, Sequence[dict[str, str]]] | None = None,
         repair_prompt: RepairPrompt | None = None,
     ) -> None:
@@ -103,11 +103,11 @@ class OpenAISummarizer:
         # Turns that follow the prompt for some ids: a rejected answer and why (batch repair).
         self._repairs = repairs or {}
         self._repair_prompt = repair_prompt or load_repair_prompt()
-        self._limiter = limiter or RateLimiter(None)
+        self._pacer = pacer or Pacer()
         self._estimator = TokenEstimator(endpoint.max_tokens)
         self._transport = Transport(endpoint)
         self.model_name = endpoint.recorded_model
-        self._faults = Faults(endpoint, self._limiter)
+        self._faults = Faults(endpoint, self._pacer)
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
@@ -168,7 +168,7 @@ class OpenAISummarizer:
         tally.sent += 1
         prompt_guess = self._estimator.prompt_tokens(request["messages"], tally.schema_chars)
         expected = prompt_guess + self._estimator.completion_tokens()
-        await self._limiter.acquire(expected)
+        await self._pacer.acquire(expected)
         started = time.perf_counter()
         try:
             reply = await self._transport.post(json.dumps(request).encode())
@@ -176,12 +176,11 @@ class OpenAISummarizer:
             self._faults.connection_failed(exc)
             raise
         self._faults.answered()
-        self._limiter.observe(reply.headers)
+        self._pacer.observe(reply.headers)
         completion = completion_body(reply)
         tally.service_s = time.perf_counter() - started
         tokens = completion.tokens
-        self._limiter.settle(expected, completion.total_tokens)
         self._estimator.learn(estimated_prompt=prompt_guess, prompt=tokens.prompt_tokens,
                               completion=tokens.completion_tokens)  # fmt: skip
-        self._limiter.succeeded()
+        self._pacer.settle(expected, completion.total_tokens)
         return completion

@@ -21,8 +21,7 @@ from .._items import Item
 from .._usage import Usage
 from .budget import Budget
 from .client import Completion, Summarizer
-from .pacer import Concurrency
-from .rate import RateLimiter
+from .pacer import Pacing
 
 MAX_ABSTRACT_CHARS = 20_000
 
@@ -107,12 +106,12 @@ async def summarize_items(
     summarizer: Summarizer,
     output: Sink,
     made_by: MadeBy,
-    concurrency: Concurrency,
+    pacer: Pacing,
     result: RunResult,
     budget: Budget | None = None,
     on_outcome: OnOutcome | None = None,
 ) -> RunResult:
-    """Summarise `items` with at most `concurrency.limit` requests in flight.
+    """Summarise `items` with at most the pacer's width of abstracts in flight.
 
     `items` is read lazily, one item per free worker; `count` (if known) saves
     starting more workers than there are items. `budget` lets an abstract be
@@ -126,20 +125,22 @@ async def summarize_items(
 
     async def worker() -> None:
         for item in queue:
-            async with concurrency:
+            await pacer.enter()
+            outcome = None
+            try:
                 outcome = await _send(item, summarizer, made_by, budget)
+            finally:
+                pacer.leave(None if outcome is None else outcome.service_s)
             if outcome is None:
                 result.stopped = budget.stopped
                 return
             _record(outcome, output, result, budget.price)
-            if outcome.service_s is not None:
-                concurrency.observe(outcome.service_s)
             if on_outcome is not None:
                 on_outcome(outcome)
 
     try:
         async with asyncio.TaskGroup() as group:
-            workers = concurrency.maximum if count is None else min(concurrency.maximum, count)
+            workers = pacer.maximum if count is None else min(pacer.maximum, count)
             for _ in range(workers or 1):
                 group.create_task(worker())
     except BaseExceptionGroup as group_error:
@@ -214,22 +215,22 @@ class Paced:
     `run(summarizer=...)` is paced here, as one request an abstract.
     """
 
-    def __init__(self, inner: Summarizer, limiter: RateLimiter, budget: Budget) -> None:
+    def __init__(self, inner: Summarizer, pacer: Pacing, budget: Budget) -> None:
         self._inner = inner
-        self._limiter = limiter
+        self._pacer = pacer
         self._budget = budget
         self.model_name = inner.model_name
 
     async def summarize(self, item: Item) -> Completion:
         """Wait for a rate-limit slot, then summarise with the wrapped summarizer."""
         expected = self._budget.expected(item).tokens
-        await self._limiter.acquire(expected)
+        await self._pacer.acquire(expected)
         try:
             done = await self._inner.summarize(item)
         except SummaryError as error:
-            self._limiter.settle(expected, error.usage.total)
+            self._pacer.settle(expected, error.usage.total)
             raise
-        self._limiter.settle(expected, done.usage.total)
+        self._pacer.settle(expected, done.usage.total)
         return done
 
     async def aclose(self) -> None:

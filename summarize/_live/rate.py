@@ -1,19 +1,21 @@
-"""Client-side pacing: requests and tokens spread evenly under per-minute limits.
+"""Start slots under per-minute limits: requests and tokens spread evenly, limits learned.
 
 Providers enforce per-minute limits over shorter windows, so a burst of 60
 requests in the first second of a minute is throttled even under `--rpm 60`.
-`RateLimiter` hands out evenly spaced start slots instead (a GCRA scheduler)
+`RateSchedule` hands out evenly spaced start slots instead (a GCRA scheduler)
 on two clocks at once, one for requests and one for tokens: a request of 2,000
 estimated tokens under `--tpm 60000` occupies two seconds of the token clock.
 
 Limits the user did not set are learned: from the `x-ratelimit-limit-*` headers
 (per minute, as OpenAI sends them) and, when an endpoint sends none, from the
 rate of answers that got through between two 429s (less 3 %), then probed
-upwards by 0.02 % an answer. Until a limit is known, an adaptive gate's sends are
-spaced evenly (`Concurrency.spacing`), so that the burst that finds the limit is
-one request, not a gate's worth. A 429 pauses every request, not only the one that
-got it; under a known limit it lowers the pace (x0.8), and each answer raises it
-again by 1 % until it is back at the limit (AIMD).
+upwards by 0.02 % an answer. Until a limit is known, sends are spaced as the
+pacer asks (`pacer.Pacer`, from its width and latency), so that the burst that
+finds the limit is one request, not a width's worth. A 429 pauses every request,
+not only the one that got it; under a known limit it lowers the pace (x0.8), and
+each answer raises it again by 1 % until it is back at the limit (AIMD).
+
+It is the rate part of `pacer.Pacer`, which owns it; nothing else uses it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ BACK_OFF = 0.97  # a limit learned from 429s restarts this far under the rate th
 PROBE = 0.0002
 MIN_ANSWERS = 10  # fewer answers in the window say nothing about the rate
 RECENT_WINDOW_S = 10.0
+
+# Seconds between sends while no request limit is known, as the pacer sizes them now.
+Spacing = Callable[[], float | None]
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?"
                        r"(?:(\d+(?:\.\d+)?)ms)?$")  # fmt: skip
@@ -65,7 +70,7 @@ class _Clock:
         return cost * SECONDS_PER_MINUTE / (self.limit * pace)
 
 
-class RateLimiter:
+class RateSchedule:
     """Evenly spaced request slots under rpm and tpm, with a shared pause for 429s."""
 
     def __init__(
@@ -93,8 +98,6 @@ class RateLimiter:
         self._last_burst: tuple[float, int] | None = None  # when, and answers by then
         self._probing = False
         self.pauses = 0
-        # Seconds between sends while no request limit is known (`Concurrency.spacing`).
-        self.spacing: Callable[[], float | None] | None = None
 
     @property
     def rpm(self) -> float | None:
@@ -112,28 +115,29 @@ class RateLimiter:
         return self._pace
 
     def requests_per_second(self) -> float | None:
-        """The pace the request limit allows now, for sizing concurrency."""
+        """The pace the request limit allows now, for sizing the width."""
         limit = self._requests.limit
         return limit * self._pace / SECONDS_PER_MINUTE if limit else None
 
-    async def acquire(self, tokens: int = 0) -> None:
-        """Wait for a slot for one request of about `tokens` tokens."""
-        slot = self._book(tokens)
+    async def acquire(self, tokens: int = 0, *, spacing: Spacing | None = None) -> None:
+        """Wait for a slot for one request of about `tokens` tokens; while no request limit
+        is known, `spacing()` seconds after the last one (None: at once)."""
+        slot = self._book(tokens, spacing)
         now = self._clock()
         while slot > now:
             await self._sleep(slot - now)
             now = self._clock()
             if self._paused_until > slot:
                 # A 429 arrived while we slept: queue again, spaced, behind the pause.
-                slot = self._book(tokens)
+                slot = self._book(tokens, spacing)
 
-    def _book(self, tokens: int) -> float:
+    def _book(self, tokens: int, spacing: Spacing | None) -> float:
         now = self._clock()
         slot = max(now, self._requests.next_free, self._tokens.next_free, self._paused_until)
-        if self._requests.limit or self.spacing is None:
+        if self._requests.limit or spacing is None:
             gap = self._requests.seconds_for(1, self._pace)
         else:
-            gap = self.spacing() or 0.0
+            gap = spacing() or 0.0
         self._requests.next_free = slot + gap
         self._tokens.next_free = slot + self._tokens.seconds_for(tokens, self._pace)
         return slot

@@ -2,7 +2,7 @@
 
 Transient faults (429, 5xx, timeouts, dropped connections, a reply that is no
 chat completion) are sent again, after the wait the endpoint asks for
-(`Retry-After`; a 429 pauses every request through the rate limiter) or an
+(`Retry-After`; a 429 pauses every request through the pacer) or an
 exponential backoff with jitter. An endpoint that has never answered stops the
 run after `UNREACHABLE_AFTER_S`. What is left is translated, here and nowhere
 else on the live path, into `SummaryError` (one abstract), `ConfigError` (a
@@ -22,7 +22,7 @@ from tenacity import AsyncRetrying, RetryCallState, wait_random_exponential
 from .._core.verdict import ChatReply, NotACompletion, read_reply
 from .._errors import ConfigError, ErrorType, ProviderError, SummaryError, error_line
 from .._settings import EndpointSettings, without_credentials
-from .rate import RateLimiter
+from .pacer import Pacing
 from .transport import EndpointUnreachable, Reply
 
 # How long a run keeps trying an endpoint that has never answered, before it stops.
@@ -52,9 +52,9 @@ def _said(reply: Reply) -> str:
 class Faults:
     """One endpoint's retry policy and error translation, shared by all its requests."""
 
-    def __init__(self, endpoint: EndpointSettings, limiter: RateLimiter) -> None:
+    def __init__(self, endpoint: EndpointSettings, pacer: Pacing) -> None:
         self._endpoint = endpoint
-        self._limiter = limiter
+        self._pacer = pacer
         self._reached = False  # has any request of this run got an HTTP answer?
         self._unreachable_since: float | None = None
 
@@ -75,10 +75,10 @@ class Faults:
         if isinstance(exc, StatusError) and exc.status_code == 429:
             # Everyone slows down, not only the task that got the 429.
             backoff = wait_random_exponential(multiplier=0.5, max=limit)(state)
-            self._limiter.rate_limited(min(backoff if after is None else after, limit))
+            self._pacer.rate_limited(min(backoff if after is None else after, limit))
             return 0.0
         if after is not None:
-            self._limiter.pause(min(after, limit))
+            self._pacer.pause(min(after, limit))
             return 0.0
         return float(wait_random_exponential(multiplier=0.5, max=limit)(state))
 
