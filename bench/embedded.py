@@ -51,7 +51,7 @@ from typing import Any
 from llama_cpp import Llama
 from llama_cpp.llama_chat_format import format_chatml
 
-from summarize import RunSettings, read_items, run
+from summarize import Outcome, RunSettings, read_items, run
 from summarize import _grounding as grounding
 from summarize import _picks as picks
 from summarize._core import strategy
@@ -60,7 +60,6 @@ from summarize._embedded.weights import EMBEDDED, embedded_model
 from summarize._evaluate import TEXT_FIELDS, evaluate, figures_in, rouge_l
 from summarize._figures import figures, metric
 from summarize._items import Item
-from summarize._live.pool import Outcome
 from summarize._prompt import EXTRACT_PROMPT, load_prompt
 from summarize._schema import QUOTE_MAX
 

@@ -56,8 +56,14 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from summarize import EndpointSettings, RunSettings, read_items, run, summarize_rows  # noqa: E402
-from summarize._live.pool import RunResult  # noqa: E402
+from summarize import (  # noqa: E402
+    EndpointSettings,
+    RunResult,
+    RunSettings,
+    read_items,
+    run,
+    summarize_rows,
+)
 from summarize._live.transport import Reply, Transport  # noqa: E402
 from summarize._prompt import load_prompt  # noqa: E402
 

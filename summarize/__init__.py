@@ -6,7 +6,9 @@ The library API (the `summarize` command is a thin shell over it):
     result = run(RunSettings(inputs=("papers.jsonl",), output=Path("out.jsonl")))
 """
 
+from ._core.outcome import Outcome, RunResult
 from ._core.records import SCHEMA_VERSION, ErrorRecord, Record, record_json_schema
+from ._core.summarizer import Completion, Summarizer
 from ._cost import Price, PriceTable, SpendCap
 from ._errors import (
     ConfigError,
@@ -20,8 +22,7 @@ from ._errors import (
 )
 from ._estimate import Estimate, estimate
 from ._items import Entry, Item, Source, collect_items
-from ._live.client import Completion, OpenAISummarizer, Summarizer
-from ._live.pool import Outcome, RunResult
+from ._live.client import OpenAISummarizer
 from ._readers import read_items
 from ._rows import summarize_rows
 from ._run import run

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from ._core.plan import Plan, pending_ids, plan
 from ._core.records import fingerprint
 from ._core.request import prompt_tokens
 from ._errors import InputError
 from ._items import stream_items
 from ._output import failed_redos, peek_records
 from ._readers import Inputs, index_inputs
-from ._run import Plan, pending_ids, plan
 from ._settings import RunSettings
 from ._tokens import TokenEstimator
 

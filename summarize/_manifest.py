@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ._atomic import replace_file
+from ._core.outcome import RunResult
 from ._core.records import MadeBy
 from ._cost import Price
-from ._live.pool import RunResult
 from ._settings import without_credentials
 
 

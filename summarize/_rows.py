@@ -20,20 +20,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ._core.outcome import RunResult
+from ._core.plan import plan
 from ._core.records import ErrorRecord, Record
+from ._core.summarizer import Summarizer
 from ._errors import InputError
 from ._items import Entry, Item, Source, collect_items
-from ._live.client import Summarizer
-from ._live.pool import RunResult
+from ._live.session import send_live
 from ._readers import entry_from_row
-from ._run import plan, run_items
 from ._settings import RunSettings
 
 ROWS = "<rows>"  # the "file" an error about a row names; the line is the row's 1-based number
 
 
 class Lines:
-    """The lines of one batch, kept in memory by id (a `runner.Sink`)."""
+    """The lines of one batch, kept in memory by id (a `Sink`)."""
 
     def __init__(self) -> None:
         self.by_id: dict[str, Record | ErrorRecord] = {}
@@ -66,8 +67,8 @@ def summarize_rows(
     if items:
         planned = plan(settings, summarizer=summarizer)
         result = RunResult(unique=len(items))
-        run_items(iter(items), len(items), settings, result, output=lines,
-                   planned=planned, summarizer=summarizer)  # fmt: skip
+        send_live(iter(items), len(items), settings, result, sink=lines, plan=planned,
+                  summarizer=summarizer)
     return [lines.by_id[item.id].model_dump(mode="json") for item in items
             if item.id in lines.by_id]  # fmt: skip
 

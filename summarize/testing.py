@@ -18,9 +18,9 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ._core.summarizer import Completion
 from ._errors import ErrorType, SummaryError
 from ._items import Item
-from ._live.client import Completion
 from ._schema import ClaimedGain, Summary
 from ._usage import Usage
 

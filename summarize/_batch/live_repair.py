@@ -4,7 +4,7 @@ Each abstract continues where its batch left it: the rejected answer and the rea
 follow the prompt (`Pending.repair`), its budgets are what the batch left of
 `max_reasks` and `max_retries`, and its line counts every token and request, the
 batch's and the live ones. The live loop is the one `summarize run` uses
-(`live.runner.summarize_items`), under the live run's `Budget` for what the
+(`_live.pool.send_items`), under the live run's `Budget` for what the
 collect's spend caps have left, priced at the live price (`LiveBudget`).
 
 Each line's id goes into the chunk's journal (`OUT.batches/<key>.repaired.jsonl`)
@@ -22,14 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from .._core.outcome import RunResult
 from .._core.records import ErrorRecord, MadeBy, Record
+from .._core.summarizer import Completion
 from .._cost import Price, SpendCap
 from .._errors import OutputError, SummaryError
 from .._items import Item
 from .._live.budget import Budget, Ticket
-from .._live.client import Completion, OpenAISummarizer
+from .._live.client import OpenAISummarizer
 from .._live.pacer import REMOTE_CONCURRENCY, Pacer, Pacing
-from .._live.pool import RunResult, summarize_items
+from .._live.pool import send_items
 from .._output import Output, drop_torn_tail, encode_line
 from .._prompt import Prompt
 from .._settings import EndpointSettings, RunSettings
@@ -225,10 +227,9 @@ def repair_live(
 
     async def go() -> RunResult:
         try:
-            return await summarize_items((p.item for p in work), count=len(work),
-                                         summarizer=continued, output=sink, made_by=made_by,
-                                         pacer=pacer, result=result,
-                                         budget=budget)  # fmt: skip
+            return await send_items((p.item for p in work), count=len(work),
+                                    summarizer=continued, sink=sink, made_by=made_by,
+                                    pacer=pacer, result=result, budget=budget)  # fmt: skip
         finally:
             await continued.aclose()
 

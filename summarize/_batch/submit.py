@@ -8,16 +8,16 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TextIO
 
+from .._core.limits import too_long
+from .._core.plan import pending_ids
 from .._core.records import MadeBy, make_error
 from .._core.request import request_hash
 from .._cost import SpendCap
 from .._errors import ConfigError, ExitCode, InputError
 from .._items import Entry, Item, stream_items
-from .._live.pool import too_long
 from .._output import Output
 from .._prompt import DEFAULT_PROMPT, load_prompt, load_repair_prompt
 from .._readers import Inputs, index_inputs
-from .._run import pending_ids
 from .._settings import RunSettings, endpoint_identity
 from .caps import Allowance
 from .chunks import ChunkWriter, send_unsent

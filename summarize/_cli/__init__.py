@@ -16,12 +16,12 @@ from typing import Any
 import click
 
 from .._atomic import replace_file
+from .._core.outcome import RunResult
 from .._core.records import record_json_schema
 from .._embedded.weights import EMBEDDED, embedded_model
 from .._errors import ExitCode
 from .._estimate import estimate
 from .._evaluate import evaluate
-from .._live.pool import RunResult
 from .._output import errors_path_for, failed_redos
 from .._report import Report, render_digest, render_html, write_csv
 from .._review import diff_records, kept_records, read_json_lines, validate_file

@@ -21,8 +21,8 @@ from rich.progress import (
 )
 
 from .._batch.state import BatchState, Chunk
+from .._core.outcome import Outcome, RunResult
 from .._estimate import Estimate
-from .._live.pool import Outcome, RunResult
 from ..batch import CollectResult, SubmitResult
 
 

@@ -20,15 +20,15 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from .._core.request import chat_request, tool_chars
 from .._core.strategy import question
+from .._core.summarizer import Completion
 from .._core.verdict import ChatReply, NotACompletion, Verdict, judge_reply
 from .._errors import SummaryError
 from .._items import Item
 from .._prompt import Prompt, RepairPrompt, load_repair_prompt
-from .._schema import Summary
 from .._settings import EndpointSettings
 from .._tokens import TokenEstimator
 from .._usage import Usage
@@ -38,30 +38,6 @@ from .transport import EndpointUnreachable, Transport
 
 # A cut-off answer is asked again with twice the room, up to this many times the cap.
 ROOM_GROWTH: Final = 4
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """A validated summary and what it cost."""
-
-    summary: Summary
-    usage: Usage
-    attempts: int
-    service_s: float = 0.0  # of the answered request, rate-limit waits excluded; 0: untimed
-
-
-class Summarizer(Protocol):
-    """What the runner needs from a model: one abstract in, one summary out."""
-
-    model_name: str
-
-    async def summarize(self, item: Item) -> Completion:
-        """Summarise one item, or raise `SummaryError` saying why not."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release connections."""
-        ...
 
 
 @dataclass(slots=True)
