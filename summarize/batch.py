@@ -4,18 +4,23 @@
     submit(settings)                                 # build, upload, create; returns at once
     collect(settings, BatchOptions(wait=True))       # download, validate, merge
 
-Data flows the same way as a live run (`summarize.live`): items -> request lines
-(`requests`, the live body) cut into chunks (`chunks`) -> the provider
-(`provider`) -> answers judged as live ones are (`resolve`, `summarize.answer`) ->
-lines (`summarize.records`), by `collect`; `repair` re-asks live through the live
-loop, `control` holds `status` and `cancel`. What is out at the provider lives in
-`OUT.batches/state.json` (`state`).
+Send them as a file: the same plan, request body, verdict and lines as a live run
+(`summarize._core`). The modules are in `summarize._batch`: `submit` plans and reads
+the pending abstracts -> request lines (`request_lines`, the live body) cut into
+chunks (`chunks`, within the spend caps of `caps`) -> the provider's Files and Batch
+API (`provider`); `collect` polls, and resolves each finished batch
+(`finished`): answers read from its files (`answers`) and judged as live ones are
+(`summarize._core.verdict`) -> lines (`summarize._core.records`), a re-ask in a
+follow-up batch, or live through the live pool (`live_repair`). `control` holds
+`status` and `cancel`; what is out at the provider lives in `OUT.batches/state.json`
+(`state`); what each command reports is `results`.
 """
 
-from ._batch.collect import CollectResult, collect
-from ._batch.control import CancelResult, cancel, status
+from ._batch.collect import collect
+from ._batch.control import cancel, status
 from ._batch.options import BatchOptions, ignored_settings, remote_endpoint
-from ._batch.submit import SubmitResult, submit
+from ._batch.results import CancelResult, CollectResult, SubmitResult
+from ._batch.submit import submit
 
 __all__ = [
     "BatchOptions",

@@ -1,9 +1,8 @@
-"""Batch request lines, and the verdict on each answer.
+"""A finished batch's answers, read from its output and error files, and the verdict on each.
 
-A request line carries the same body as a live call (`summarize.request`): the
-same messages, function tool and sampling. An answer is judged by the same code
-as a live one (`summarize.answer`); what is batch's own is reading the output and
-error files, and the answers a batch can lack.
+An answer is judged by the same code as a live one (`summarize._core.verdict`); what
+is batch's own is reading the provider's files, and the answers a batch can lack
+(expired, cancelled, failed as a whole). The request lines are `request_lines`.
 """
 
 from __future__ import annotations
@@ -12,38 +11,16 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any
 
-from .._core.request import chat_request
-from .._core.strategy import Question, question
+from .._core.strategy import Question
 from .._core.verdict import Verdict, failed, judge_completion
 from .._errors import ErrorType, OutputError
 from .._items import Item
-from .._prompt import Prompt
-from .._settings import EndpointSettings
 
-BATCH_ENDPOINT: Final = "/v1/chat/completions"
 # Request errors that a second try can fix; any other 4xx is the request's own fault.
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 _UNANSWERED = frozenset({"batch_expired", "batch_cancelled"})
-
-
-def asked_about(item: Item, prompt: Prompt, endpoint: EndpointSettings) -> Question:
-    """How the chunk's prompt asks about `item`, as a live call would."""
-    return question(prompt, item, constrain_quotes=endpoint.constrain_quotes)
-
-
-def request_line(
-    item: Item,
-    *,
-    prompt: Prompt,
-    endpoint: EndpointSettings,
-    repair: Sequence[dict[str, str]] = (),
-) -> dict[str, Any]:
-    """One line of a batch input file; `custom_id` is the record id."""
-    asked = asked_about(item, prompt, endpoint)
-    body = chat_request(asked, [*asked.messages, *repair], endpoint)
-    return {"custom_id": item.id, "method": "POST", "url": BATCH_ENDPOINT, "body": body}
 
 
 @dataclass(frozen=True, slots=True)

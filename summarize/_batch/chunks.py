@@ -15,6 +15,7 @@ from typing import Any
 
 from openai.types import Batch
 
+from .._atomic import AtomicFile
 from .._core.records import SCHEMA_VERSION
 from .._core.request import request_hash
 from .._errors import OutputError, ProviderError
@@ -23,20 +24,10 @@ from .._prompt import Prompt, load_repair_prompt
 from .._settings import EndpointSettings
 from .._tokens import TokenEstimator, schema_chars
 from .._usage import Usage
-from .answers import request_line
 from .options import BatchOptions
 from .provider import BatchAPI
-from .state import (
-    UNSENT,
-    BatchState,
-    Chunk,
-    ChunkFiles,
-    LostChunk,
-    Pending,
-    StateDir,
-    new_key,
-    now,
-)
+from .request_lines import request_line
+from .state import UNSENT, BatchState, Chunk, LostChunk, Pending, StateDir, new_key, now
 
 CREATING = "creating"
 CREATE_TRIES = 3
@@ -114,6 +105,51 @@ class ChunkWriter:
                      prompt_file=self._prompt_file, schema_version=SCHEMA_VERSION,
                      request_hash=self.request_hash, request=request_settings(self._endpoint),
                      bytes=files.bytes)  # fmt: skip
+
+
+class ChunkFiles:
+    """The items and request files of one chunk as it is written: whole on `finish`, or none."""
+
+    def __init__(self, states: StateDir, key: str) -> None:
+        self.key = key
+        self.ids: list[str] = []
+        self.bytes = 0
+        self._final = [states.file(key, "items"), states.file(key, "requests")]
+        self._files: list[AtomicFile] = []
+        try:
+            states.root.mkdir(parents=True, exist_ok=True)
+            self._files = [AtomicFile(path) for path in self._final]
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"{states.root}: cannot write ({exc.strerror})") from exc
+
+    def fits(self, size: int, max_requests: int, max_bytes: int) -> bool:
+        """Whether one more request of `size` bytes stays within the limits."""
+        return len(self.ids) < max_requests and self.bytes + size <= max_bytes
+
+    def add(self, item: dict[str, object], request: bytes, item_id: str) -> None:
+        """Append one item and its request line."""
+        try:
+            self._files[0].file.write(encode_line(item))
+            self._files[1].file.write(request)
+        except OSError as exc:
+            raise OutputError(f"{self._final[1]}: cannot write ({exc.strerror})") from exc
+        self.ids.append(item_id)
+        self.bytes += len(request)
+
+    def finish(self) -> None:
+        """Flush both files to disk and give them their names."""
+        try:
+            for new in self._files:
+                new.commit()
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"{self._final[1]}: cannot write ({exc.strerror})") from exc
+
+    def abort(self) -> None:
+        """Close and delete what was written."""
+        for new in self._files:
+            new.abort()
 
 
 def send_unsent(

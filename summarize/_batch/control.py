@@ -6,14 +6,13 @@ key (`BatchState.refuse_elsewhere`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from .._errors import ExitCode, ProviderError
+from .._errors import ProviderError
 from .._output import Output
 from .._settings import RunSettings
 from .chunks import CREATING, timestamp, update
 from .options import open_api, remote_endpoint
 from .provider import BatchAPI, kept_hint
+from .results import CancelResult
 from .state import FINISHED, Chunk, StateDir
 
 
@@ -29,20 +28,6 @@ def status(settings: RunSettings, *, refresh: bool = True) -> tuple[list[Chunk],
                 if chunk.batch_id is not None:
                     update(chunk, api.retrieve(chunk.batch_id))
     return chunks, len(state.chunks) - len(chunks)
-
-
-@dataclass(slots=True)
-class CancelResult:
-    """What `cancel` stopped, released, and could not reach."""
-
-    cancelled: int = 0
-    released: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """PROVIDER if a batch could not be reached, else OK."""
-        return ExitCode.PROVIDER if self.problems else ExitCode.OK
 
 
 def cancel(settings: RunSettings, *, release_lost: bool = False) -> CancelResult:

@@ -13,51 +13,47 @@ from contextlib import closing
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from openai.types import Batch
 
+from .._core.plan import price_of, priced
 from .._core.records import MadeBy
 from .._core.verdict import Verdict
-from .._errors import ConfigError, SummaryError
+from .._errors import SummaryError
 from .._prompt import Prompt
 from .._usage import Usage
-from .answers import Answer, Answers, asked_about, judge
+from .answers import Answer, Answers, judge
 from .chunks import ChunkWriter
+from .context import CollectContext
 from .live_repair import journaled_ids, repair_live
-from .options import price_of
+from .request_lines import asked_about
 from .state import COLLECTED, REPAIRED, BatchState, Chunk, Pending
-
-if TYPE_CHECKING:
-    from .collect import Collector
 
 Turns = tuple[dict[str, str], ...]
 
 
-class Resolution:
+class FinishedBatch:
     """One finished batch: each abstract's answer judged, and what follows from it."""
 
-    def __init__(self, collector: Collector, chunk: Chunk, batch: Batch) -> None:
-        self.c = collector
+    def __init__(self, context: CollectContext, chunk: Chunk, batch: Batch) -> None:
+        self.c = context
         self.chunk = chunk
         self.batch = batch
-        self.prompt = collector.prompt(chunk)
+        self.prompt = context.prompt(chunk)
         self.made_by = MadeBy(chunk.model, _as_written(chunk, self.prompt), chunk.request_hash,
                               batch.id)  # fmt: skip
-        self.endpoint = collector.endpoint(chunk)
-        self.price = price_of(collector.settings, chunk.model)
-        sends = collector.options.repair != "none"
-        if self.price is None and collector.settings.max_cost is not None and sends:
-            raise ConfigError(
-                f"--max-cost needs a price for model {chunk.model!r}: add it with --prices FILE"
-            )
+        self.endpoint = context.endpoint(chunk)
+        # --max-cost needs a price only if this collect sends something (a repair).
+        sends = context.options.repair != "none"
+        self.price = (priced if sends else price_of)(context.settings, chunk.model)
         self.discount = self.price.batch if self.price else 1.0
         self.batch_error = _batch_error(batch)
         self.again: list[Pending] = []
         self.live: list[Pending] = []
         self.why: dict[str, SummaryError] = {}  # what failed, for those sent again
 
-    def run(self, state: BatchState) -> None:
+    def resolve(self, state: BatchState) -> None:
+        """Write, re-ask or resend each abstract of the chunk; mark it collected."""
         c, chunk = self.c, self.chunk
         journal = c.states.file(chunk.key, REPAIRED)
         repaired = journaled_ids(journal)

@@ -1,4 +1,6 @@
-"""`collect --repair live`: re-ask at once, through the live runner, what a batch got wrong.
+"""`collect --repair live`: re-ask at once, through the live pool, what a batch got wrong.
+
+The one module of batch mode that reaches live mode (`.ci/structure.py` holds it so).
 
 Each abstract continues where its batch left it: the rejected answer and the reason
 follow the prompt (`Pending.repair`), its budgets are what the batch left of
@@ -37,11 +39,11 @@ from .._prompt import Prompt
 from .._settings import EndpointSettings, RunSettings
 from .._tokens import TokenEstimator, schema_chars
 from .._usage import NO_USAGE, Usage
-from .answers import request_line
+from .request_lines import request_line
 from .state import Pending, spent_usage
 
 
-class Continued:
+class LiveRepairSummarizer:
     """A live summarizer for abstracts a batch already tried: their turns, their budgets
     left, and lines carrying what every try spent."""
 
@@ -219,7 +221,7 @@ def repair_live(
     """Re-ask `work` live under `cap` (at `price`), writing its lines to `output`; what
     the caps left unsent has no line."""
     pacer = Pacer(settings.rpm, settings.tpm, width=settings.concurrency or REMOTE_CONCURRENCY)
-    continued = Continued(work, endpoint, made_by.prompt, pacer)
+    continued = LiveRepairSummarizer(work, endpoint, made_by.prompt, pacer)
     result = RunResult(unique=len(work))
     budget = LiveBudget(cap, price, {p.item.id: p for p in work}, endpoint=endpoint,
                         prompt=made_by.prompt)  # fmt: skip

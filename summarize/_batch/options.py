@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
-from .._cost import Price, PriceTable
 from .._errors import ConfigError
 from .._settings import EndpointSettings, RunSettings, wants_local
 from .provider import BatchAPI
@@ -93,8 +92,3 @@ def ignored_settings(
         return None
     parts = [f"{', '.join(names)} (for {applies})" for applies, names in where.items()]
     return f"batch {command}: ignoring {'; '.join(parts)}"
-
-
-def price_of(settings: RunSettings, model: str) -> Price | None:
-    """The model's price from the table, if it has one."""
-    return PriceTable.load(settings.prices).get(model)

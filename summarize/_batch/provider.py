@@ -19,7 +19,7 @@ from openai.types import Batch
 from .._atomic import AtomicFile
 from .._errors import ConfigError, ProviderError
 from .._settings import EndpointSettings, endpoint_identity, without_credentials
-from .answers import BATCH_ENDPOINT
+from .request_lines import BATCH_ENDPOINT
 
 COMPLETION_WINDOW: Final = "24h"
 KEY_FIELD = "summarize_key"

@@ -23,11 +23,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .._atomic import AtomicFile, replace_file
+from .._atomic import replace_file
 from .._core.records import Fingerprint
 from .._errors import ConfigError, OutputError
 from .._items import Item, Source
-from .._output import encode_line
 from .._prompt import Prompt
 from .._usage import Usage
 
@@ -229,51 +228,6 @@ class StateDir:
         except OSError as exc:
             raise OutputError(f"{self.root}: cannot create ({exc.strerror})") from exc
         replace_file(path, chunks)
-
-
-class ChunkFiles:
-    """The items and request files of one chunk as it is written: whole on `finish`, or none."""
-
-    def __init__(self, states: StateDir, key: str) -> None:
-        self.key = key
-        self.ids: list[str] = []
-        self.bytes = 0
-        self._final = [states.file(key, "items"), states.file(key, "requests")]
-        self._files: list[AtomicFile] = []
-        try:
-            states.root.mkdir(parents=True, exist_ok=True)
-            self._files = [AtomicFile(path) for path in self._final]
-        except OSError as exc:
-            self.abort()
-            raise OutputError(f"{states.root}: cannot write ({exc.strerror})") from exc
-
-    def fits(self, size: int, max_requests: int, max_bytes: int) -> bool:
-        """Whether one more request of `size` bytes stays within the limits."""
-        return len(self.ids) < max_requests and self.bytes + size <= max_bytes
-
-    def add(self, item: dict[str, object], request: bytes, item_id: str) -> None:
-        """Append one item and its request line."""
-        try:
-            self._files[0].file.write(encode_line(item))
-            self._files[1].file.write(request)
-        except OSError as exc:
-            raise OutputError(f"{self._final[1]}: cannot write ({exc.strerror})") from exc
-        self.ids.append(item_id)
-        self.bytes += len(request)
-
-    def finish(self) -> None:
-        """Flush both files to disk and give them their names."""
-        try:
-            for new in self._files:
-                new.commit()
-        except OSError as exc:
-            self.abort()
-            raise OutputError(f"{self._final[1]}: cannot write ({exc.strerror})") from exc
-
-    def abort(self) -> None:
-        """Close and delete what was written."""
-        for new in self._files:
-            new.abort()
 
 
 _SPENT = ("attempt", "reasks", "prompt_tokens", "completion_tokens", "cached_tokens")

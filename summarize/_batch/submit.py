@@ -4,61 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
 from functools import partial
 from typing import TextIO
 
 from .._core.limits import too_long
-from .._core.plan import pending_ids
+from .._core.plan import Plan, pending_ids, plan_for_endpoint
 from .._core.records import MadeBy, make_error
-from .._core.request import request_hash
-from .._cost import SpendCap
-from .._errors import ConfigError, ExitCode, InputError
+from .._cost import Price, SpendCap
+from .._errors import ConfigError
 from .._items import Entry, Item, stream_items
 from .._output import Output
-from .._prompt import DEFAULT_PROMPT, load_prompt, load_repair_prompt
+from .._prompt import DEFAULT_PROMPT, load_prompt
 from .._readers import Inputs, index_inputs
-from .._settings import RunSettings, endpoint_identity
+from .._settings import EndpointSettings, RunSettings, endpoint_identity
 from .caps import Allowance
 from .chunks import ChunkWriter, send_unsent
-from .options import DEFAULT_OPTIONS, BatchOptions, open_api, price_of, remote_endpoint
+from .options import DEFAULT_OPTIONS, BatchOptions, open_api, remote_endpoint
+from .results import SubmitResult
 from .state import Pending, StateDir
-
-
-@dataclass(slots=True)
-class SubmitResult:
-    """What `submit` sent, and what it left alone."""
-
-    unique: int = 0
-    done: int = 0
-    out: int = 0
-    submitted: int = 0
-    rejected: int = 0
-    batches: list[str] = field(default_factory=list)
-    prompt_tokens: int = 0
-    cost_usd: float | None = None
-    capped: int = 0  # pending abstracts a spend cap left for the next submit
-    cap_note: str | None = None  # what the cap let through and left, in one line
-    problems: list[str] = field(default_factory=list)
-    input_problems: list[InputError] = field(default_factory=list)
-
-    @property
-    def left(self) -> int:
-        """Unique abstracts neither done, out, sent nor rejected (--limit, a spend cap)."""
-        return self.unique - self.done - self.out - self.submitted - self.rejected
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """PROVIDER a chunk could not be sent (the next call retries), USAGE a spend cap
-        lets not one abstract through, FAILED an abstract was rejected as input, STOPPED
-        a spend cap left abstracts for the next submit."""
-        if self.problems:
-            return ExitCode.PROVIDER
-        if self.capped and not self.submitted:
-            return ExitCode.USAGE  # the same cap refuses the same abstract every night
-        if self.rejected:
-            return ExitCode.FAILED
-        return ExitCode.STOPPED if self.capped else ExitCode.OK
 
 
 def submit(
@@ -72,18 +35,7 @@ def submit(
     fits (`caps.Allowance`); the rest stay pending for the next submit.
     """
     endpoint = remote_endpoint(settings)
-    prompt = load_prompt(settings.prompt or DEFAULT_PROMPT)
-    if prompt.strategy != "abstractive" or settings.strategy not in {None, "abstractive"}:
-        raise ConfigError(
-            f"{prompt.path}: batch mode asks abstractively; the extractive strategy "
-            "is for live runs (summarize run)"
-        )
-    model = endpoint.recorded_model
-    price = price_of(settings, model)
-    if price is None and settings.max_cost is not None:
-        raise ConfigError(
-            f"--max-cost needs a price for model {model!r}: add it with --prices FILE"
-        )
+    planned = _plan(settings, endpoint)
     allowance = Allowance(SpendCap(settings.max_cost, settings.max_tokens_total))
     states = StateDir(settings.output)
     with closing(Inputs(settings.inputs, stdin=stdin)) as source, Output(settings.output) as output:
@@ -91,32 +43,50 @@ def submit(
         state = states.load()
         state.refuse_elsewhere(endpoint_identity(endpoint), states.path)
         out = state.open_ids()
-        made_by = MadeBy(model, prompt, request_hash(prompt, endpoint, load_repair_prompt()))
-        wanted = (model, made_by.request_hash)
+        wanted = planned.wanted
         pending, _ = pending_ids(index, lambda i: output.is_done(i, wanted) or i in out,
                                  force=False, limit=settings.limit)  # fmt: skip
         ids = {item.id for item in index.values()}
         result = SubmitResult(unique=len(index), out=len(out & ids), input_problems=problems)
         result.done = sum(1 for i in ids if output.is_done(i, wanted))
         items = _sendable(source.entries([]), index, set(pending), output=output,
-                          made_by=made_by, result=result)  # fmt: skip
-        writer = ChunkWriter(states, prompt=prompt, endpoint=endpoint, model=model,
-                             options=options)  # fmt: skip
+                          made_by=planned.made_by, result=result)  # fmt: skip
+        writer = ChunkWriter(states, prompt=planned.made_by.prompt, endpoint=endpoint,
+                             model=planned.made_by.model, options=options)  # fmt: skip
         work = (Pending(item, {}) for item in items)
-        for chunk in writer.write(work, attempt=1, admit=partial(allowance.admit, price=price)):
+        admit = partial(allowance.admit, price=planned.price)
+        for chunk in writer.write(work, attempt=1, admit=admit):
             state.chunks.append(chunk)
             states.save(state)
             result.submitted += chunk.count
         with open_api(endpoint) as api:
             sent = send_unsent(state, states, api, result.problems, result.problems)
     result.batches = [chunk.batch_id for chunk in sent if chunk.batch_id]
+    _estimated(result, writer, allowance, planned.price)
+    return result
+
+
+def _plan(settings: RunSettings, endpoint: EndpointSettings) -> Plan:
+    """The plan of a submit: the abstractive prompt, asked of the configured endpoint."""
+    prompt = load_prompt(settings.prompt or DEFAULT_PROMPT)
+    if prompt.strategy != "abstractive" or settings.strategy not in {None, "abstractive"}:
+        raise ConfigError(
+            f"{prompt.path}: batch mode asks abstractively; the extractive strategy "
+            "is for live runs (summarize run)"
+        )
+    return plan_for_endpoint(settings, prompt, endpoint)
+
+
+def _estimated(
+    result: SubmitResult, writer: ChunkWriter, allowance: Allowance, price: Price | None
+) -> None:
+    """What was sent is expected to use and cost, and what the caps held back."""
     result.prompt_tokens = writer.prompt_tokens
     result.capped, result.cap_note = allowance.refused, _cap_note(allowance)
     if price is not None:
         completion = writer.estimator.completion_tokens() * result.submitted
         result.cost_usd = price.batch * price.cost(prompt=writer.prompt_tokens, cached=0,
                                                    completion=completion)  # fmt: skip
-    return result
 
 
 def _sendable(

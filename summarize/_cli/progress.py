@@ -20,10 +20,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from .._batch.results import CollectResult, SubmitResult
 from .._batch.state import BatchState, Chunk
 from .._core.outcome import Outcome, RunResult
 from .._estimate import Estimate
-from ..batch import CollectResult, SubmitResult
 
 
 class _Bar:
