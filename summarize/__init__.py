@@ -21,12 +21,13 @@ from ._errors import (
     UsageError,
 )
 from ._estimate import Estimate, estimate
+from ._extraction import Extraction
 from ._items import Entry, Item, Source, collect_items
 from ._live.client import OpenAISummarizer
 from ._readers import read_items
 from ._rows import summarize_rows
 from ._run import run
-from ._schema import ClaimedGain, Extraction, Gain, Summary
+from ._schema import ClaimedGain, Gain, Summary
 from ._settings import EndpointSettings, RunSettings
 
 __all__ = [

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigError
+from ._usage import Usage
 
 PER_MILLION = 1_000_000
 FREE = "free"
@@ -35,6 +36,14 @@ class Price:
 
 
 ZERO = Price(0.0, 0.0, 0.0)
+
+
+def cost_of(usage: Usage, price: Price | None) -> float:
+    """USD of `usage` at `price` (0 without one)."""
+    if price is None:
+        return 0.0
+    return price.cost(prompt=usage.prompt_tokens, cached=usage.cached_tokens,
+                      completion=usage.completion_tokens)  # fmt: skip
 
 
 class PriceTable:

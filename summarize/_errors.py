@@ -42,9 +42,10 @@ class ExitCode(IntEnum):
     OK = 0
     FAILED = 1  # error lines were written (`diff`: changes; `validate`: problems)
     USAGE = 2  # bad input, configuration or output: one line on stderr
-    PROVIDER = 3  # the endpoint never answered, the Batch API failed, an internal error
+    PROVIDER = 3  # the endpoint never answered, or the Batch API failed
     STOPPED = 4  # a spend cap stopped the run with abstracts left
     OPEN = 5  # `batch collect`: batches still open at the provider
+    INTERNAL = 70  # a bug: an exception no layer expected (sysexits' EX_SOFTWARE)
     INTERRUPTED = 130
 
 

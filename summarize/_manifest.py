@@ -16,7 +16,7 @@ from ._atomic import replace_file
 from ._core.outcome import RunResult
 from ._core.records import MadeBy
 from ._cost import Price
-from ._settings import without_credentials
+from ._urls import without_credentials
 
 
 def manifest_path_for(path: Path) -> Path:

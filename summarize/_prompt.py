@@ -26,7 +26,8 @@ from typing import Any, get_args
 from pydantic import BaseModel
 
 from ._errors import ConfigError
-from ._schema import ANSWER_MODELS, Strategy
+from ._extraction import Extraction
+from ._schema import Strategy, Summary
 
 
 def _bundled_prompts() -> Path:
@@ -42,6 +43,8 @@ REPAIR_PROMPT = PROMPTS / "repair.md"
 # The bundled prompt of each strategy.
 PROMPT_FOR: dict[str, Path] = {"abstractive": DEFAULT_PROMPT, "extractive": EXTRACT_PROMPT}
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
+# What each strategy asks the model for: its fields' descriptions feed the prompt.
+ANSWER_MODELS: dict[str, type[BaseModel]] = {"abstractive": Summary, "extractive": Extraction}
 _FRONT_MATTER = re.compile(r"\A\+\+\+\n(?P<meta>.*?)\n\+\+\+\n", re.DOTALL)
 _SECTION = re.compile(r"^\[(system|user)\]\n", re.MULTILINE)
 

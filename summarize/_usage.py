@@ -1,12 +1,8 @@
-"""Tokens: what one request, one abstract or one run spent."""
+"""Tokens: what one request, one abstract or one run spent (priced by `_cost.cost_of`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ._cost import Price
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,13 +24,6 @@ class Usage:
     def total(self) -> int:
         """Prompt plus completion tokens."""
         return self.prompt_tokens + self.completion_tokens
-
-    def cost(self, price: Price | None) -> float:
-        """USD at `price` (0 without one)."""
-        if price is None:
-            return 0.0
-        return price.cost(prompt=self.prompt_tokens, cached=self.cached_tokens,
-                          completion=self.completion_tokens)  # fmt: skip
 
 
 NO_USAGE = Usage()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from summarize import ClaimedGain, Extraction, Gain, Summary
 from summarize._core.request import tool_for
 from summarize._errors import ConfigError
 from summarize._prompt import DEFAULT_PROMPT, EXTRACT_PROMPT, load_prompt
-from summarize._schema import ClaimedGain, Extraction, Gain, Summary
 
 
 def test_field_instructions_come_from_the_schema_descriptions() -> None:

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from summarize._errors import ConfigError
 from summarize._live.pacer import Pacer
-from summarize._live.retries import Faults, StatusError, completion_body, retry_after
+from summarize._live.retries import RetryPolicy, StatusError, completion_body, retry_after
 from summarize._live.transport import EndpointUnreachable, Reply, Transport
 from summarize._settings import EndpointSettings
 
@@ -230,7 +230,7 @@ async def test_a_proxy_given_as_host_and_port_is_read_as_http(
 def test_a_redirect_is_a_config_error_naming_where_to() -> None:
     endpoint = EndpointSettings(base_url="http://llm.example/v1", model="m")
     moved = Reply(308, {"Location": "https://llm.example/v1/chat/completions"}, b"")
-    error = Faults(endpoint, Pacer()).translate(StatusError(moved))
+    error = RetryPolicy(endpoint, Pacer()).translate(StatusError(moved))
     assert isinstance(error, ConfigError)
     assert "redirects (HTTP 308) to https://llm.example/v1/chat/completions" in str(error)
 

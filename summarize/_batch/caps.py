@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._cost import Price, SpendCap
+from .._cost import Price, SpendCap, cost_of
 from .._usage import Usage
 
 
@@ -83,4 +83,4 @@ class Allowance:
 
 def batch_cost(usage: Usage, price: Price | None) -> float:
     """USD of `usage` in a batch: the price times the Batch API's discount (0 unpriced)."""
-    return 0.0 if price is None else price.batch * usage.cost(price)
+    return 0.0 if price is None else price.batch * cost_of(usage, price)

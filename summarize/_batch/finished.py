@@ -19,6 +19,7 @@ from openai.types import Batch
 from .._core.plan import price_of, priced
 from .._core.records import MadeBy
 from .._core.verdict import Verdict
+from .._cost import cost_of
 from .._errors import SummaryError
 from .._prompt import Prompt
 from .._usage import Usage
@@ -91,7 +92,7 @@ class FinishedBatch:
                              output=c.output, made_by=by, cap=c.allowance.left(),
                              price=self.price, journal=journal)  # fmt: skip
         done, live = repair.result, repair.live
-        c.allowance.commit(live.total, live.cost(self.price))
+        c.allowance.commit(live.total, cost_of(live, self.price))
         c.result.spend(self.price, live, discount=1.0)
         c.result.done += done.done
         c.result.repaired_live += done.done

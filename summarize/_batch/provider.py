@@ -18,7 +18,8 @@ from openai.types import Batch
 
 from .._atomic import AtomicFile
 from .._errors import ConfigError, ProviderError
-from .._settings import EndpointSettings, endpoint_identity, without_credentials
+from .._settings import EndpointSettings, endpoint_identity
+from .._urls import without_credentials
 from .request_lines import BATCH_ENDPOINT
 
 COMPLETION_WINDOW: Final = "24h"

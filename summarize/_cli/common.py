@@ -39,7 +39,8 @@ def fail(message: str, code: ExitCode = ExitCode.USAGE) -> None:
 
 @contextmanager
 def job_errors() -> Iterator[None]:
-    """Exit codes for a job: 2 for the user's mistakes, 3 for the rest, 130 interrupted."""
+    """Exit codes for a job: 2 for the user's mistakes, 3 for the provider's, 130 interrupted
+    (an exception that is none of ours is `main`'s: 70)."""
     try:
         yield
     except KeyboardInterrupt:

@@ -24,17 +24,11 @@ from pydantic import BaseModel
 from .. import _figures as figures
 from .. import _grounding as grounding
 from .. import _picks as picks
+from .._extraction import Extraction, extraction_model_for
 from .._figures import Figure
 from .._items import Item
 from .._prompt import Prompt
-from .._schema import (
-    QUOTE_MAX,
-    ClaimedGain,
-    Extraction,
-    Summary,
-    extraction_model_for,
-    summary_model_for,
-)
+from .._schema import QUOTE_MAX, ClaimedGain, Summary, summary_model_for
 
 Finish = Callable[[Any], Summary]
 # Sentences offered for each of problem, method and result (see `sentence_choices`).

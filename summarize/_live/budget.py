@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .._cost import Price, SpendCap
+from .._cost import Price, SpendCap, cost_of
 from .._items import Item
 from .._tokens import CHARS_PER_TOKEN, FIRST_COMPLETION_GUESS
 from .._usage import Usage
@@ -78,7 +78,7 @@ class Budget:
         return self._calibrated(self._guess(item))
 
     def _calibrated(self, usage: Usage) -> Ticket:
-        tokens, cost = usage.total, usage.cost(self.price)
+        tokens, cost = usage.total, cost_of(usage, self.price)
         return Ticket(math.ceil(tokens * self._tokens_ratio.factor),
                       cost * self._cost_ratio.factor, tokens, cost)  # fmt: skip
 
@@ -126,7 +126,7 @@ class Budget:
 
     async def settle(self, ticket: Ticket, spent: Usage) -> None:
         """An abstract let through has finished, having spent `spent`."""
-        cost = spent.cost(self.price)
+        cost = cost_of(spent, self.price)
         self.spent_tokens += spent.total
         self.spent_cost += cost
         if not self.capped or self._changed is None:

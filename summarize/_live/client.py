@@ -33,7 +33,7 @@ from .._settings import EndpointSettings
 from .._tokens import TokenEstimator
 from .._usage import Usage
 from .pacer import Pacer, Pacing
-from .retries import Faults, StatusError, completion_body
+from .retries import RetryPolicy, StatusError, completion_body
 from .transport import EndpointUnreachable, Transport
 
 # A cut-off answer is asked again with twice the room, up to this many times the cap.
@@ -83,7 +83,7 @@ class OpenAISummarizer:
         self._estimator = TokenEstimator(endpoint.max_tokens)
         self._transport = Transport(endpoint)
         self.model_name = endpoint.recorded_model
-        self._faults = Faults(endpoint, self._pacer)
+        self._retries = RetryPolicy(endpoint, self._pacer)
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
@@ -131,11 +131,11 @@ class OpenAISummarizer:
     async def _answer(self, request: dict[str, Any], tally: _Tally) -> ChatReply:
         """The completion, sending again after transient faults."""
         try:
-            async for attempt in self._faults.retrying(tally.one_more_transient):
+            async for attempt in self._retries.retrying(tally.one_more_transient):
                 with attempt:
                     return await self._send(request, tally)
         except (StatusError, EndpointUnreachable, NotACompletion) as exc:
-            error = self._faults.translate(exc)
+            error = self._retries.translate(exc)
             raise tally.failure(error) if isinstance(error, SummaryError) else error from None
         raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
 
@@ -149,9 +149,9 @@ class OpenAISummarizer:
         try:
             reply = await self._transport.post(json.dumps(request).encode())
         except EndpointUnreachable as exc:
-            self._faults.connection_failed(exc)
+            self._retries.connection_failed(exc)
             raise
-        self._faults.answered()
+        self._retries.answered()
         self._pacer.observe(reply.headers)
         completion = completion_body(reply)
         tally.service_s = time.perf_counter() - started

@@ -21,7 +21,8 @@ from tenacity import AsyncRetrying, RetryCallState, wait_random_exponential
 
 from .._core.verdict import ChatReply, NotACompletion, read_reply
 from .._errors import ConfigError, ErrorType, ProviderError, SummaryError, error_line
-from .._settings import EndpointSettings, without_credentials
+from .._settings import EndpointSettings
+from .._urls import without_credentials
 from .pacer import Pacing
 from .transport import EndpointUnreachable, Reply
 
@@ -49,7 +50,7 @@ def _said(reply: Reply) -> str:
     return str(message) if message else reply.text() or "(empty body)"
 
 
-class Faults:
+class RetryPolicy:
     """One endpoint's retry policy and error translation, shared by all its requests."""
 
     def __init__(self, endpoint: EndpointSettings, pacer: Pacing) -> None:
@@ -69,6 +70,12 @@ class Faults:
         return AsyncRetrying(retry=retry, wait=self._wait, reraise=True)
 
     def _wait(self, state: RetryCallState) -> float:
+        """Seconds before this request is sent again.
+
+        A 429 or a `Retry-After` holds back every request, not only this one: the wait
+        is the pacer's (`rate_limited`, `pause`), and this request waits it out, with the
+        others, at its next start slot; tenacity itself then waits 0. Any other fault
+        waits a jittered backoff of its own."""
         exc = state.outcome.exception() if state.outcome else None
         limit = self._endpoint.max_backoff
         after = retry_after(exc)

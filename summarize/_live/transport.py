@@ -25,13 +25,8 @@ import aiohttp
 import yarl
 
 from .._errors import ConfigError, error_line
-from .._settings import (
-    OPENAI_API_URL,
-    EndpointSettings,
-    is_loopback,
-    urls_without_credentials,
-    without_credentials,
-)
+from .._settings import OPENAI_API_URL, EndpointSettings
+from .._urls import is_loopback, urls_without_credentials, without_credentials
 
 # Optional OpenAI headers the SDK reads from the environment; forwarded the same way.
 _ENV_HEADERS = {"OPENAI_ORG_ID": "OpenAI-Organization", "OPENAI_PROJECT_ID": "OpenAI-Project"}
