@@ -4,6 +4,10 @@ The library API (the `summarize` command is a thin shell over it):
 
     from summarize import RunSettings, EndpointSettings, run
     result = run(RunSettings(inputs=("papers.jsonl",), output=Path("out.jsonl")))
+
+The public modules are this one, `summarize.batch` (nightly mode on a Batch API) and
+`summarize.testing` (test doubles); each lists its names in `__all__`. Modules whose
+name starts with an underscore are internal and may change in any release.
 """
 
 from ._core.outcome import Outcome, RunResult
@@ -16,6 +20,7 @@ from ._errors import (
     ExitCode,
     InputError,
     OutputError,
+    ProviderError,
     SummarizeError,
     SummaryError,
     UsageError,
@@ -24,11 +29,12 @@ from ._estimate import Estimate, estimate
 from ._extraction import Extraction
 from ._items import Entry, Item, Source, collect_items
 from ._live.client import OpenAISummarizer
-from ._readers import read_items
+from ._readers import read_entries, read_items
 from ._rows import summarize_rows
 from ._run import run
 from ._schema import ClaimedGain, Gain, Summary
 from ._settings import EndpointSettings, RunSettings
+from ._usage import Usage
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -50,6 +56,7 @@ __all__ = [
     "OutputError",
     "Price",
     "PriceTable",
+    "ProviderError",
     "Record",
     "RunResult",
     "RunSettings",
@@ -59,6 +66,7 @@ __all__ = [
     "Summarizer",
     "Summary",
     "SummaryError",
+    "Usage",
     "UsageError",
     "collect_items",
     "estimate",
@@ -68,5 +76,3 @@ __all__ = [
     "run",
     "summarize_rows",
 ]
-
-from ._readers import read_entries

@@ -24,6 +24,8 @@ from ._items import Item
 from ._schema import ClaimedGain, Summary
 from ._usage import Usage
 
+__all__ = ["FakeAnswer", "FakeSummarizer", "plain_summary"]
+
 
 def plain_summary(item: Item) -> Summary:
     """A fixed summary naming the item, built without validation (nothing is checked)."""
