@@ -54,7 +54,7 @@ RECORD = {
 PROBE = """
 import resource, sys, time
 from pathlib import Path
-from summarize.output import Output
+from summarize._output import Output
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
 with Output(Path(sys.argv[1])) as output:

@@ -5,13 +5,14 @@
     │   ├── InputError              a file or line of input is bad; names file and line
     │   ├── ConfigError             a setting, flag or config file is bad
     │   └── OutputError             the output cannot be written, or is locked
-    ├── ProviderError               the provider's Batch API failed or is unreachable (exit code 3)
+    ├── ProviderError               the endpoint never answered, the Batch API failed (exit code 3)
     └── SummaryError                one abstract could not be summarised (exit code 1)
                                     carries error_type, attempts and the last raw output
 
 `SummaryError.error_type` is one of `ErrorType`: the value written to the errors file.
-Third-party exceptions (openai, httpx) are translated into these where they are
-caught: `summarize._live.client` for live calls, `summarize.batch.provider` for the Batch API.
+Third-party exceptions (aiohttp, openai) are translated into these where they are
+caught: `_live.retries` for live calls, `_batch.provider` for the Batch API. An
+exception that is none of these is a bug: the CLI exits with `ExitCode.INTERNAL` (70).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 is asked for; their field descriptions are the instructions the prompt gives for each
 field (`prompt.field_instructions`), kept short because every request pays for
 them. Fields with the same description share a line of the prompt. What a
-line of the output holds is `summarize.records`.
+line of the output holds is `_core.records`.
 
 Grounding is checked by validators that read the abstract from the validation
 context (`{"abstract": ..., "title": ...}`); without a context only the shape is

@@ -33,7 +33,7 @@ DEFAULT_REMOTE_MODEL = "gpt-4o-mini"
 # Room for one answer. The longest of the 39 gold summaries, as tool arguments, is 2,076
 # characters: 519 tokens at 4 a token, 557-585 by the Llama 3, GPT-2 and Qwen2
 # tokenizers; the longest the schema allows is ~3,950 characters. 2,048 is 3.5x the one
-# and 2x the other. A cut-off answer is asked again with more room (`live.client`).
+# and 2x the other. A cut-off answer is asked again with more room (`_live.client`).
 DEFAULT_MAX_TOKENS = 2048
 CONFIG_FILE = "summarize.toml"
 OPENAI_API_URL = "https://api.openai.com/v1"  # the SDK's default base URL

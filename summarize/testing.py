@@ -7,7 +7,7 @@
     result = run(RunSettings(inputs=("papers.jsonl",)), summarizer=fake)
 
 It makes no request and checks nothing: each abstract gets the next queued
-answer (then `default`) after its latency, so a test of the runner's logic
+answer (then `default`) after its latency, so a test of the live pool's logic
 (spend caps, concurrency, stop reasons, order) runs in milliseconds.
 """
 

@@ -1,4 +1,4 @@
-"""The runner's own logic, through `run(summarizer=FakeSummarizer(...))`: no server, no model.
+"""The live pool's own logic, through `run(summarizer=FakeSummarizer(...))`: no server, no model.
 
 Spend caps, concurrency sizing, pacing and stop reasons are decided here, whatever
 answers the summarizer; an in-memory one makes each of these tests take milliseconds.

@@ -1,6 +1,6 @@
 """The command line: parse flags into settings, call the library, map errors to exit codes.
 
-Exit codes are `errors.ExitCode`, the same for every command.
+Exit codes are `ExitCode` (`_errors`), the same for every command.
 """
 
 from __future__ import annotations

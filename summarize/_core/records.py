@@ -2,7 +2,7 @@
 
 `Record` (OUT.jsonl) and `ErrorRecord` (OUT.errors.jsonl) are built here and
 nowhere else, by both transports, from an item, its summary or error, what it
-spent (`cost.Usage`) and what made it (`MadeBy`). `record_json_schema()` exports
+spent (`_usage.Usage`) and what made it (`MadeBy`). `record_json_schema()` exports
 the JSON Schema users validate against, from the same models. A record counts
 as done for the same model and `request_hash` (`fingerprint`).
 """

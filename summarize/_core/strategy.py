@@ -10,7 +10,7 @@
   dozen generated tokens. For small local models, which copy and cut sentences when
   asked to write them.
 
-The prompt file names its strategy; a run picks the prompt (see `job.py`).
+The prompt file names its strategy; a run picks the prompt (`plan.choose_prompt`).
 """
 
 from __future__ import annotations

@@ -1,17 +1,18 @@
 """The live model call: one abstract in, a validated summary or a typed error out.
 
-Every endpoint is reached the same way: the body of `summarize.request` (the
+Every endpoint is reached the same way: the body of `_core.request` (the
 prompt's messages and a forced function tool, which OpenAI, vLLM, Ollama,
 LiteLLM and llama.cpp's server all honour: llama.cpp turns the function's
 schema into a grammar), serialised once and posted by `transport` (one keep-alive
-pool, no SDK per call). The reply's JSON is judged by `summarize.answer`, as a batch
+pool, no SDK per call). The reply's JSON is judged by `_core.verdict`, as a batch
 answer is. Two budgets, never multiplied: transient transport faults wait and
 resend the same request (a tenacity policy, `max_retries`); invalid answers are
 re-asked with the rejected answer and the reason (`prompts/repair.md`,
 `max_reasks`). An answer cut off at `max_tokens` is no judged answer: the same
 request goes again with twice the room, up to `ROOM_GROWTH` times the configured
 cap, on neither budget. What a transient fault is, how long to wait, and which
-typed error a fault ends as is `faults`.
+typed error a fault ends as is `retries`; when each request may start is the
+pacer's (`pacer.Pacing`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ prebuilt bytes for about 0.4 ms (`../shared/notes/client-cpu.md`). The SDK stays
 where it earns its cost: the Batch and Files APIs.
 
 What comes back is a `Reply`, or `EndpointUnreachable` when no HTTP answer came
-(refused, dropped, timed out). Judging a status is `faults`' job, not this one's.
+(refused, dropped, timed out). Judging a status is `retries`' job, not this one's.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class Transport:
         # Made on first use: a session belongs to the event loop that runs the requests.
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                # The runner's gate bounds requests in flight; a second cap here would hide it.
+                # The pacer's width bounds requests in flight; a second cap here would hide it.
                 connector=aiohttp.TCPConnector(limit=0, ssl=self._tls),
                 headers=self._headers,
                 timeout=self._timeout,
