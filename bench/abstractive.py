@@ -42,10 +42,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.embedded import GOLD, SPLITS, in_split  # noqa: E402
-from summarize import RunSettings, run  # noqa: E402
-from summarize.evaluate import evaluate  # noqa: E402
-from summarize.live.runner import RunResult  # noqa: E402
-from summarize.prompt import RepairPrompt  # noqa: E402
+from summarize import (  # noqa: E402
+    RunResult,
+    RunSettings,
+    run,
+)
+from summarize._evaluate import evaluate  # noqa: E402
+from summarize._prompt import RepairPrompt  # noqa: E402
 
 # What a validation error's first fault is about, by the words the validators use.
 REASONS = (

@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from summarize import EndpointSettings, RunSettings, run  # noqa: E402
+from summarize._review import VOLATILE, read_json_lines  # noqa: E402
 from summarize.batch import BatchOptions, collect, submit  # noqa: E402
-from summarize.review import VOLATILE, read_json_lines  # noqa: E402
 from tests.fakeserver import FakeOpenAI  # noqa: E402
 
 PAPERS = sorted((ROOT.parent / "shared" / "data" / "papers").glob("*.txt"))

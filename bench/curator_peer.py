@@ -6,7 +6,7 @@
 
 Each line of ABSTRACTS.jsonl has `title` and `abstract`. Every abstract goes through a
 `curator.LLM` subclass (`prompt()` renders prompts/summarize.md, `parse()` keeps the
-answer) with `response_format=summarize.schema.Summary` on curator's "openai" online
+answer) with `response_format=summarize.Summary` on curator's "openai" online
 backend, pointed at `--base-url`. Curator validates the shape (it builds the
 `response_format` model and retries an answer that does not fit); this script then
 checks each answer against its abstract (`Summary` with the grounding context, as the
@@ -161,8 +161,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from datasets import Dataset  # noqa: PLC0415
     from pydantic import ValidationError  # noqa: PLC0415
 
-    from summarize.prompt import DEFAULT_PROMPT, load_prompt  # noqa: PLC0415
-    from summarize.schema import Summary  # noqa: PLC0415
+    from summarize._prompt import DEFAULT_PROMPT, load_prompt  # noqa: PLC0415
+    from summarize._schema import Summary  # noqa: PLC0415
 
     import_s = time.perf_counter() - import_start
     template = load_prompt(DEFAULT_PROMPT)

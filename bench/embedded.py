@@ -24,7 +24,7 @@ In one run:
    against the floor;
 4. prompt tokens beyond the abstract, per request, as the server counted them, and
    for every abstract of the shared pages (rendered, no request sent);
-5. sentence picks: ROUGE-L F1 (`summarize.evaluate.rouge_l`) of the job's problem,
+5. sentence picks: ROUGE-L F1 (`summarize._evaluate.rouge_l`) of the job's problem,
    method and result against the gold fields, beside the rule's first choice alone
    (`summarize.picks`, no model), the lead baseline (sentences 1, 2, last), the
    position baseline (first sentence; first "we/our/this paper" sentence; last
@@ -51,15 +51,17 @@ from typing import Any
 from llama_cpp import Llama
 from llama_cpp.llama_chat_format import format_chatml
 
-from summarize import RunSettings, grounding, picks, read_items, run, strategy
-from summarize.evaluate import TEXT_FIELDS, evaluate, figures_in, rouge_l
-from summarize.figures import figures, metric
-from summarize.items import Item
-from summarize.live.local import EMBEDDED, embedded_model
-from summarize.live.runner import Outcome
-from summarize.prompt import EXTRACT_PROMPT, load_prompt
-from summarize.schema import QUOTE_MAX
-from summarize.strategy import question
+from summarize import Outcome, RunSettings, read_items, run
+from summarize import _grounding as grounding
+from summarize import _picks as picks
+from summarize._core import strategy
+from summarize._core.strategy import question
+from summarize._embedded.weights import EMBEDDED, embedded_model
+from summarize._evaluate import TEXT_FIELDS, evaluate, figures_in, rouge_l
+from summarize._figures import figures, metric
+from summarize._items import Item
+from summarize._prompt import EXTRACT_PROMPT, load_prompt
+from summarize._schema import QUOTE_MAX
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLD = ROOT / "tests" / "data" / "gold.jsonl"

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from llama_cpp import Llama  # noqa: E402
 
 from summarize import EndpointSettings, RunSettings, run  # noqa: E402
-from summarize.live.local import embedded_model  # noqa: E402
+from summarize._embedded.weights import embedded_model  # noqa: E402
 from tests.fakeserver import FakeOpenAI  # noqa: E402
 
 GOLD = ROOT / "tests" / "data" / "gold.jsonl"

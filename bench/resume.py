@@ -4,7 +4,7 @@
 
 A nightly run starts by reading what is done. This builds outputs of 10,000 and
 100,000 records (a realistic record, about 2.6 kB a line, with its id changed),
-then opens and closes each with `summarize.output.Output` in a fresh process, and
+then opens and closes each with `summarize._output.Output` in a fresh process, and
 prints the peak RSS over the process's RSS before opening, and the time. Flat
 memory means the 100,000 run needs about what the 10,000 one does.
 """
@@ -54,7 +54,7 @@ RECORD = {
 PROBE = """
 import resource, sys, time
 from pathlib import Path
-from summarize.output import Output
+from summarize._output import Output
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
 with Output(Path(sys.argv[1])) as output:

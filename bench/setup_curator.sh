@@ -31,7 +31,7 @@ if ! "$PY" - "$CURATOR_VERSION" <<'EOF' 2>/dev/null
 import sys
 from importlib.metadata import version
 assert version("bespokelabs-curator") == sys.argv[1]
-import bespokelabs.curator, summarize.schema, summarize.prompt, aiohttp  # noqa: F401
+import bespokelabs.curator, summarize._schema, summarize._prompt, aiohttp  # noqa: F401
 EOF
 then
     # curator, and summarize's own runtime deps that `import summarize` needs (summarize/__init__
@@ -45,5 +45,5 @@ then
     SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
     printf '%s\n' "$ROOT" > "$SITE/summarize-repo.pth"
     "$PY" -m pip check >/dev/null || { "$PY" -m pip check >&2; echo "setup_curator: pip check failed" >&2; }
-    "$PY" -c "import bespokelabs.curator, summarize.schema, summarize.prompt, aiohttp"
+    "$PY" -c "import bespokelabs.curator, summarize._schema, summarize._prompt, aiohttp"
 fi

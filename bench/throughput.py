@@ -56,10 +56,16 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from summarize import EndpointSettings, RunSettings, read_items, run, summarize_rows  # noqa: E402
-from summarize.live.runner import RunResult  # noqa: E402
-from summarize.live.transport import Reply, Transport  # noqa: E402
-from summarize.prompt import load_prompt  # noqa: E402
+from summarize import (  # noqa: E402
+    EndpointSettings,
+    RunResult,
+    RunSettings,
+    read_items,
+    run,
+    summarize_rows,
+)
+from summarize._live.transport import Reply, Transport  # noqa: E402
+from summarize._prompt import load_prompt  # noqa: E402
 
 PAPERS = ROOT.parent / "shared" / "data" / "papers"
 CURATOR_PYTHON = ROOT / "bench" / ".venv-curator" / "bin" / "python"
@@ -294,7 +300,7 @@ def instructor_loop(url: str, rows: list[dict[str, str]], mode: Any, retries: in
     import instructor  # noqa: PLC0415 - the peers, not the job, use it directly
     import openai  # noqa: PLC0415
 
-    from summarize.schema import Summary, grounded_in  # noqa: PLC0415
+    from summarize._schema import Summary, grounded_in  # noqa: PLC0415
 
     client = instructor.from_openai(openai.OpenAI(base_url=url, api_key=KEY), mode=mode)
     prompt = load_prompt()

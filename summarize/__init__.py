@@ -4,29 +4,37 @@ The library API (the `summarize` command is a thin shell over it):
 
     from summarize import RunSettings, EndpointSettings, run
     result = run(RunSettings(inputs=("papers.jsonl",), output=Path("out.jsonl")))
+
+The public modules are this one, `summarize.batch` (nightly mode on a Batch API) and
+`summarize.testing` (test doubles); each lists its names in `__all__`. Modules whose
+name starts with an underscore are internal and may change in any release.
 """
 
-from .cost import Price, PriceTable, SpendCap
-from .errors import (
+from ._core.outcome import Outcome, RunResult
+from ._core.records import SCHEMA_VERSION, ErrorRecord, Record, record_json_schema
+from ._core.summarizer import Completion, Summarizer
+from ._cost import Price, PriceTable, SpendCap
+from ._errors import (
     ConfigError,
     ErrorType,
     ExitCode,
     InputError,
     OutputError,
+    ProviderError,
     SummarizeError,
     SummaryError,
     UsageError,
 )
-from .estimate import Estimate, estimate
-from .items import Entry, Item, Source, collect_items
-from .job import run
-from .live.client import Completion, OpenAISummarizer, Summarizer
-from .live.runner import Outcome, RunResult
-from .readers import read_items
-from .records import SCHEMA_VERSION, ErrorRecord, Record, record_json_schema
-from .rows import summarize_rows
-from .schema import ClaimedGain, Extraction, Gain, Summary
-from .settings import EndpointSettings, RunSettings
+from ._estimate import Estimate, estimate
+from ._extraction import Extraction
+from ._items import Entry, Item, Source, collect_items
+from ._live.client import OpenAISummarizer
+from ._readers import read_entries, read_items
+from ._rows import summarize_rows
+from ._run import run
+from ._schema import ClaimedGain, Gain, Summary
+from ._settings import EndpointSettings, RunSettings
+from ._usage import Usage
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -48,6 +56,7 @@ __all__ = [
     "OutputError",
     "Price",
     "PriceTable",
+    "ProviderError",
     "Record",
     "RunResult",
     "RunSettings",
@@ -57,6 +66,7 @@ __all__ = [
     "Summarizer",
     "Summary",
     "SummaryError",
+    "Usage",
     "UsageError",
     "collect_items",
     "estimate",
@@ -66,5 +76,3 @@ __all__ = [
     "run",
     "summarize_rows",
 ]
-
-from .readers import read_entries

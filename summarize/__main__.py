@@ -1,5 +1,5 @@
 """`python -m summarize` is the `summarize` command."""
 
-from .cli import main
+from ._cli import main
 
 main()

@@ -7,7 +7,7 @@
     result = run(RunSettings(inputs=("papers.jsonl",)), summarizer=fake)
 
 It makes no request and checks nothing: each abstract gets the next queued
-answer (then `default`) after its latency, so a test of the runner's logic
+answer (then `default`) after its latency, so a test of the live pool's logic
 (spend caps, concurrency, stop reasons, order) runs in milliseconds.
 """
 
@@ -18,11 +18,13 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .errors import ErrorType, SummaryError
-from .items import Item
-from .live.client import Completion
-from .schema import ClaimedGain, Summary
-from .usage import Usage
+from ._core.summarizer import Completion
+from ._errors import ErrorType, SummaryError
+from ._items import Item
+from ._schema import ClaimedGain, Summary
+from ._usage import Usage
+
+__all__ = ["FakeAnswer", "FakeSummarizer", "plain_summary"]
 
 
 def plain_summary(item: Item) -> Summary:

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from summarize import RunSettings, run
-from summarize.items import abstract_key
-from summarize.settings import EndpointSettings
+from summarize._items import abstract_key
+from summarize._settings import EndpointSettings
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import FAULT_KINDS, FakeOpenAI, prompt_parts
 

@@ -4,7 +4,7 @@ the bad ones.
 A test server that checks its own answers with the production validator can never
 show that the validator rejects a good answer; these answers were written by hand,
 the way capable models write (abbreviations, parentheses, decimals, LaTeX), and
-are judged by the code both transports use (`summarize.answer.judge_completion`).
+are judged by the code both transports use (`summarize._core.verdict.judge_completion`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from summarize.answer import judge_completion
-from summarize.items import Item
-from summarize.prompt import load_prompt
-from summarize.strategy import question
+from summarize._core.strategy import question
+from summarize._core.verdict import judge_completion
+from summarize._items import Item
+from summarize._prompt import load_prompt
 from tests.conftest import read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI
 from tests.test_run import summarize_cli

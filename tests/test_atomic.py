@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from summarize.atomic import replace_file
-from summarize.cli import cli
-from summarize.errors import OutputError
-from summarize.output import Output
+from summarize._atomic import replace_file
+from summarize._cli import cli
+from summarize._errors import OutputError
+from summarize._output import Output
 from tests.conftest import FAKE_KEY, read_jsonl
 from tests.fakeserver import FakeOpenAI
 
@@ -166,7 +166,7 @@ def test_a_link_planted_at_the_random_temporary_name_is_never_written_through(
 ) -> None:
     # The name is random: the test makes it known, to plant a link exactly there.
     names = iter(["0" * 16, "1" * 16])
-    monkeypatch.setattr("summarize.atomic.secrets.token_hex", lambda _: next(names))
+    monkeypatch.setattr("summarize._atomic.secrets.token_hex", lambda _: next(names))
     victim = tmp_path / "victim"
     if not dangling:
         victim.write_text("precious")

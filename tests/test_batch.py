@@ -18,15 +18,15 @@ import pytest
 from click.testing import CliRunner, Result
 
 from summarize import RunSettings, run
+from summarize._batch.answers import Answers
+from summarize._cli import cli
+from summarize._core.records import Record
+from summarize._cost import PriceTable
+from summarize._prompt import load_prompt
+from summarize._review import VOLATILE
+from summarize._schema import VALUE_PATTERN
+from summarize._settings import EndpointSettings
 from summarize.batch import BatchOptions, collect, submit
-from summarize.batch.requests import Answers
-from summarize.cli import cli
-from summarize.cost import PriceTable
-from summarize.prompt import load_prompt
-from summarize.records import Record
-from summarize.review import VOLATILE
-from summarize.schema import VALUE_PATTERN
-from summarize.settings import EndpointSettings
 from tests.conftest import ABSTRACTS, FAKE_KEY, PAPERS, numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI, prompt_tokens
 

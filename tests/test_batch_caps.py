@@ -11,13 +11,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from summarize import RunSettings
+from summarize._batch.live_repair import Journaled, journaled_ids
+from summarize._batch.state import BatchState, StateDir
+from summarize._cli import cli
+from summarize._core.records import ErrorRecord
+from summarize._output import Output
+from summarize._settings import EndpointSettings
 from summarize.batch import BatchOptions, collect, submit
-from summarize.batch.repair import Journaled, journaled_ids
-from summarize.batch.state import BatchState, StateDir
-from summarize.cli import cli
-from summarize.output import Output
-from summarize.records import ErrorRecord
-from summarize.settings import EndpointSettings
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI
 from tests.test_redo import line

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from summarize.items import abstract_key
+from summarize._items import abstract_key
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI, prompt_parts
 

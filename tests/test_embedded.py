@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from summarize import grounding
-from summarize.evaluate import evaluate, rouge_l
-from summarize.live.local import EMBEDDED, embedded_model
-from summarize.records import ErrorRecord, Record
-from summarize.review import validate_file
+from summarize import _grounding as grounding
+from summarize._core.records import ErrorRecord, Record
+from summarize._embedded.weights import EMBEDDED, embedded_model
+from summarize._evaluate import evaluate, rouge_l
+from summarize._review import validate_file
 from tests.conftest import PAPERS, read_jsonl
 
 GOLD = Path(__file__).parent / "data" / "gold.jsonl"
@@ -98,9 +98,9 @@ def test_every_shared_abstracts_request_schema_compiles_to_a_llama_grammar() -> 
     import llama_cpp  # noqa: PLC0415 - the local extra
     from llama_cpp.llama_grammar import LlamaGrammar  # noqa: PLC0415
 
-    from summarize.readers import read_items  # noqa: PLC0415
-    from summarize.request import tool_for  # noqa: PLC0415
-    from summarize.schema import summary_model_for  # noqa: PLC0415
+    from summarize._core.request import tool_for  # noqa: PLC0415
+    from summarize._readers import read_items  # noqa: PLC0415
+    from summarize._schema import summary_model_for  # noqa: PLC0415
 
     llm = llama_cpp.Llama(str(embedded_model().path), vocab_only=True, verbose=False)
     vocab = llm._model.vocab

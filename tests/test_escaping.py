@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 from markdown_it import MarkdownIt
 
-from summarize.cli import cli
-from summarize.report import markdown_text, spreadsheet_cell
+from summarize._cli import cli
+from summarize._report import markdown_text, spreadsheet_cell
 from tests.conftest import FAKE_KEY, read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI
 from tests.fakeserver.answers import default_responder

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from summarize.cli import cli
-from summarize.evaluate import evaluate, grounding_problems, rouge_l
-from summarize.review import read_json_lines
+from summarize._cli import cli
+from summarize._evaluate import evaluate, grounding_problems, rouge_l
+from summarize._review import read_json_lines
 from tests.conftest import read_jsonl
 
 GOLD = Path(__file__).parent / "data" / "gold.jsonl"

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-import summarize.evaluate as scoring
-from summarize.evaluate import evaluate, grounding_problems
-from summarize.review import read_json_lines
-from summarize.schema import Gain, Summary
+import summarize._evaluate as scoring
+from summarize._evaluate import evaluate, grounding_problems
+from summarize._review import read_json_lines
+from summarize._schema import Gain, Summary
 
 GOLD = Path(__file__).parent / "data" / "gold.jsonl"
 INVENTED = " on 8 GPUs vs the 2023 state of the art (99.9% mAP)"
@@ -44,7 +44,7 @@ def test_evaluate_shares_no_code_with_the_validators() -> None:
         if isinstance(node, ast.ImportFrom)
         for alias in node.names
     } | {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert not imported & {"grounding", "schema", "summarize.grounding", "summarize.schema"}
+    assert not imported & {"_grounding", "_schema", "summarize._grounding", "summarize._schema"}
 
 
 def test_every_gold_record_passes_both_the_validator_and_faithful(

@@ -14,8 +14,8 @@ import openai
 import pytest
 from pydantic import ValidationError
 
-from summarize import grounding
-from summarize.schema import Summary, grounded_in
+from summarize import _grounding as grounding
+from summarize._schema import Summary, grounded_in
 from tests.fakeserver import (
     FAULT_KINDS,
     FakeOpenAI,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from summarize import EndpointSettings, RunSettings, Summary, run
-from summarize.prompt import load_prompt, load_repair_prompt
-from summarize.request import request_hash, tool_chars, tool_for
+from summarize._core.request import request_hash, tool_chars, tool_for
+from summarize._prompt import load_prompt, load_repair_prompt
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
-from summarize.cli import cli
+import summarize._cli
+from summarize import ExitCode
+from summarize._cli import cli
 from tests.conftest import ABSTRACTS, FAKE_KEY, read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI
 
@@ -82,3 +86,19 @@ def test_run_help_says_how_concurrency_is_sized() -> None:
     help_text = " ".join(invoke("run", "--help").output.split())
     assert "sized from the rate limit and the latency" in help_text
     assert "extractive for a local model, abstractive for an endpoint" in help_text
+
+
+def test_an_internal_error_has_its_own_exit_code_and_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(**_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(summarize._cli, "cli", broken)
+    monkeypatch.setattr(sys, "argv", ["summarize", "run", "papers.txt"])
+    with pytest.raises(SystemExit) as exited:
+        summarize._cli.main()
+    assert exited.value.code == ExitCode.INTERNAL == 70  # not 3: the endpoint is not to blame
+    assert capsys.readouterr().err == (
+        "summarize: error: internal error: RuntimeError: a bug (SUMMARIZE_DEBUG=1 shows more)\n"
+    )

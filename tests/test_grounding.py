@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from summarize import grounding
-from summarize.schema import Gain, Summary, summary_model_for
+from summarize import _grounding as grounding
+from summarize._schema import Gain, Summary, summary_model_for
 
 ABSTRACT = (
     "Training is slow. We propose FastTrain, a new schedule. "

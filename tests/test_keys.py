@@ -14,15 +14,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from summarize.cli import cli
-from summarize.errors import ConfigError
-from summarize.settings import (
-    RunSettings,
-    endpoint_identity,
-    resolve_settings,
-    urls_without_credentials,
-    without_credentials,
-)
+from summarize._cli import cli
+from summarize._errors import ConfigError
+from summarize._settings import RunSettings, endpoint_identity, resolve_settings
+from summarize._urls import urls_without_credentials, without_credentials
 from tests.conftest import FAKE_KEY, read_jsonl
 from tests.fakeserver import FakeOpenAI
 
@@ -280,7 +275,7 @@ def test_every_url_in_a_message_is_stripped() -> None:
 
 
 def test_a_state_files_endpoint_name_holds_no_key_from_the_query() -> None:
-    from summarize.settings import EndpointSettings  # noqa: PLC0415
+    from summarize._settings import EndpointSettings  # noqa: PLC0415
 
     endpoint = EndpointSettings(base_url="https://h.example/v1?key=s3cret", api_key="sk-x")
     where, key = endpoint_identity(endpoint)
@@ -288,14 +283,14 @@ def test_a_state_files_endpoint_name_holds_no_key_from_the_query() -> None:
 
 
 def test_a_redirect_is_named_without_the_credentials_in_its_location() -> None:
-    from summarize.live.faults import Faults, StatusError  # noqa: PLC0415
-    from summarize.live.ratelimit import RateLimiter  # noqa: PLC0415
-    from summarize.live.transport import Reply  # noqa: PLC0415
-    from summarize.settings import EndpointSettings  # noqa: PLC0415
+    from summarize._live.pacer import Pacer  # noqa: PLC0415
+    from summarize._live.retries import RetryPolicy, StatusError  # noqa: PLC0415
+    from summarize._live.transport import Reply  # noqa: PLC0415
+    from summarize._settings import EndpointSettings  # noqa: PLC0415
 
     endpoint = EndpointSettings(base_url="https://llm.example/v1?key=s3cret", model="m")
     moved = Reply(307, {"Location": "https://cdn.example/v1/chat?token=s3cret&region=eu"}, b"")
-    error = Faults(endpoint, RateLimiter()).translate(StatusError(moved))
+    error = RetryPolicy(endpoint, Pacer()).translate(StatusError(moved))
     assert str(error) == (
         "https://llm.example/v1 redirects (HTTP 307) to https://cdn.example/v1/chat?region=eu: "
         "use that address as --base-url"

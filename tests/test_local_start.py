@@ -20,19 +20,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from summarize.cli import cli
-from summarize.errors import ConfigError
-from summarize.live import local
-from summarize.live.local import (
-    LAUNCHER,
-    EmbeddedServer,
-    ModelFile,
-    Weights,
-    die_with_parent,
-    embedded_model,
-    model_file,
-)
-from summarize.settings import resolve_settings
+from summarize._cli import cli
+from summarize._embedded import server as local_server
+from summarize._embedded import weights as local
+from summarize._embedded.server import LAUNCHER, EmbeddedServer, die_with_parent
+from summarize._embedded.weights import ModelFile, Weights, embedded_model, model_file
+from summarize._errors import ConfigError
+from summarize._settings import resolve_settings
 from tests.conftest import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,7 +204,7 @@ class SleepingServer(EmbeddedServer):
 
 def test_the_server_is_started_without_preexec_fn(monkeypatch: pytest.MonkeyPatch) -> None:
     Recorded.calls = []
-    monkeypatch.setattr(local.subprocess, "Popen", Recorded)
+    monkeypatch.setattr(local_server.subprocess, "Popen", Recorded)
     server = SleepingServer(ModelFile(Path("x.gguf"), "0" * 64), startup_timeout=0.01)
     with pytest.raises(ConfigError, match="did not answer"):
         server.start()
@@ -219,7 +213,7 @@ def test_the_server_is_started_without_preexec_fn(monkeypatch: pytest.MonkeyPatc
 
 PARENT = """
 import subprocess, sys, time
-from summarize.live.local import die_with_parent
+from summarize._embedded.server import die_with_parent
 child = subprocess.Popen(die_with_parent(["sleep", "60"]))
 print(child.pid, flush=True)
 time.sleep(60)
@@ -279,13 +273,13 @@ def test_the_embedded_model_keeps_the_tuning_the_user_gave_and_its_own_for_the_r
     model = ModelFile(tmp_path / "x.gguf", "0" * 64)
     flags = {"inputs": ("a.txt",), "max_tokens": 300, "max_reasks": 0, "timeout": 30.0}
     given = resolve_settings(flags, env={}, cwd=tmp_path).endpoint
-    endpoint = local.local_endpoint(model, "http://127.0.0.1:1/v1", given=given)
+    endpoint = local_server.local_endpoint(model, "http://127.0.0.1:1/v1", given=given)
     assert (endpoint.max_tokens, endpoint.max_reasks, endpoint.timeout) == (300, 0, 30.0)
     # What was not given stays as suits a small local model, not the remote defaults.
-    suited = local.local_endpoint(model, "http://127.0.0.1:1/v1")
+    suited = local_server.local_endpoint(model, "http://127.0.0.1:1/v1")
     assert endpoint.max_retries == suited.max_retries == 2
     assert endpoint.model == "local" and endpoint.constrain_quotes
-    untouched = local.local_endpoint(
+    untouched = local_server.local_endpoint(
         model, None, given=resolve_settings({"inputs": ("a.txt",)}, env={}, cwd=tmp_path).endpoint
     )
     assert untouched.max_tokens == suited.max_tokens == 512

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from summarize.answer import judge_completion, read_reply
-from summarize.batch.requests import Answers, judge
-from summarize.cli import cli
-from summarize.errors import ErrorType
-from summarize.items import Item
-from summarize.prompt import load_prompt
-from summarize.strategy import question
+from summarize._batch.answers import Answers, judge
+from summarize._cli import cli
+from summarize._core.strategy import question
+from summarize._core.verdict import judge_completion, read_reply
+from summarize._errors import ErrorType
+from summarize._items import Item
+from summarize._prompt import load_prompt
 from tests.conftest import ABSTRACTS, FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI, grounded_summary
 

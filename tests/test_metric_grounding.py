@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from summarize import grounding
-from summarize.cli import cli
-from summarize.schema import Gain, summary_model_for
+from summarize import _grounding as grounding
+from summarize._cli import cli
+from summarize._schema import Gain, summary_model_for
 from tests.conftest import numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI, default_responder
 from tests.test_run import summarize_cli

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from summarize.errors import ConfigError
-from summarize.prompt import DEFAULT_PROMPT, EXTRACT_PROMPT, load_prompt
-from summarize.request import tool_for
-from summarize.schema import ClaimedGain, Extraction, Gain, Summary
+from summarize import ClaimedGain, Extraction, Gain, Summary
+from summarize._core.request import tool_for
+from summarize._errors import ConfigError
+from summarize._prompt import DEFAULT_PROMPT, EXTRACT_PROMPT, load_prompt
 
 
 def test_field_instructions_come_from_the_schema_descriptions() -> None:

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from summarize.live.local import EmbeddedServer, ModelFile
-from summarize.live.transport import Transport
-from summarize.settings import EndpointSettings
+from summarize._embedded.server import EmbeddedServer
+from summarize._embedded.weights import ModelFile
+from summarize._live.transport import Transport
+from summarize._settings import EndpointSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from summarize.errors import InputError
-from summarize.items import Entry, Source, abstract_key, collect_items, index_items
-from summarize.readers import MAX_LINE_BYTES, MIN_ABSTRACT_CHARS, read_entries
+from summarize._errors import InputError
+from summarize._items import Entry, Source, abstract_key, collect_items, index_items
+from summarize._readers import MAX_LINE_BYTES, MIN_ABSTRACT_CHARS, read_entries
 from tests.conftest import PAPERS
 
 ABSTRACT = (

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from summarize.cli import cli
-from summarize.errors import OutputError
-from summarize.output import Output, errors_path_for
-from summarize.records import ErrorRecord, Record
-from summarize.report import Report
+from summarize._cli import cli
+from summarize._core.records import ErrorRecord, Record
+from summarize._errors import OutputError
+from summarize._output import Output, errors_path_for
+from summarize._report import Report
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI
 

@@ -5,7 +5,7 @@ is set to the one sentence of the abstract that states the value, and the record
 the field (`repaired`). A value that two sentences state is re-asked with both named;
 a field over its cap is re-asked with the cap and its length, never cut. Answers are
 written by hand and judged by the code both transports share
-(`summarize.answer.judge_completion`), and sent over HTTP by the fake server.
+(`summarize._core.verdict.judge_completion`), and sent over HTTP by the fake server.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from summarize import grounding
-from summarize.answer import Verdict, judge_completion
-from summarize.cli import cli
-from summarize.items import Item
-from summarize.prompt import load_prompt
-from summarize.records import Record
-from summarize.review import check_record, diff_records
-from summarize.strategy import question
+from summarize import _grounding as grounding
+from summarize._cli import cli
+from summarize._core.records import Record
+from summarize._core.strategy import question
+from summarize._core.verdict import Verdict, judge_completion
+from summarize._items import Item
+from summarize._prompt import load_prompt
+from summarize._review import check_record, diff_records
 from tests.conftest import read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI, prompt_parts
 from tests.test_batch import WAIT, batch_cli

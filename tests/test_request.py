@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from summarize.request import tool_for
-from summarize.schema import QUOTE_MAX, SENTENCE_MAX, VALUE_PATTERN, Summary, summary_model_for
+from summarize._core.request import tool_for
+from summarize._schema import QUOTE_MAX, SENTENCE_MAX, VALUE_PATTERN, Summary, summary_model_for
 
 ABSTRACT = "Widget detection is slow. We propose FastWidget. It is 3x faster than prior work."
 

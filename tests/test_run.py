@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from summarize import RunSettings, run
-from summarize.cli import cli
-from summarize.records import Record
-from summarize.settings import EndpointSettings
+from summarize._cli import cli
+from summarize._core.records import Record
+from summarize._settings import EndpointSettings
 from tests.conftest import (
     ABSTRACTS,
     FAKE_KEY,
@@ -335,7 +335,7 @@ def dead_port() -> int:
 def test_an_endpoint_that_never_answers_stops_the_run_with_one_line_and_no_error_lines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("summarize.live.faults.UNREACHABLE_AFTER_S", 1.0)
+    monkeypatch.setattr("summarize._live.retries.UNREACHABLE_AFTER_S", 1.0)
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(200))
     url = f"http://127.0.0.1:{dead_port()}/v1"
     out = tmp_path / "out.jsonl"
@@ -352,7 +352,7 @@ def test_an_endpoint_that_never_answers_stops_the_run_with_one_line_and_no_error
 def test_an_endpoint_that_answered_once_is_retried_as_usual_when_it_drops(
     server: FakeOpenAI, papers: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("summarize.live.faults.UNREACHABLE_AFTER_S", 0.0)
+    monkeypatch.setattr("summarize._live.retries.UNREACHABLE_AFTER_S", 0.0)
     server.enqueue("ok", "drop", "drop")
     out = tmp_path / "out.jsonl"
     result = summarize_cli(server, str(papers), "-o", str(out), "--concurrency", "1")

@@ -1,4 +1,4 @@
-"""The runner's own logic, through `run(summarizer=FakeSummarizer(...))`: no server, no model.
+"""The live pool's own logic, through `run(summarizer=FakeSummarizer(...))`: no server, no model.
 
 Spend caps, concurrency sizing, pacing and stop reasons are decided here, whatever
 answers the summarizer; an in-memory one makes each of these tests take milliseconds.
@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from summarize import RunSettings, run
-from summarize.cost import Price, SpendCap
-from summarize.items import Item
-from summarize.live.budget import Budget
+from summarize._cost import Price, SpendCap
+from summarize._items import Item
+from summarize._live.budget import Budget
+from summarize._usage import Usage
 from summarize.testing import FakeAnswer, FakeSummarizer
-from summarize.usage import Usage
 from tests.conftest import numbered_abstracts, read_jsonl, write_jsonl
 
 PRICES = '[models."fake-model"]\ninput = 1.0\noutput = 2.0\n'  # USD per million tokens

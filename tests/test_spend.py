@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from summarize import EndpointSettings, RunSettings, estimate, run
-from summarize.live.concurrency import Concurrency
-from summarize.tokens import TokenEstimator
+from summarize._live.pacer import Pacer
+from summarize._tokens import TokenEstimator
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import DEFAULT_MODEL, FakeOpenAI
 from tests.test_run import summarize_cli
@@ -162,16 +162,22 @@ def test_with_no_limit_headers_the_limit_is_found_with_one_429_a_burst(tmp_path:
     assert server.stats.rate_limited <= 10
 
 
-def test_the_gate_is_sized_from_rate_times_latency() -> None:
-    gate = Concurrency(8, maximum=256, rate=lambda: 4.0)
-    assert gate.limit == 1  # one request first: its headers may tell the limit
-    gate.observe(0.25)
-    assert gate.limit == 3  # 4/s x 0.25 s x 1.5, rounded up, + 1
-    gate.observe(0.25)
-    assert gate.limit == 3
-    unknown = Concurrency(8, maximum=256, rate=lambda: None)
-    unknown.observe(0.25)
-    assert unknown.limit == 8  # no known rate: the default width
+async def answered(pacer: Pacer, latency: float) -> None:
+    """One abstract in flight for `latency` seconds of its answered request."""
+    await pacer.enter()
+    pacer.leave(latency)
+
+
+async def test_the_gate_is_sized_from_rate_times_latency() -> None:
+    pacer = Pacer(rpm=240, width=8, maximum=256)  # 4 requests a second
+    assert pacer.width == 1  # one request first: its headers may tell the limit
+    await answered(pacer, 0.25)
+    assert pacer.width == 3  # 4/s x 0.25 s x 1.5, rounded up, + 1
+    await answered(pacer, 0.25)
+    assert pacer.width == 3
+    unknown = Pacer(width=8, maximum=256)
+    await answered(unknown, 0.25)
+    assert unknown.width == 8  # no known rate: the default width
 
 
 def test_token_estimates_learn_from_reported_usage() -> None:

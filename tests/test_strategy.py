@@ -12,17 +12,20 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from summarize import figures, grounding, picks, strategy
-from summarize.cli import cli
-from summarize.errors import ConfigError
-from summarize.items import Item
-from summarize.job import choose_prompt
-from summarize.prompt import EXTRACT_PROMPT, load_prompt
-from summarize.records import Record
-from summarize.review import validate_file
-from summarize.schema import QUOTE_MAX
-from summarize.settings import RunSettings
-from summarize.strategy import question, sentence_choices
+from summarize import _figures as figures
+from summarize import _grounding as grounding
+from summarize import _picks as picks
+from summarize._cli import cli
+from summarize._core import strategy
+from summarize._core.plan import choose_prompt
+from summarize._core.records import Record
+from summarize._core.strategy import question, sentence_choices
+from summarize._errors import ConfigError
+from summarize._items import Item
+from summarize._prompt import EXTRACT_PROMPT, load_prompt
+from summarize._review import validate_file
+from summarize._schema import QUOTE_MAX
+from summarize._settings import RunSettings
 from tests.conftest import ABSTRACTS, FAKE_KEY, read_jsonl
 from tests.fakeserver import FakeOpenAI
 

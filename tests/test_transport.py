@@ -1,4 +1,5 @@
-"""The wire of live requests (`summarize.live.transport`) and the gate in front of it.
+"""The wire of live requests (`summarize._live.transport`) and the gate in front of it
+(the width of `summarize._live.pacer.Pacer`).
 
 A small aiohttp server in the test process stands for the endpoint (or a proxy) and
 keeps what it was sent: the transport is real HTTP, so headers, auth, proxies and
@@ -18,12 +19,11 @@ import pytest
 import trustme
 from aiohttp import web
 
-from summarize.errors import ConfigError
-from summarize.live.concurrency import Concurrency
-from summarize.live.faults import Faults, StatusError, completion_body, retry_after
-from summarize.live.ratelimit import RateLimiter
-from summarize.live.transport import EndpointUnreachable, Reply, Transport
-from summarize.settings import EndpointSettings
+from summarize._errors import ConfigError
+from summarize._live.pacer import Pacer
+from summarize._live.retries import RetryPolicy, StatusError, completion_body, retry_after
+from summarize._live.transport import EndpointUnreachable, Reply, Transport
+from summarize._settings import EndpointSettings
 
 
 class Endpoint:
@@ -154,18 +154,20 @@ async def test_an_error_status_says_what_the_endpoint_said(
 
 
 async def test_freed_slots_go_to_the_waiters_in_arrival_order() -> None:
-    gate = Concurrency(1)
+    gate = Pacer(width=1)
     order: list[int] = []
     release = asyncio.Event()
 
     async def holder() -> None:
-        async with gate:
-            await release.wait()
+        await gate.enter()
+        await release.wait()
+        gate.leave()
 
     async def waiter(n: int) -> None:
-        async with gate:
-            order.append(n)
-            assert gate.peak == 1
+        await gate.enter()
+        order.append(n)
+        assert gate.peak == 1
+        gate.leave()
 
     first = asyncio.create_task(holder())
     await asyncio.sleep(0)
@@ -178,16 +180,17 @@ async def test_freed_slots_go_to_the_waiters_in_arrival_order() -> None:
 
 
 async def test_a_cancelled_waiter_gives_up_its_place_and_no_slot_is_lost() -> None:
-    gate = Concurrency(1)
+    gate = Pacer(width=1)
     release = asyncio.Event()
 
     async def holder() -> None:
-        async with gate:
-            await release.wait()
+        await gate.enter()
+        await release.wait()
+        gate.leave()
 
     async def waiter() -> None:
-        async with gate:
-            pass
+        await gate.enter()
+        gate.leave()
 
     first = asyncio.create_task(holder())
     await asyncio.sleep(0)
@@ -197,8 +200,8 @@ async def test_a_cancelled_waiter_gives_up_its_place_and_no_slot_is_lost() -> No
     release.set()
     await asyncio.wait_for(asyncio.gather(first, kept), timeout=1)
     assert cancelled.cancelled()
-    async with gate:  # the slot came back: a new request gets in at once
-        pass
+    await asyncio.wait_for(gate.enter(), timeout=1)  # the slot came back: in at once
+    gate.leave()
 
 
 @pytest.mark.parametrize("base_url", ["localhost:8000/v1", "ftp://host/v1", "/v1"])
@@ -227,7 +230,7 @@ async def test_a_proxy_given_as_host_and_port_is_read_as_http(
 def test_a_redirect_is_a_config_error_naming_where_to() -> None:
     endpoint = EndpointSettings(base_url="http://llm.example/v1", model="m")
     moved = Reply(308, {"Location": "https://llm.example/v1/chat/completions"}, b"")
-    error = Faults(endpoint, RateLimiter()).translate(StatusError(moved))
+    error = RetryPolicy(endpoint, Pacer()).translate(StatusError(moved))
     assert isinstance(error, ConfigError)
     assert "redirects (HTTP 308) to https://llm.example/v1/chat/completions" in str(error)
 

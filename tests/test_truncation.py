@@ -11,8 +11,8 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from summarize.cli import cli
-from summarize.settings import DEFAULT_MAX_TOKENS
+from summarize._cli import cli
+from summarize._settings import DEFAULT_MAX_TOKENS
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI, grounded_summary, prompt_parts
 

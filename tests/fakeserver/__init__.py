@@ -39,7 +39,7 @@ characters a token) with finish_reason "length", as a model's answer is. `malfor
 answers 200 with a body that is no chat completion (one of four shapes in turn);
 `object_arguments` sends the tool's arguments as a JSON object, not a string. The
 default responder is deterministic and grounded in the abstract of the prompt, so its
-answers pass `summarize.schema.Summary` validation with the grounding context.
+answers pass `summarize._schema.Summary` validation with the grounding context.
 """
 
 from .answers import DEFAULT_MODEL, default_responder, grounded_summary, prompt_parts, prompt_tokens

@@ -9,8 +9,8 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from summarize import grounding
-from summarize.schema import SENTENCE_MAX, TITLE_COPY_OVERLAP, Gain, Summary
+from summarize import _grounding as grounding
+from summarize._schema import SENTENCE_MAX, TITLE_COPY_OVERLAP, Gain, Summary
 
 from .faults import JSON
 

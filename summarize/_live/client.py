@@ -1,0 +1,163 @@
+"""The live model call: one abstract in, a validated summary or a typed error out.
+
+Every endpoint is reached the same way: the body of `_core.request` (the
+prompt's messages and a forced function tool, which OpenAI, vLLM, Ollama,
+LiteLLM and llama.cpp's server all honour: llama.cpp turns the function's
+schema into a grammar), serialised once and posted by `transport` (one keep-alive
+pool, no SDK per call). The reply's JSON is judged by `_core.verdict`, as a batch
+answer is. Two budgets, never multiplied: transient transport faults wait and
+resend the same request (a tenacity policy, `max_retries`); invalid answers are
+re-asked with the rejected answer and the reason (`prompts/repair.md`,
+`max_reasks`). An answer cut off at `max_tokens` is no judged answer: the same
+request goes again with twice the room, up to `ROOM_GROWTH` times the configured
+cap, on neither budget. What a transient fault is, how long to wait, and which
+typed error a fault ends as is `retries`; when each request may start is the
+pacer's (`pacer.Pacing`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from .._core.request import chat_request, tool_chars
+from .._core.strategy import question
+from .._core.summarizer import Completion
+from .._core.verdict import ChatReply, NotACompletion, Verdict, judge_reply
+from .._errors import SummaryError
+from .._items import Item
+from .._prompt import Prompt, RepairPrompt, load_repair_prompt
+from .._settings import EndpointSettings
+from .._tokens import TokenEstimator
+from .._usage import Usage
+from .pacer import Pacer, Pacing
+from .retries import RetryPolicy, StatusError, completion_body
+from .transport import EndpointUnreachable, Transport
+
+# A cut-off answer is asked again with twice the room, up to this many times the cap.
+ROOM_GROWTH: Final = 4
+
+
+@dataclass(slots=True)
+class _Tally:
+    """One abstract's requests so far: what they cost, and how each budget stands."""
+
+    schema_chars: int = 0  # of the tool, for token estimates
+    usage: Usage = field(default_factory=Usage)
+    sent: int = 0
+    transient: int = 0
+    reasks: int = 0
+    service_s: float = 0.0
+    rejected: str | None = None  # the last answer that failed validation
+
+    def one_more_transient(self) -> int:
+        """Count a transient fault; how many this abstract has met."""
+        self.transient += 1
+        return self.transient
+
+    def failure(self, error: SummaryError) -> SummaryError:
+        """`error`, carrying this abstract's totals."""
+        return error.carrying(self.usage, self.sent, raw_output=self.rejected)
+
+
+class OpenAISummarizer:
+    """Summaries from any endpoint that speaks the OpenAI chat-completions protocol."""
+
+    def __init__(
+        self,
+        endpoint: EndpointSettings,
+        prompt: Prompt,
+        *,
+        pacer: Pacing | None = None,
+        repairs: Mapping[str, Sequence[dict[str, str]]] | None = None,
+        repair_prompt: RepairPrompt | None = None,
+    ) -> None:
+        self._endpoint = endpoint
+        self._prompt = prompt
+        # Turns that follow the prompt for some ids: a rejected answer and why (batch repair).
+        self._repairs = repairs or {}
+        self._repair_prompt = repair_prompt or load_repair_prompt()
+        self._pacer = pacer or Pacer()
+        self._estimator = TokenEstimator(endpoint.max_tokens)
+        self._transport = Transport(endpoint)
+        self.model_name = endpoint.recorded_model
+        self._retries = RetryPolicy(endpoint, self._pacer)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._transport.aclose()
+
+    async def summarize(self, item: Item) -> Completion:
+        """Summarise one abstract; every failure becomes a typed `SummaryError`."""
+        asked = question(self._prompt, item, constrain_quotes=self._endpoint.constrain_quotes)
+        messages = [*asked.messages, *self._repairs.get(item.id, ())]
+        tally = _Tally(schema_chars=tool_chars(asked.answer_model))
+        endpoint = self._endpoint
+        while True:
+            reply = await self._answer(chat_request(asked, messages, endpoint), tally)
+            verdict = judge_reply(reply, asked, item)
+            tally.usage += verdict.usage
+            if verdict.summary is not None:
+                return Completion(verdict.summary, tally.usage, tally.sent, tally.service_s)
+            assert verdict.error is not None
+            if verdict.repair == "longer" and (room := self._more_room(endpoint)) is not None:
+                # The same request with more room: the cut-off answer is not sent back.
+                endpoint = endpoint.model_copy(update={"max_tokens": room})
+                continue
+            if not self._may_reask(verdict, tally):
+                raise tally.failure(verdict.error)
+            answer, reason = verdict.answer or "", verdict.error.message
+            messages = [*messages, *self._repair_prompt.messages(answer=answer, error=reason)]
+
+    def _more_room(self, sent: EndpointSettings) -> int | None:
+        """Twice the cap `sent` had, within `ROOM_GROWTH` times the configured one; None
+        when no more is allowed."""
+        room, cap = sent.max_tokens, self._endpoint.max_tokens
+        if room is None or cap is None:
+            return None  # no cap was sent: the endpoint's own limit cut the answer off
+        return min(room * 2, cap * ROOM_GROWTH) if room < cap * ROOM_GROWTH else None
+
+    def _may_reask(self, verdict: Verdict, tally: _Tally) -> bool:
+        if verdict.repair != "reask" or tally.reasks >= self._endpoint.max_reasks:
+            return False
+        # A model that gives the rejected answer again will give it every time.
+        repeated = verdict.answer is not None and verdict.answer == tally.rejected
+        tally.rejected = verdict.answer
+        tally.reasks += 1
+        return not repeated
+
+    async def _answer(self, request: dict[str, Any], tally: _Tally) -> ChatReply:
+        """The completion, sending again after transient faults."""
+        try:
+            async for attempt in self._retries.retrying(tally.one_more_transient):
+                with attempt:
+                    return await self._send(request, tally)
+        except (StatusError, EndpointUnreachable, NotACompletion) as exc:
+            error = self._retries.translate(exc)
+            raise tally.failure(error) if isinstance(error, SummaryError) else error from None
+        raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
+
+    async def _send(self, request: dict[str, Any], tally: _Tally) -> ChatReply:
+        """One HTTP attempt: wait for a rate-limit slot, send, learn from the answer."""
+        tally.sent += 1
+        prompt_guess = self._estimator.prompt_tokens(request["messages"], tally.schema_chars)
+        expected = prompt_guess + self._estimator.completion_tokens()
+        await self._pacer.acquire(expected)
+        started = time.perf_counter()
+        try:
+            reply = await self._transport.post(json.dumps(request).encode())
+        except EndpointUnreachable as exc:
+            self._retries.connection_failed(exc)
+            raise
+        self._retries.answered()
+        self._pacer.observe(reply.headers)
+        completion = completion_body(reply)
+        tally.service_s = time.perf_counter() - started
+        tokens = completion.tokens
+        self._estimator.learn(estimated_prompt=prompt_guess, prompt=tokens.prompt_tokens,
+                              completion=tokens.completion_tokens)  # fmt: skip
+        self._pacer.settle(expected, completion.total_tokens)
+        return completion

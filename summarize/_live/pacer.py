@@ -1,0 +1,227 @@
+"""One pacer per endpoint: how many abstracts are in flight, and when each request starts.
+
+`Pacer` owns the three things that decide when a request goes out:
+
+- the width: how many abstracts are in flight, fixed by the user or sized from the
+  rate. With a known request rate R (configured or learned) and an observed latency
+  L, R x L requests in flight keep the limit busy (Little's law); a little more covers
+  the latency's spread. An adaptive width opens with one request, whose answer's
+  headers may tell the limit, so a run does not open with a burst of 429s; with no
+  known rate it then widens to the default;
+- the rate: evenly spaced start slots under rpm and tpm, with one pause for every
+  request after a 429, and limits learned from headers and from 429s
+  (`rate.RateSchedule`);
+- the spacing: while no request limit is known, an adaptive width's sends are spaced
+  evenly, so that the burst that finds the limit is one request, not a width's worth.
+
+Senders see it through `Pacing`: the pool holds the width for each abstract, the
+client takes a start slot for each request and reports what came back, the retry
+policy reports 429s and `Retry-After`s. It is small enough that a coordinator shared by
+many processes could stand behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
+
+from .._settings import RunSettings
+from .rate import RateSchedule
+
+LOCAL_CONCURRENCY = 1  # llama.cpp's server computes one request at a time
+REMOTE_CONCURRENCY = 8  # until a known rate limit and latency size it
+MAX_AUTO_CONCURRENCY = 256
+LATENCY_SMOOTHING = 0.2
+SPREAD = 1.5
+# Spaced sends may run this much faster than the width's own rate: enough apart that a
+# 429 comes back before the next send, not so far that varying latency holds them back.
+CATCH_UP = 4.0
+
+Limits = dict[str, float | int | None]
+
+
+class Pacing(Protocol):
+    """What senders ask of the pacing of one endpoint (`Pacer`, in one process)."""
+
+    @property
+    def maximum(self) -> int:
+        """The most abstracts that may ever be in flight: how many workers to start."""
+        ...
+
+    async def enter(self) -> None:
+        """Wait until one more abstract may be in flight."""
+        ...
+
+    def leave(self, latency: float | None = None) -> None:
+        """An abstract is done; `latency`, its answered request's own time, sizes the width."""
+        ...
+
+    async def acquire(self, tokens: int = 0) -> None:
+        """Wait for the start slot of one request of about `tokens` tokens."""
+        ...
+
+    def settle(self, estimated: int, used: int) -> None:
+        """A request got its answer, having used `used` tokens (`estimated` were booked)."""
+        ...
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """A reply's headers, whatever its status: limits to learn, a reset to wait for."""
+        ...
+
+    def rate_limited(self, wait: float) -> None:
+        """A 429: every request waits `wait` seconds, and the pace slows down."""
+        ...
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request back for `seconds` (a `Retry-After` on another status)."""
+        ...
+
+    def limits(self) -> Limits:
+        """The limits in force and the width reached, for the manifest."""
+        ...
+
+
+class Pacer:
+    """The width, rate and spacing of one endpoint's requests (see the module doc)."""
+
+    def __init__(
+        self,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        *,
+        width: int = 1,
+        maximum: int | None = None,
+        learn: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """`width` abstracts in flight; with `maximum`, adaptive: from one up to `maximum`,
+        `width` while no rate is known. `learn`: learn the limits not given."""
+        self._rate = RateSchedule(rpm, tpm, learn=learn, clock=clock, sleep=sleep)
+        self._adaptive = maximum is not None
+        self._default = width
+        self.width = 1 if self._adaptive else width
+        self._maximum = maximum or width
+        self._latency: float | None = None
+        self._in_flight = 0
+        # Waiters in arrival order; a freed slot wakes one, not all (256 workers may wait).
+        self._waiting: deque[asyncio.Future[None]] = deque()
+        self.peak = 0
+
+    @property
+    def maximum(self) -> int:
+        """The most abstracts that may ever be in flight."""
+        return self._maximum
+
+    @property
+    def rpm(self) -> float | None:
+        """The request limit in force, configured or learned (None: unlimited)."""
+        return self._rate.rpm
+
+    @property
+    def tpm(self) -> float | None:
+        """The token limit in force, configured or learned (None: unlimited)."""
+        return self._rate.tpm
+
+    @property
+    def pace(self) -> float:
+        """The fraction of the limits currently used (below 1 after a 429)."""
+        return self._rate.pace
+
+    @property
+    def pauses(self) -> int:
+        """How many times every request was held back (429s, resets, `Retry-After`s)."""
+        return self._rate.pauses
+
+    async def enter(self) -> None:
+        """Wait, in arrival order, until one more abstract may be in flight."""
+        if self._in_flight >= self.width or self._waiting:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            try:
+                await waiter  # resolved by `_wake`, which counts this abstract in
+            except asyncio.CancelledError:
+                if waiter.cancelled():
+                    with contextlib.suppress(ValueError):  # `_wake` may have dropped it
+                        self._waiting.remove(waiter)
+                else:  # granted a slot and cancelled at once: give it back
+                    self._in_flight -= 1
+                    self._wake()
+                raise
+        else:
+            self._in_flight += 1
+        self.peak = max(self.peak, self._in_flight)
+
+    def leave(self, latency: float | None = None) -> None:
+        """An abstract is done; its answered request's `latency` resizes an adaptive width."""
+        self._in_flight -= 1
+        if latency is not None and self._adaptive:
+            self._resize(latency)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Hand free slots to the longest waiters."""
+        while self._waiting and self._in_flight < self.width:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                self._in_flight += 1
+                waiter.set_result(None)
+
+    def _resize(self, latency: float) -> None:
+        previous = self._latency if self._latency is not None else latency
+        self._latency = previous + LATENCY_SMOOTHING * (latency - previous)
+        rate = self._rate.requests_per_second()
+        wanted = self._default if rate is None else math.ceil(rate * self._latency * SPREAD) + 1
+        self.width = max(1, min(self._maximum, wanted))
+
+    def _spacing(self) -> float | None:
+        """Seconds between sends that keep an adaptive width full without bursts.
+
+        Answers that come back together would otherwise go out again together, and
+        against a limit no header told, the burst that finds it earns a 429 for each
+        request in it, not one."""
+        if self._latency is None:
+            return None
+        return self._latency / self.width / CATCH_UP
+
+    async def acquire(self, tokens: int = 0) -> None:
+        """Wait for the start slot of one request of about `tokens` tokens."""
+        await self._rate.acquire(tokens, spacing=self._spacing if self._adaptive else None)
+
+    def settle(self, estimated: int, used: int) -> None:
+        """Correct the token clock by what the request used, and ramp the pace back up."""
+        self._rate.settle(estimated, used)
+        self._rate.succeeded()
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Learn limits from `x-ratelimit-*` headers the user did not override."""
+        self._rate.observe(headers)
+
+    def rate_limited(self, wait: float) -> None:
+        """A 429: pause everyone, slow down, and learn a limit if none is known."""
+        self._rate.rate_limited(wait)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request back for `seconds` from now."""
+        self._rate.pause(seconds)
+
+    def limits(self) -> Limits:
+        """The limits in force and the width reached, for the manifest."""
+        return {"rpm": self.rpm, "tpm": self.tpm, "concurrency": self.width,
+                "peak_in_flight": self.peak}  # fmt: skip
+
+
+def pacer_for(settings: RunSettings, *, local: bool) -> Pacer:
+    """A run's pacer: `--concurrency` as given, one at a time for the embedded model, else
+    adaptive; under `--rpm` / `--tpm`, and learning the limits not given."""
+    if settings.concurrency is not None:
+        return Pacer(settings.rpm, settings.tpm, width=settings.concurrency)
+    if local:
+        return Pacer(settings.rpm, settings.tpm, width=LOCAL_CONCURRENCY)
+    return Pacer(settings.rpm, settings.tpm, width=REMOTE_CONCURRENCY,
+                 maximum=MAX_AUTO_CONCURRENCY)  # fmt: skip

@@ -1,0 +1,122 @@
+"""The live worker pool: unique items in, one record or one error line out for each.
+
+`send_items` is the asynchronous loop of live mode: a fixed pool of workers pulls items
+from one iterator (memory stays flat however long the input), waits for the pacer's
+width, asks a `Summarizer`, and writes each outcome to the sink as soon as it is
+known. It does not know which endpoint, local or remote, stands behind the summarizer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+
+from .._core.limits import too_long
+from .._core.outcome import OnOutcome, Outcome, RunResult
+from .._core.records import MadeBy, Record, make_error, make_record
+from .._core.sink import Sink
+from .._core.summarizer import Summarizer
+from .._cost import Price
+from .._errors import SummaryError
+from .._items import Item
+from .._usage import Usage
+from .budget import Budget
+from .pacer import Pacing
+
+
+async def send_items(
+    items: Iterable[Item],
+    *,
+    count: int | None = None,
+    summarizer: Summarizer,
+    sink: Sink,
+    made_by: MadeBy,
+    pacer: Pacing,
+    result: RunResult,
+    budget: Budget | None = None,
+    on_outcome: OnOutcome | None = None,
+) -> RunResult:
+    """Summarise `items` with at most `pacer`'s width of abstracts in flight.
+
+    `items` is read lazily, one item per free worker; `count` (if known) saves
+    starting more workers than there are items. `budget` lets an abstract be
+    sent only while the run stays within its spend caps.
+    """
+    queue = iter(items)
+    budget = budget or Budget()
+    if budget.price is not None and result.cost_usd is None:
+        result.cost_usd = 0.0
+    started = time.perf_counter()
+
+    async def worker() -> None:
+        for item in queue:
+            await pacer.enter()
+            outcome = None
+            try:
+                outcome = await _send(item, summarizer, made_by, budget)
+            finally:
+                pacer.leave(None if outcome is None else outcome.service_s)
+            if outcome is None:
+                result.stopped = budget.stopped
+                return
+            _record(outcome, sink, result, budget.price)
+            if on_outcome is not None:
+                on_outcome(outcome)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            workers = pacer.maximum if count is None else min(pacer.maximum, count)
+            for _ in range(workers or 1):
+                group.create_task(worker())
+    except BaseExceptionGroup as group_error:
+        # Surface the first real error (a ConfigError such as a rejected key).
+        raise group_error.exceptions[0] from None
+    finally:
+        result.elapsed_s = time.perf_counter() - started
+    return result
+
+
+async def _send(item: Item, summarizer: Summarizer, by: MadeBy,
+                budget: Budget) -> Outcome | None:  # fmt: skip
+    """The outcome of one item, or None if the budget lets no more abstracts be sent."""
+    if (rejected := too_long(item)) is not None:
+        return Outcome(item, None, make_error(item, rejected, by=by))
+    if (ticket := await budget.admit(item)) is None:
+        return None
+    spent = Usage()
+    started = time.perf_counter()
+    try:
+        done = await summarizer.summarize(item)
+    except SummaryError as error:
+        spent = error.usage
+        return Outcome(item, None, make_error(item, error, by=by))
+    else:
+        spent = done.usage
+        latency = time.perf_counter() - started
+        record = make_record(item, done.summary, usage=done.usage, attempts=done.attempts,
+                             latency=latency, by=by)  # fmt: skip
+        # A summarizer that does not time its own requests is timed here.
+        return Outcome(item, record, None, done.service_s or latency)
+    finally:
+        await budget.settle(ticket, spent)
+
+
+def _record(outcome: Outcome, sink: Sink, result: RunResult, price: Price | None) -> None:
+    line = outcome.record or outcome.error
+    if outcome.record is not None:
+        sink.write_record(outcome.record)
+        result.done += 1
+    elif outcome.error is not None:
+        kept = sink.write_error(outcome.error)
+        result.count_failure(outcome.error.error_type.value, previous_kept=kept)
+    if line is not None:
+        result.requests += line.attempts
+        result.prompt_tokens += line.prompt_tokens
+        result.completion_tokens += line.completion_tokens
+        cached = line.cached_tokens if isinstance(line, Record) else 0
+        result.cached_tokens += cached
+        if price is not None and result.cost_usd is not None:
+            result.cost_usd += price.cost(
+                prompt=line.prompt_tokens, cached=cached, completion=line.completion_tokens
+            )

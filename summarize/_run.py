@@ -1,0 +1,74 @@
+"""`summarize.run`: one run, from settings to a `RunResult`. The library's entry point.
+
+    >>> from summarize import RunSettings, run
+    >>> result = run(RunSettings(inputs=("papers.txt",), limit=3))
+    >>> result.done, result.failed
+
+Composition only: the inputs are indexed (`_readers`), the plan made (`_core.plan`:
+the configured endpoint, or the embedded model when no endpoint and no key are
+configured), the output opened (`_output`), the pending abstracts sent now
+(`_live.session`), and the manifest written (`_manifest`). Everything downstream sees
+only `EndpointSettings` and a `Summarizer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import closing
+from functools import partial
+from pathlib import Path
+from typing import TextIO
+
+from ._core.outcome import OnOutcome, RunResult
+from ._core.plan import Plan, pending_ids, plan
+from ._core.summarizer import Summarizer
+from ._items import stream_items
+from ._live.pacer import Limits
+from ._live.session import send_live
+from ._manifest import manifest, manifest_path_for, write_manifest
+from ._output import Output
+from ._readers import Inputs, index_inputs
+from ._settings import EndpointSettings, RunSettings
+
+
+def run(
+    settings: RunSettings,
+    *,
+    on_start: Callable[[int], None] | None = None,
+    on_outcome: OnOutcome | None = None,
+    on_loading: Callable[[str], None] | None = None,
+    summarizer: Summarizer | None = None,
+    stdin: TextIO | None = None,
+) -> RunResult:
+    """Summarise every unique abstract of `settings.inputs` into `settings.output`.
+
+    Abstracts already in the output for the same model, prompt and schema are
+    skipped without a request; failed ones are tried again. Pass `summarizer`
+    to use your own model caller instead of an OpenAI-compatible endpoint.
+    """
+    with closing(Inputs(settings.inputs, stdin=stdin)) as source:
+        index, problems = index_inputs(source, strict=settings.strict)
+        planned = plan(settings, summarizer=summarizer)
+        with Output(settings.output) as output:
+            pending, skipped = pending_ids(index, lambda i: output.is_done(i, planned.wanted),
+                                        force=settings.force, limit=settings.limit)  # fmt: skip
+            result = RunResult(unique=len(index), skipped=skipped, input_problems=problems)
+            if not pending:
+                if on_start is not None:
+                    on_start(0)
+                return result
+            if planned.local is not None and on_loading is not None:
+                on_loading(planned.local.path.name)
+            items = stream_items(source.entries([]), index, wanted=set(pending))
+            written = partial(_write_manifest, settings.output, result, planned)
+            return send_live(items, len(pending), settings, result, sink=output, plan=planned,
+                             summarizer=summarizer, on_start=on_start, on_outcome=on_outcome,
+                             on_end=written)  # fmt: skip
+
+
+def _write_manifest(
+    output: Path, result: RunResult, planned: Plan, endpoint: EndpointSettings, limits: Limits
+) -> None:
+    content = manifest(result, made_by=planned.made_by, base_url=endpoint.base_url,
+                       price=planned.price, limits=limits)  # fmt: skip
+    write_manifest(manifest_path_for(output), content)
