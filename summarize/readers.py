@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import math
 import re
 import sys
@@ -27,6 +26,7 @@ from itertools import chain
 from pathlib import Path
 from typing import IO, Protocol, TextIO, cast
 
+from ._jsonl import LineFault, parse_line, raw_lines
 from .errors import InputError
 from .items import Entry, Item, Source, index_items, stream_items
 
@@ -179,35 +179,31 @@ def _up_to_first_text(lines: _Lines) -> list[tuple[int, str]]:
 def _numbered_lines(stream: _Readable, path: str, problems: list[InputError]) -> _Lines:
     """Decoded lines with their 1-based numbers and line endings, BOM stripped."""
     number = 0
-    while True:
-        number += 1
-        chunk = _readline(stream, MAX_LINE_BYTES + 1, path, number)
-        if not chunk:
-            return
-        if b"\0" in chunk:
-            message = "contains a NUL byte: binary or UTF-16, not UTF-8 text"
-            raise InputError(message, path=path, line=number)
-        if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
-            while chunk and not chunk.endswith(b"\n"):  # skip the rest, a piece at a time
-                chunk = _readline(stream, MAX_LINE_BYTES, path, number)
-            message = f"line longer than {MAX_LINE_BYTES} bytes; skipped"
-            problems.append(InputError(message, path=path, line=number))
-            continue
-        try:
-            text = chunk.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            where = f"byte 0x{chunk[exc.start]:02x} at column {exc.start + 1}"
-            raise InputError(f"not UTF-8 text ({where})", path=path, line=number) from None
-        yield number, (text.removeprefix("\ufeff") if number == 1 else text)
-
-
-def _readline(stream: _Readable, size: int, path: str, number: int) -> bytes:
     try:
-        return stream.readline(size)
+        for raw in raw_lines(stream.readline, MAX_LINE_BYTES):
+            number = raw.number
+            if raw.too_long:
+                message = f"line longer than {MAX_LINE_BYTES} bytes; skipped"
+                problems.append(InputError(message, path=path, line=number))
+                continue
+            yield number, _decoded(raw.data, path, number)
     except UnicodeDecodeError as exc:  # a text stream that decodes for us
-        raise InputError(f"not UTF-8 text ({exc.reason})", path=path, line=number) from None
+        message = f"not UTF-8 text ({exc.reason})"
+        raise InputError(message, path=path, line=number + 1) from None
     except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", path=path, line=number) from None
+        raise InputError(f"cannot read: {exc.strerror}", path=path, line=number + 1) from None
+
+
+def _decoded(chunk: bytes, path: str, number: int) -> str:
+    if b"\0" in chunk:
+        message = "contains a NUL byte: binary or UTF-16, not UTF-8 text"
+        raise InputError(message, path=path, line=number)
+    try:
+        text = chunk.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        where = f"byte 0x{chunk[exc.start]:02x} at column {exc.start + 1}"
+        raise InputError(f"not UTF-8 text ({where})", path=path, line=number) from None
+    return text.removeprefix("\ufeff") if number == 1 else text
 
 
 def _format_of(path: str, first_text: str) -> str:
@@ -242,13 +238,9 @@ def _parse_jsonl(lines: _Lines, path: str, problems: list[InputError]) -> Iterat
 
 def _jsonl_entry(text: str, source: Source) -> Entry:
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _problem(source, f"malformed JSON: {exc.msg} at column {exc.colno}") from None
-    except (ValueError, RecursionError) as exc:  # huge integers, deep nesting
-        raise _problem(source, f"malformed JSON: {type(exc).__name__}") from None
-    if not isinstance(value, dict):
-        raise _problem(source, f"expected a JSON object, got {type(value).__name__}")
+        value = parse_line(text, expect=dict)
+    except LineFault as exc:
+        raise _problem(source, exc.reason) from None
     return _entry(value.get("title"), value.get("abstract"), value.get("id"), source)
 
 

@@ -19,13 +19,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import jsonlines
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from . import grounding
+from ._jsonl import read_jsonl
 from .atomic import replace_file
-from .errors import OutputError
+from .errors import InputError, OutputError
 from .output import errors_path_for, failed_after
 from .review import read_json_lines
 
@@ -108,10 +108,10 @@ class Report:
 
 def _read_errors(path: Path) -> list[dict[str, Any]]:
     try:
-        with jsonlines.open(path) as reader:
-            return list(reader.iter(type=dict, skip_empty=True))
-    except (OSError, jsonlines.InvalidLineError) as exc:
-        raise OutputError(f"{path}: cannot read the errors file ({exc})") from None
+        return [line.value for line in read_jsonl(path, expect=dict)]
+    except InputError as exc:
+        # The message names the errors file and line already.
+        raise OutputError(f"cannot read the errors file: {exc}") from None
 
 
 def claim_kind(record: dict[str, Any]) -> str:

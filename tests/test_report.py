@@ -62,7 +62,7 @@ def test_validate_names_each_hand_made_problem_by_line(records: Path, tmp_path: 
     out = result.output
     assert f"{bad}:2: result states numbers the abstract does not: 987" in out
     assert f"{bad}:3: claimed_gain.gains.0: the quote 'Not in the abstract.' does not occur" in out
-    assert f"{bad}:4: not a JSON line" in out
+    assert f"{bad}:4: malformed JSON" in out
     assert f"{bad}:5: duplicate id" in out and "(first on line 1)" in out
 
 

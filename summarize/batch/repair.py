@@ -15,22 +15,21 @@ not re-ask, and pay for, those abstracts again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from .._jsonl import Line, drop_torn_tail, read_jsonl
 from ..cost import Price, SpendCap
-from ..errors import OutputError, SummaryError
+from ..errors import InputError, OutputError, SummaryError
 from ..items import Item
 from ..live.budget import Budget, Ticket
 from ..live.client import Completion, OpenAISummarizer
 from ..live.concurrency import REMOTE_CONCURRENCY, Concurrency
 from ..live.ratelimit import RateLimiter
 from ..live.runner import RunResult, summarize_items
-from ..output import Output, drop_torn_tail, encode_line
+from ..output import Output, encode_line
 from ..prompt import Prompt
 from ..records import ErrorRecord, MadeBy, Record
 from ..settings import EndpointSettings, RunSettings
@@ -179,19 +178,12 @@ class Journaled:
 
 def journaled_ids(journal: Path) -> set[str]:
     """The ids an earlier live repair of the chunk wrote lines for (a torn last one aside)."""
+    # A line that is no id (torn, then appended to) costs at most one re-ask.
     try:
-        raw = journal.read_bytes()
-    except FileNotFoundError:
-        return set()
-    except OSError as exc:
-        raise OutputError(f"{journal}: cannot read ({exc.strerror})") from exc
-    ids: set[str] = set()
-    for line in raw.splitlines(keepends=True):
-        # A line that is no id (torn, then appended to) costs at most one re-ask.
-        with contextlib.suppress(ValueError):
-            if line.endswith(b"\n"):
-                ids.add(str(json.loads(line)))
-    return ids
+        lines = read_jsonl(journal, expect=str, bad="skip", torn=True, missing_ok=True)
+        return {line.value for line in lines if isinstance(line, Line)}
+    except InputError as exc:
+        raise OutputError(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
