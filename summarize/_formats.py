@@ -51,8 +51,8 @@ Parser = Callable[[Lines, str, list[InputError]], Iterator[Entry]]
 
 
 def format_of(path: str, first_text: str, *, sniff: bool) -> str:
-    """"jsonl", "csv" or "listing": by `path`'s extension, or (`sniff`: standard input,
-    which has none) by the first line of text."""
+    """The format of an input, "jsonl", "csv" or "listing": by `path`'s extension, or
+    (`sniff`: standard input, which has none) by its first line of text."""
     if sniff:
         first = first_text.strip()
         if first.startswith("{"):

@@ -186,10 +186,11 @@ def _stamp(record: dict[str, Any]) -> datetime:
 
 def write_csv(report: Report, path: Path) -> None:
     """One row per record, gains flattened into numbered columns; written whole or not at all."""
-    replace_file(path, _csv_lines(report.records))
+    replace_file(path, csv_lines(report.records))
 
 
-def _csv_lines(records: list[dict[str, Any]]) -> Iterator[bytes]:
+def csv_lines(records: list[dict[str, Any]]) -> Iterator[bytes]:
+    """The CSV of `write_csv`, a row at a time (the header first), as UTF-8."""
     buffer = io.StringIO(newline="")
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
     writer.writeheader()

@@ -109,10 +109,12 @@ def test_csv_export_flattens_one_row_per_record(records: Path, tmp_path: Path) -
     assert all(r["gain_1_value"] and r["gain_1_quote"] for r in rows)
 
 
-def test_report_needs_something_to_write(records: Path) -> None:
+def test_report_alone_writes_the_digest_beside_the_records(records: Path) -> None:
     result = invoke("report", str(records))
-    assert result.exit_code == 2
-    assert "give --html FILE and/or --md FILE" in result.output
+    assert result.exit_code == 0, result.output
+    digest = records.with_suffix(".md")
+    assert result.output == f"wrote {digest}\n"
+    assert digest.read_text(encoding="utf-8").startswith(f"# {PAPERS - 1} new papers")
 
 
 needs_browser = pytest.mark.skipif(
