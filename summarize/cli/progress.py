@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from rich.console import Console
 from rich.progress import (
@@ -20,10 +20,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..batch import CollectResult, SubmitResult
-from ..batch.state import BatchState, Chunk
-from ..estimate import Estimate
-from ..live.runner import Outcome, RunResult
+if TYPE_CHECKING:
+    from ..batch import CollectResult, SubmitResult
+    from ..batch.state import BatchState, Chunk
+    from ..estimate import Estimate
+    from ..live.runner import Outcome, RunResult
 
 
 class _Bar:
