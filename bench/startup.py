@@ -8,9 +8,12 @@ its ratio to the floor, `python -c pass` (the interpreter's own start-up, site a
 editable install's finder included). `summarize ...` is run as the console script
 runs it (`from summarize.cli import main; main()`).
 
+On 2 busy cores (load 5), `--reps 15 --tree` at the commit before the lazy imports:
+`summarize --help` 0.18 s, 3.9x the floor, against 2.31 s, 51x, before.
+
 `--tree DIR` runs the same commands, in the same rounds, against the `summarize` of
 another checkout (for example `git worktree add /tmp/before main`): a before and after
-measured side by side. Takes about a minute at 15 repetitions.
+measured side by side. 15 repetitions take about 40 s, 90 s with `--tree`.
 """
 
 from __future__ import annotations
