@@ -23,13 +23,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
-import jsonlines
 from filelock import FileLock, Timeout
 from pydantic import BaseModel
 
 from ._atomic import remove_leftovers, replace_file
 from ._core.records import ErrorRecord, Fingerprint, Record, fingerprint
-from ._errors import OutputError
+from ._errors import InputError, OutputError
+from ._jsonl import Line, drop_torn_tail, read_jsonl
 
 WRITE_BUFFER = 1 << 20
 
@@ -209,18 +209,13 @@ class Output:
 
 
 def peek_records(path: Path) -> Iterator[dict[str, Any]]:
-    """The records of `path`, read only (no lock, no repair): a torn line is passed over."""
+    """The records of `path`, read only (no lock, no repair): a bad or torn line is passed
+    over, and a missing file has none."""
     try:
-        with path.open("rb") as fh:
-            for raw in fh:
-                with contextlib.suppress(ValueError):
-                    obj = json.loads(raw)
-                    if isinstance(obj, dict):
-                        yield obj
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot read ({exc.strerror})") from exc
+        lines = read_jsonl(path, expect=dict, bad="skip", missing_ok=True)
+        yield from (line.value for line in lines if isinstance(line, Line))
+    except InputError as exc:
+        raise OutputError(str(exc)) from None
 
 
 def failed_after(record: Mapping[str, Any], error: Mapping[str, Any]) -> bool:
@@ -248,46 +243,14 @@ def failed_redos(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def _read_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each whole line; a torn last line is cut off first."""
+    """(line number, object) for each line; a torn last line is cut off first."""
     if not path.exists():
         return
     drop_torn_tail(path)
     try:
-        with path.open("rb") as fh:
-            reader = jsonlines.Reader(fh)
-            yield from enumerate(reader.iter(type=dict, skip_empty=True), start=1)
-    except jsonlines.InvalidLineError as exc:
-        raise OutputError(
-            f"{path}:{exc.lineno}: not a JSON object; fix or remove that line"
-        ) from None
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot read ({exc.strerror})") from exc
-
-
-def drop_torn_tail(path: Path) -> None:
-    try:
-        with path.open("rb+") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            if size == 0:
-                return
-            fh.seek(size - 1)
-            if fh.read(1) == b"\n":
-                return
-            # Walk back to the last newline: everything after it is a torn write.
-            block = 1 << 16
-            end = size
-            while end > 0:
-                start = max(0, end - block)
-                fh.seek(start)
-                chunk = fh.read(end - start)
-                cut = chunk.rfind(b"\n")
-                if cut >= 0:
-                    fh.truncate(start + cut + 1)
-                    return
-                end = start
-            fh.truncate(0)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot repair ({exc.strerror})") from exc
+        yield from ((line.number, line.value) for line in read_jsonl(path, expect=dict))
+    except InputError as exc:
+        raise OutputError(f"{exc}; fix or remove that line" if exc.line else str(exc)) from None
 
 
 @dataclass(slots=True)
@@ -311,7 +274,7 @@ def _newest_lines(
     found = _Newest()
     shared: dict[Fingerprint, Fingerprint] = {}
     for number, obj in _read_lines(path):
-        found.count = number
+        found.count += 1
         item_id = obj.get("id")
         if not isinstance(item_id, str):
             raise OutputError(f"{path}:{number}: line has no string `id`")

@@ -19,13 +19,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import jsonlines
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from . import _grounding as grounding
 from ._atomic import replace_file
-from ._errors import OutputError
+from ._errors import InputError, OutputError
+from ._jsonl import read_jsonl
 from ._output import errors_path_for, failed_after
 from ._review import read_json_lines
 
@@ -108,10 +108,10 @@ class Report:
 
 def _read_errors(path: Path) -> list[dict[str, Any]]:
     try:
-        with jsonlines.open(path) as reader:
-            return list(reader.iter(type=dict, skip_empty=True))
-    except (OSError, jsonlines.InvalidLineError) as exc:
-        raise OutputError(f"{path}: cannot read the errors file ({exc})") from None
+        return [line.value for line in read_jsonl(path, expect=dict)]
+    except InputError as exc:
+        # The message names the errors file and line already.
+        raise OutputError(f"cannot read the errors file: {exc}") from None
 
 
 def claim_kind(record: dict[str, Any]) -> str:
@@ -186,10 +186,11 @@ def _stamp(record: dict[str, Any]) -> datetime:
 
 def write_csv(report: Report, path: Path) -> None:
     """One row per record, gains flattened into numbered columns; written whole or not at all."""
-    replace_file(path, _csv_lines(report.records))
+    replace_file(path, csv_lines(report.records))
 
 
-def _csv_lines(records: list[dict[str, Any]]) -> Iterator[bytes]:
+def csv_lines(records: list[dict[str, Any]]) -> Iterator[bytes]:
+    """The CSV of `write_csv`, a row at a time (the header first), as UTF-8."""
     buffer = io.StringIO(newline="")
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
     writer.writeheader()

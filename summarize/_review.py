@@ -4,24 +4,22 @@
 Pydantic models and checks as a run), and ids for duplicates; `diff_records` lists the
 records added, removed and changed, field by field.
 
-A record whose redo failed later (`output.failed_redos`) is sound but not current:
+A record whose redo failed later (`_output.failed_redos`) is sound but not current:
 `kept_records` names each as a notice, not a problem, and `diff_records` marks it `!`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonlines
 from pydantic import ValidationError
 
 from . import _grounding as grounding
 from ._core.records import Record
 from ._errors import InputError
+from ._jsonl import BadLine, Line, read_jsonl
 from ._output import errors_path_for, failed_redos
 from ._schema import ClaimedGain, Summary
 
@@ -49,18 +47,10 @@ _DEFAULTS = {name: spec.get_default(call_default_factory=True)
 def read_json_lines(path: Path) -> list[dict[str, Any]]:
     """Record (or gold) lines; a line that is not one is an `InputError` naming it."""
     lines: list[dict[str, Any]] = []
-    try:
-        with path.open("rb") as fh:
-            reader = jsonlines.Reader(fh).iter(type=dict, skip_empty=True)
-            for number, line in enumerate(reader, 1):
-                if missing := REQUIRED - line.keys():
-                    problem = f"missing {', '.join(sorted(missing))}"
-                    raise InputError(problem, path=path, line=number)
-                lines.append(line)
-    except jsonlines.InvalidLineError as exc:
-        raise InputError("not a JSON object", path=path, line=exc.lineno) from None
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror})", path=path) from None
+    for line in read_jsonl(path, expect=dict):
+        if missing := REQUIRED - line.value.keys():
+            raise InputError(f"missing {', '.join(sorted(missing))}", path=path, line=line.number)
+        lines.append(line.value)
     return lines
 
 
@@ -80,15 +70,11 @@ def validate_file(path: Path) -> list[Problem]:
     """Every problem in a records file: JSON, schema, grounding, duplicate ids."""
     problems: list[Problem] = []
     first_line: dict[str, int] = {}
-    for number, line in _numbered_lines(path):
-        try:
-            record = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            problems.append(Problem(path, number, f"not a JSON line ({exc})"))
+    for line in read_jsonl(path, expect=dict, bad="skip"):
+        if isinstance(line, BadLine):
+            problems.append(Problem(path, line.number, line.reason))
             continue
-        if not isinstance(record, dict):
-            problems.append(Problem(path, number, "not a JSON object"))
-            continue
+        number, record = line.number, line.value
         if number == 1 and "error_type" in record and "problem" not in record:
             raise InputError(
                 "this is an errors file: its lines are abstracts that failed, with why; "
@@ -112,13 +98,9 @@ def kept_records(path: Path) -> list[Problem]:
     if not failed:
         return []
     last: dict[str, int] = {}
-    for number, line in _numbered_lines(path):
-        try:
-            record_id = json.loads(line).get("id")
-        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-            continue
-        if record_id in failed:
-            last[record_id] = number
+    for line in read_jsonl(path, expect=dict, bad="skip"):
+        if isinstance(line, Line) and line.value.get("id") in failed:
+            last[line.value["id"]] = line.number
     errors = errors_path_for(path).name
     return [
         Problem(path, number, f"notice: {record_id}: a redo failed after this record "
@@ -126,16 +108,6 @@ def kept_records(path: Path) -> list[Problem]:
                 "and the abstract is asked again on the next run")
         for record_id, number in sorted(last.items(), key=lambda pair: pair[1])
     ]  # fmt: skip
-
-
-def _numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    try:
-        with path.open("rb") as fh:
-            for number, line in enumerate(fh, 1):
-                if line.strip():
-                    yield number, line
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror})", path=path) from None
 
 
 def check_record(record: dict[str, Any]) -> list[str]:
@@ -193,7 +165,7 @@ def diff_records(
 ) -> list[Change]:
     """Records added, removed and changed (ignoring per-run timings and token counts);
     then the records of `new` whose redo failed after them (`failed`, by id: the error
-    line, as `output.failed_redos` gives them), which are kept but not current."""
+    line, as `_output.failed_redos` gives them), which are kept but not current."""
     changes = _changes(old, new)
     for record_id, record in {r["id"]: r for r in new}.items():
         if failed and record_id in failed:

@@ -128,7 +128,7 @@ def test_eval_cli_names_the_bad_line(tmp_path: Path) -> None:
     records.write_text(lines[0] + "\n{not json\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["eval", str(GOLD), str(records)])
     assert result.exit_code == 2
-    assert f"{records}:2: not a JSON object" in result.output
+    assert f"{records}:2: malformed JSON" in result.output
     missing = tmp_path / "m.jsonl"
     missing.write_text(json.dumps({"id": "x"}) + "\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["eval", str(GOLD), str(missing)])

@@ -62,7 +62,7 @@ def test_validate_names_each_hand_made_problem_by_line(records: Path, tmp_path: 
     out = result.output
     assert f"{bad}:2: result states numbers the abstract does not: 987" in out
     assert f"{bad}:3: claimed_gain.gains.0: the quote 'Not in the abstract.' does not occur" in out
-    assert f"{bad}:4: not a JSON line" in out
+    assert f"{bad}:4: malformed JSON" in out
     assert f"{bad}:5: duplicate id" in out and "(first on line 1)" in out
 
 
@@ -109,10 +109,12 @@ def test_csv_export_flattens_one_row_per_record(records: Path, tmp_path: Path) -
     assert all(r["gain_1_value"] and r["gain_1_quote"] for r in rows)
 
 
-def test_report_needs_something_to_write(records: Path) -> None:
+def test_report_alone_writes_the_digest_beside_the_records(records: Path) -> None:
     result = invoke("report", str(records))
-    assert result.exit_code == 2
-    assert "give --html FILE and/or --md FILE" in result.output
+    assert result.exit_code == 0, result.output
+    digest = records.with_suffix(".md")
+    assert result.output == f"wrote {digest}\n"
+    assert digest.read_text(encoding="utf-8").startswith(f"# {PAPERS - 1} new papers")
 
 
 needs_browser = pytest.mark.skipif(

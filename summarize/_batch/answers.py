@@ -7,7 +7,6 @@ is batch's own is reading the provider's files, and the answers a batch can lack
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,8 +14,9 @@ from typing import IO, Any
 
 from .._core.strategy import Question
 from .._core.verdict import Verdict, failed, judge_completion
-from .._errors import ErrorType, OutputError
+from .._errors import ErrorType, InputError, OutputError
 from .._items import Item
+from .._jsonl import line_at, read_jsonl
 
 # Request errors that a second try can fix; any other 4xx is the request's own fault.
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
@@ -59,8 +59,9 @@ class Answers:
             fh = self._open.get(path)
             if fh is None:
                 fh = self._open[path] = path.open("rb")
-            fh.seek(offset)
-            return _answer(fh.readline(), path, 0)
+            return _answer(line_at(fh, offset, path=path, expect=dict), path, None)
+        except InputError as exc:  # the file changed since it was read
+            raise OutputError(f"{exc.path}: not a batch answer line ({exc.reason})") from None
         except OSError as exc:
             raise OutputError(f"{path}: cannot read ({exc.strerror})") from exc
 
@@ -74,22 +75,19 @@ class Answers:
 def _lines(path: Path) -> Iterator[tuple[int, Answer]]:
     """Each answer line of a file, with its byte offset."""
     try:
-        with path.open("rb") as fh:
-            offset = 0
-            for number, raw in enumerate(fh, start=1):
-                if raw.strip():
-                    yield offset, _answer(raw, path, number)
-                offset += len(raw)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot read ({exc.strerror})") from exc
+        for line in read_jsonl(path, expect=dict):
+            yield line.offset, _answer(line.value, path, line.number)
+    except InputError as exc:
+        if exc.line is None:  # the file, not a line
+            raise OutputError(str(exc)) from None
+        raise OutputError(f"{path}:{exc.line}: not a batch answer line ({exc.reason})") from None
 
 
-def _answer(raw: bytes, path: Path, number: int) -> Answer:
-    try:
-        line = json.loads(raw)
-        custom_id = str(line["custom_id"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise OutputError(f"{path}:{number}: not a batch answer line ({exc})") from None
+def _answer(line: dict[str, Any], path: Path, number: int | None) -> Answer:
+    if "custom_id" not in line:
+        where = f"{path}:{number}" if number is not None else str(path)
+        raise OutputError(f"{where}: not a batch answer line (no custom_id)")
+    custom_id = str(line["custom_id"])
     response, error = line.get("response") or {}, line.get("error") or {}
     if not isinstance(response, dict) or not isinstance(error, dict):
         # One request's answer is unreadable, not the file: that request is sent again.

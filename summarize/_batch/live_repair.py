@@ -17,8 +17,6 @@ not re-ask, and pay for, those abstracts again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +26,14 @@ from .._core.outcome import RunResult
 from .._core.records import ErrorRecord, MadeBy, Record
 from .._core.summarizer import Completion
 from .._cost import Price, SpendCap
-from .._errors import OutputError, SummaryError
+from .._errors import InputError, OutputError, SummaryError
 from .._items import Item
+from .._jsonl import Line, drop_torn_tail, read_jsonl
 from .._live.budget import Budget, Ticket
 from .._live.client import OpenAISummarizer
 from .._live.pacer import REMOTE_CONCURRENCY, Pacer, Pacing
 from .._live.pool import send_items
-from .._output import Output, drop_torn_tail, encode_line
+from .._output import Output, encode_line
 from .._prompt import Prompt
 from .._settings import EndpointSettings, RunSettings
 from .._tokens import TokenEstimator, schema_chars
@@ -182,19 +181,12 @@ class Journaled:
 
 def journaled_ids(journal: Path) -> set[str]:
     """The ids an earlier live repair of the chunk wrote lines for (a torn last one aside)."""
+    # A line that is no id (torn, then appended to) costs at most one re-ask.
     try:
-        raw = journal.read_bytes()
-    except FileNotFoundError:
-        return set()
-    except OSError as exc:
-        raise OutputError(f"{journal}: cannot read ({exc.strerror})") from exc
-    ids: set[str] = set()
-    for line in raw.splitlines(keepends=True):
-        # A line that is no id (torn, then appended to) costs at most one re-ask.
-        with contextlib.suppress(ValueError):
-            if line.endswith(b"\n"):
-                ids.add(str(json.loads(line)))
-    return ids
+        lines = read_jsonl(journal, expect=str, bad="skip", torn=True, missing_ok=True)
+        return {line.value for line in lines if isinstance(line, Line)}
+    except InputError as exc:
+        raise OutputError(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ finding the batch by its key instead of creating a second one.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,8 +24,9 @@ from pydantic import BaseModel, ValidationError
 
 from .._atomic import replace_file
 from .._core.records import Fingerprint
-from .._errors import ConfigError, OutputError
+from .._errors import ConfigError, InputError, OutputError
 from .._items import Item, Source
+from .._jsonl import read_jsonl
 from .._prompt import Prompt
 from .._usage import Usage
 
@@ -204,18 +204,18 @@ class StateDir:
     def chunk_items(self, key: str) -> Iterator[Pending]:
         """The items a chunk holds, with what earlier attempts spent and the turns they add."""
         path = self.file(key, "items")
+        if not path.exists():
+            raise LostChunk(f"{path} is missing")
         try:
-            with path.open("rb") as fh:
-                for raw in fh:
-                    line = json.loads(raw)
-                    sources = [_source(text) for text in line["sources"]]
-                    item = Item(line["id"], line["title"], line["abstract"], sources)
-                    spent = {k: int(line.get(k, 0)) for k in _SPENT}
-                    yield Pending(item, spent, tuple(line.get("repair") or ()))
-        except FileNotFoundError:
-            raise LostChunk(f"{path} is missing") from None
-        except (OSError, ValueError, KeyError) as exc:
-            raise LostChunk(f"{path}: cannot read ({exc})") from None
+            for line in read_jsonl(path, expect=dict):
+                sources = [_source(text) for text in line.value["sources"]]
+                item = Item(line.value["id"], line.value["title"], line.value["abstract"], sources)
+                spent = {k: int(line.value.get(k, 0)) for k in _SPENT}
+                yield Pending(item, spent, tuple(line.value.get("repair") or ()))
+        except InputError as exc:
+            raise LostChunk(str(exc)) from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LostChunk(f"{path}: cannot read ({exc!r})") from None
 
     def forget(self, key: str, kinds: Iterable[str] = CHUNK_FILES) -> None:
         """Delete a chunk's files (all of them once collected); `state.json` keeps its summary."""

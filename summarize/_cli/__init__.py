@@ -1,6 +1,9 @@
 """The command line: parse flags into settings, call the library, map errors to exit codes.
 
-Exit codes are `ExitCode` (`_errors`), the same for every command.
+Exit codes are `ExitCode` (`_errors`), the same for every command. A command imports
+the library when it runs, not when the CLI loads: `summarize --help` then costs click and
+little else (`bench/startup.py`), and no command pays for another's dependencies (the
+OpenAI SDK is the Batch API's alone).
 """
 
 from __future__ import annotations
@@ -9,32 +12,18 @@ import json
 import os
 import signal
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._atomic import replace_file
-from .._core.outcome import RunResult
-from .._core.records import record_json_schema
-from .._embedded.weights import EMBEDDED, embedded_model
 from .._errors import ExitCode
-from .._estimate import estimate
-from .._evaluate import evaluate
-from .._output import errors_path_for, failed_redos
-from .._report import Report, render_digest, render_html, write_csv
-from .._review import diff_records, kept_records, read_json_lines, validate_file
-from .._run import run
-from .._settings import resolve_settings
 from .batch import batch_group
 from .common import fail, interrupt, job_errors, show_problems, user_errors
-from .progress import (
-    ProgressDisplay,
-    estimate_line,
-    plural,
-    summary_line,
-)
+from .records import COMMANDS as RECORDS_COMMANDS
+
+if TYPE_CHECKING:
+    from .._core.outcome import RunResult
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,6 +33,8 @@ def cli() -> None:
 
 
 cli.add_command(batch_group)
+for _command in RECORDS_COMMANDS:
+    cli.add_command(_command)
 
 
 @cli.command("run")
@@ -116,6 +107,11 @@ cli.add_command(batch_group)
 )
 def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
     """Summarise every unique abstract in INPUTS (.txt listings, .jsonl, .csv, or - for stdin)."""
+    from .._estimate import estimate
+    from .._run import run
+    from .._settings import resolve_settings
+    from .progress import ProgressDisplay, estimate_line
+
     if flags.get("model_file") is not None:
         flags["local"] = True
     dry_run = flags.pop("dry_run")
@@ -136,6 +132,9 @@ def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
 
 
 def _report(result: RunResult, output: Path) -> None:
+    from .._output import errors_path_for
+    from .progress import summary_line
+
     show_problems(result.input_problems)
     click.echo(summary_line(result, output, errors_path_for(output)))
 
@@ -144,6 +143,8 @@ def _report(result: RunResult, output: Path) -> None:
 @click.option("--out", type=click.Path(path_type=Path), help="Write the schema to this file.")
 def schema_command(out: Path | None) -> None:
     """Print the JSON Schema of one record line (generated from the models)."""
+    from .._core.records import record_json_schema
+
     text = json.dumps(record_json_schema(), indent=2) + "\n"
     if out is None:
         click.echo(text, nl=False)
@@ -152,89 +153,17 @@ def schema_command(out: Path | None) -> None:
         _write(out, text)
 
 
-@cli.command("eval")
-@click.argument("gold", type=click.Path(path_type=Path))
-@click.argument("records", type=click.Path(path_type=Path))
-def eval_command(gold: Path, records: Path) -> None:
-    """Score RECORDS (a run's JSONL) against GOLD (hand-written summaries, same ids)."""
-    with user_errors():
-        scores = evaluate(read_json_lines(gold), read_json_lines(records))
-    for name, value in scores.table().items():
-        click.echo(f"{name:<20} {'n/a' if value is None else f'{value:.3f}'}")
-
-
-@cli.command("validate")
-@click.argument("records", type=click.Path(path_type=Path))
-def validate_command(records: Path) -> None:
-    """Check a records file (perhaps hand-edited): schema, grounding, duplicate ids.
-    A record whose redo failed since is a notice (kept, asked again), not a problem."""
-    with user_errors():
-        problems = validate_file(records)
-        kept = kept_records(records)
-    for problem in [*problems, *kept]:
-        click.echo(str(problem))
-    notice = f", {plural(len(kept), 'record')} kept after a failed redo" if kept else ""
-    click.echo(f"{records}: {len(problems)} problems{notice}", err=True)
-    sys.exit(ExitCode.FAILED if problems else ExitCode.OK)
-
-
-@cli.command("diff")
-@click.argument("old", type=click.Path(path_type=Path))
-@click.argument("new", type=click.Path(path_type=Path))
-def diff_command(old: Path, new: Path) -> None:
-    """Records added (+), removed (-) and changed (~, with the fields) from OLD to NEW;
-    then NEW's records kept after a failed redo (!)."""
-    with user_errors():
-        changes = diff_records(read_json_lines(old), read_json_lines(new), failed_redos(new))
-    for change in changes:
-        click.echo(str(change))
-    sys.exit(ExitCode.FAILED if changes else ExitCode.OK)
-
-
-@cli.command("report")
-@click.argument("records", type=click.Path(path_type=Path))
-@click.option("--html", "html_path", type=click.Path(path_type=Path), help="Write an HTML page.")
-@click.option("--md", "md_path", type=click.Path(path_type=Path), help="Write a Markdown digest.")
-@click.option(
-    "--since",
-    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
-    help="Digest records created since then (UTC) [default: the newest record's last 24 h].",
-)
-def report_command(
-    records: Path, html_path: Path | None, md_path: Path | None, since: datetime | None
-) -> None:
-    """Write a self-contained HTML report and/or a Markdown digest of RECORDS."""
-    if html_path is None and md_path is None:
-        fail("nothing to write: give --html FILE and/or --md FILE")
-    with user_errors():
-        loaded = Report.load(records)
-        if html_path is not None:
-            _write(html_path, render_html(loaded))
-            click.echo(f"wrote {html_path} ({plural(len(loaded.records), 'record')})")
-        if md_path is not None:
-            _write(md_path, render_digest(loaded, since and since.replace(tzinfo=UTC)))
-            click.echo(f"wrote {md_path}")
-
-
-@cli.command("export")
-@click.argument("records", type=click.Path(path_type=Path))
-@click.option("--csv", "csv_path", type=click.Path(path_type=Path), required=True,
-              help="Write one flat row per record.")  # fmt: skip
-def export_command(records: Path, csv_path: Path) -> None:
-    """Export RECORDS with flattened columns for spreadsheets and BI tools."""
-    with user_errors():
-        loaded = Report.load(records)
-        write_csv(loaded, csv_path)
-    click.echo(f"wrote {csv_path} ({plural(len(loaded.records), 'record')})")
-
-
 def _write(path: Path, text: str) -> None:
+    from .._atomic import replace_file
+
     replace_file(path, [text.encode("utf-8")])
 
 
 @cli.command("model")
 def model_command() -> None:
     """Assemble and hash-check the embedded model's weights; print where they are."""
+    from .._embedded.weights import EMBEDDED, embedded_model
+
     with user_errors():
         model = embedded_model()
     click.echo(f"{model.path}  sha256:{model.sha256}  licence:{EMBEDDED.licence}")
@@ -250,4 +179,4 @@ def main() -> None:
         if os.environ.get("SUMMARIZE_DEBUG"):
             raise
         fail(f"internal error: {type(exc).__name__}: {exc} (SUMMARIZE_DEBUG=1 shows more)",
-              ExitCode.INTERNAL)  # fmt: skip
+              ExitCode.PROVIDER)  # fmt: skip

@@ -11,17 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .._output import errors_path_for
-from .._settings import resolve_settings
-from ..batch import BatchOptions, cancel, collect, ignored_settings, status, submit
 from .common import interrupt, job_errors, show_problems
-from .progress import (
-    WaitDisplay,
-    collect_line,
-    plural,
-    status_lines,
-    submit_line,
-)
 
 FC = TypeVar("FC", bound=Callable[..., Any])
 
@@ -71,6 +61,8 @@ _max_tokens_option = click.option(
 
 
 def _batch_settings(inputs: tuple[str, ...], flags: dict[str, Any]) -> Any:
+    from .._settings import resolve_settings
+
     signal.signal(signal.SIGTERM, interrupt)
     return resolve_settings({"inputs": inputs, **flags}, env=os.environ, cwd=Path.cwd())
 
@@ -102,6 +94,9 @@ def batch_submit_command(inputs: tuple[str, ...], batch_size: int, **flags: Any)
     Under --max-cost / --max-tokens-total, abstracts go in input order while their
     estimate at the batch price fits; the rest wait for the next submit.
     """
+    from ..batch import BatchOptions, ignored_settings, submit
+    from .progress import submit_line
+
     with job_errors():
         settings = _batch_settings(inputs, flags)
         _say_ignored(ignored_settings(settings, "submit"))
@@ -120,6 +115,9 @@ def batch_submit_command(inputs: tuple[str, ...], batch_size: int, **flags: Any)
 @_base_url_option
 def batch_status_command(**flags: Any) -> None:
     """What is pending at the provider, per batch."""
+    from ..batch import status
+    from .progress import status_lines
+
     with job_errors():
         rows, collected = status(_batch_settings((), flags))
     for line in status_lines(rows, collected):
@@ -149,6 +147,10 @@ def batch_collect_command(
     wait: bool, poll: float, repair: str, release_lost: bool, **flags: Any
 ) -> None:
     """Download finished batches, validate every answer, merge the records into OUT."""
+    from .._output import errors_path_for
+    from ..batch import BatchOptions, collect, ignored_settings
+    from .progress import WaitDisplay, collect_line, plural
+
     options = BatchOptions(repair=repair, wait=wait, poll_s=poll,  # type: ignore[arg-type]
                            release_lost=release_lost)  # fmt: skip
     with job_errors():
@@ -172,6 +174,9 @@ def batch_collect_command(
 @_release_lost_option
 def batch_cancel_command(release_lost: bool, **flags: Any) -> None:
     """Cancel the open batches; `collect` then keeps what they answered and releases the rest."""
+    from ..batch import cancel
+    from .progress import plural
+
     with job_errors():
         result = cancel(_batch_settings((), flags), release_lost=release_lost)
     for problem in result.problems:

@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from rich.console import Console
 from rich.progress import (
@@ -20,10 +20,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from .._batch.results import CollectResult, SubmitResult
-from .._batch.state import BatchState, Chunk
-from .._core.outcome import Outcome, RunResult
-from .._estimate import Estimate
+if TYPE_CHECKING:
+    from .._batch.results import CollectResult, SubmitResult
+    from .._batch.state import BatchState, Chunk
+    from .._core.outcome import Outcome, RunResult
+    from .._estimate import Estimate
 
 
 class _Bar:
