@@ -179,4 +179,4 @@ def main() -> None:
         if os.environ.get("SUMMARIZE_DEBUG"):
             raise
         fail(f"internal error: {type(exc).__name__}: {exc} (SUMMARIZE_DEBUG=1 shows more)",
-              ExitCode.PROVIDER)  # fmt: skip
+              ExitCode.INTERNAL)  # fmt: skip
