@@ -64,7 +64,7 @@ from summarize import (  # noqa: E402
     run,
     summarize_rows,
 )
-from summarize._live.transport import Reply, Transport  # noqa: E402
+from summarize._live.transport import HTTPTransport, Reply, Request  # noqa: E402
 from summarize._prompt import load_prompt  # noqa: E402
 
 PAPERS = ROOT.parent / "shared" / "data" / "papers"
@@ -161,20 +161,20 @@ def timed_requests() -> Iterator[tuple[Timings, list[bytes]]]:
     """(send, answer read) times of every request, by the task that sent it; the bodies."""
     timings: Timings = defaultdict(list)
     bodies: list[bytes] = []
-    post = Transport.post
+    send = HTTPTransport.send
 
-    async def timed(self: Transport, body: bytes) -> Reply:
+    async def timed(self: HTTPTransport, request: Request) -> Reply:
         started = time.perf_counter()
-        reply = await post(self, body)
+        reply = await send(self, request)
         timings[id(asyncio.current_task())].append((started, time.perf_counter()))
-        bodies.append(body)
+        bodies.append(request.content)
         return reply
 
-    Transport.post = timed  # type: ignore[method-assign]
+    HTTPTransport.send = timed  # type: ignore[method-assign]
     try:
         yield timings, bodies
     finally:
-        Transport.post = post  # type: ignore[method-assign]
+        HTTPTransport.send = send  # type: ignore[method-assign]
 
 
 def bare_client(url: str, bodies: list[bytes], concurrency: int) -> float:
