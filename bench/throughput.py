@@ -4,7 +4,7 @@
     .venv/bin/python bench/throughput.py --quick    # smaller sizes, about 1 minute
 
 Every measurement talks over real HTTP to the fake OpenAI server of the tests
-(`python -m tests.fakeserver`), started in its own process so that its CPU is
+(`python -m summarize.testing.server`), started in its own process so that its CPU is
 not counted as the client's. Inputs are the shared abstracts (666 unique),
 extended with numbered variants where a measurement needs more. Printed:
 
@@ -86,9 +86,9 @@ SPLIT = _split_cpus()
 
 @contextmanager
 def fake_server(*args: str) -> Iterator[str]:
-    """`python -m tests.fakeserver` in its own process; yields its base URL."""
+    """`python -m summarize.testing.server` in its own process; yields its base URL."""
     pin = f"import os; os.sched_setaffinity(0, {SPLIT[1]}); " if SPLIT else ""
-    serve = f"{pin}import runpy; runpy.run_module('tests.fakeserver', run_name='__main__')"
+    serve = f"{pin}import runpy; runpy.run_module('summarize.testing.server', run_name='__main__')"
     process = subprocess.Popen(
         [sys.executable, "-c", serve, "--port", "0", *args],
         cwd=ROOT,

@@ -19,8 +19,8 @@ from summarize._core.strategy import question
 from summarize._core.verdict import judge_completion
 from summarize._items import Item
 from summarize._prompt import load_prompt
+from summarize.testing.server import FakeOpenAI
 from tests.conftest import read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI
 from tests.test_run import summarize_cli
 
 ANSWERS = Path(__file__).parent / "data" / "answers"

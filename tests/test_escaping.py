@@ -19,9 +19,8 @@ from markdown_it import MarkdownIt
 
 from summarize._cli import cli
 from summarize._report import markdown_text, spreadsheet_cell
+from summarize.testing.server import FakeOpenAI, default_responder
 from tests.conftest import FAKE_KEY, read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI
-from tests.fakeserver.answers import default_responder
 
 TAG = "<img src=x onerror=alert(1)>"
 LINK = "[click](javascript:alert(1))"

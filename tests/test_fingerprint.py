@@ -12,8 +12,8 @@ import pytest
 from summarize import EndpointSettings, RunSettings, Summary, run
 from summarize._core.request import request_hash, tool_chars, tool_for
 from summarize._prompt import load_prompt, load_repair_prompt
+from summarize.testing.server import FakeOpenAI
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI
 
 
 def settings(server: FakeOpenAI, tmp_path: Path, **endpoint: Any) -> RunSettings:

@@ -19,8 +19,8 @@ from pydantic import ValidationError
 from summarize import _grounding as grounding
 from summarize._cli import cli
 from summarize._schema import Gain, summary_model_for
+from summarize.testing.server import FakeOpenAI, default_responder
 from tests.conftest import numbered_abstracts, read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI, default_responder
 from tests.test_run import summarize_cli
 
 GOLD = Path(__file__).parent / "data" / "gold.jsonl"

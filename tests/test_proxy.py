@@ -78,10 +78,10 @@ async def test_a_local_endpoint_is_reached_directly_with_a_dead_proxy_set(
 
 class FakeEmbeddedServer(EmbeddedServer):
     """The embedded server's start, probe and stop, around the fake OpenAI server
-    (`python -m tests.fakeserver`) in place of llama.cpp's: the real model is slow."""
+    (`python -m summarize.testing.server`) in place of llama.cpp's: the real model is slow."""
 
     def _command(self) -> list[str]:
-        return [sys.executable, "-m", "tests.fakeserver", "--port", str(self.port)]
+        return [sys.executable, "-m", "summarize.testing.server", "--port", str(self.port)]
 
 
 async def test_the_embedded_server_starts_and_answers_with_a_dead_proxy_set(

@@ -25,8 +25,8 @@ from summarize._core.verdict import Verdict, judge_completion
 from summarize._items import Item
 from summarize._prompt import load_prompt
 from summarize._review import check_record, diff_records
+from summarize.testing.server import FakeOpenAI, prompt_parts
 from tests.conftest import read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI, prompt_parts
 from tests.test_batch import WAIT, batch_cli
 from tests.test_run import summarize_cli
 

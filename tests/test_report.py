@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from summarize._cli import cli
+from summarize.testing.server import FakeOpenAI
 from tests.browser import chromium_path, open_page
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI
 
 PAPERS = 12
 

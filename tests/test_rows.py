@@ -17,8 +17,8 @@ from summarize import (
     summarize_rows,
 )
 from summarize.testing import FakeAnswer, FakeSummarizer
+from summarize.testing.server import FakeOpenAI
 from tests.conftest import ABSTRACTS, FAKE_KEY
-from tests.fakeserver import FakeOpenAI
 
 
 def settings_for(server: FakeOpenAI, **options: object) -> RunSettings:

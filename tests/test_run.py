@@ -13,6 +13,7 @@ from summarize import RunSettings, run
 from summarize._cli import cli
 from summarize._core.records import Record
 from summarize._settings import EndpointSettings
+from summarize.testing.server import FakeOpenAI
 from tests.conftest import (
     ABSTRACTS,
     FAKE_KEY,
@@ -20,7 +21,6 @@ from tests.conftest import (
     read_jsonl,
     write_jsonl,
 )
-from tests.fakeserver import FakeOpenAI
 from tests.faultsuite import FAULTS, PERSISTENT_ENDS, TERMINAL
 
 RECORD_KEYS = list(Record.model_fields)

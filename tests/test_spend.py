@@ -10,8 +10,8 @@ import pytest
 from summarize import EndpointSettings, RunSettings, estimate, run
 from summarize._live.pacer import Pacer
 from summarize._tokens import TokenEstimator
+from summarize.testing.server import DEFAULT_MODEL, FakeOpenAI
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
-from tests.fakeserver import DEFAULT_MODEL, FakeOpenAI
 from tests.test_run import summarize_cli
 
 FAKE_PRICES = f'[models."{DEFAULT_MODEL}"]\ninput = 1.0\ncached_input = 0.5\noutput = 2.0\n'

@@ -26,8 +26,8 @@ from summarize._prompt import EXTRACT_PROMPT, load_prompt
 from summarize._review import validate_file
 from summarize._schema import QUOTE_MAX
 from summarize._settings import RunSettings
+from summarize.testing.server import FakeOpenAI
 from tests.conftest import ABSTRACTS, FAKE_KEY, read_jsonl
-from tests.fakeserver import FakeOpenAI
 
 ABSTRACT = (
     "Training large models is costly. We introduce TinyTrain, a schedule that skips "

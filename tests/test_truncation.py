@@ -13,8 +13,8 @@ from click.testing import CliRunner, Result
 
 from summarize._cli import cli
 from summarize._settings import DEFAULT_MAX_TOKENS
+from summarize.testing.server import FakeOpenAI, grounded_summary, prompt_parts
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI, grounded_summary, prompt_parts
 
 ENV = {"OPENAI_API_KEY": FAKE_KEY}
 
