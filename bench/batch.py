@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/batch.py
 
-Both talk to the fake OpenAI server of the tests (`tests/fakeserver/`), which
+Both talk to the fake OpenAI server (`summarize.testing.server`), which
 answers batch lines with the same deterministic responder as chat requests, so
 the records can be compared field by field. Printed:
 
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from summarize import EndpointSettings, RunSettings, run  # noqa: E402
 from summarize._review import VOLATILE, read_json_lines  # noqa: E402
 from summarize.batch import BatchOptions, collect, submit  # noqa: E402
-from tests.fakeserver import FakeOpenAI  # noqa: E402
+from summarize.testing.server import FakeOpenAI  # noqa: E402
 
 PAPERS = sorted((ROOT.parent / "shared" / "data" / "papers").glob("*.txt"))
 MODEL = "gpt-4o-mini"

@@ -33,7 +33,7 @@ from llama_cpp import Llama  # noqa: E402
 
 from summarize import EndpointSettings, RunSettings, run  # noqa: E402
 from summarize._embedded.weights import embedded_model  # noqa: E402
-from tests.fakeserver import FakeOpenAI  # noqa: E402
+from summarize.testing.server import FakeOpenAI  # noqa: E402
 
 GOLD = ROOT / "tests" / "data" / "gold.jsonl"
 KEY = "sk-bench"

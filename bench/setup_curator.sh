@@ -8,7 +8,7 @@
 # .venv. `summarize` is put on the venv's path by a .pth file naming the repo root (the
 # same effect as `pip install --no-deps -e .`, without building into the work tree);
 # summarize's runtime dependencies are resolved together with curator in one install,
-# plus aiohttp for running tests/fakeserver.py from this venv. Idempotent and quiet.
+# plus aiohttp for running summarize.testing.server from this venv. Idempotent and quiet.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TREE = Path(sys.argv[sys.argv.index("--tree") + 1]).resolve() if "--tree" in sys.argv else ROOT
 sys.path.insert(0, str(ROOT))
 
-from tests.fakeserver import FakeOpenAI  # noqa: E402
+from summarize.testing.server import FakeOpenAI  # noqa: E402
 
 PAPERS = sorted((ROOT.parent / "shared" / "data" / "papers").glob("*.txt"))
 PRICE_IN, PRICE_OUT = 0.15, 0.60  # gpt-4o-mini, USD per million tokens

@@ -4,7 +4,7 @@
     .venv/bin/python bench/throughput.py --quick    # smaller sizes, about 1 minute
 
 Every measurement talks over real HTTP to the fake OpenAI server of the tests
-(`python -m tests.fakeserver`), started in its own process so that its CPU is
+(`python -m summarize.testing.server`), started in its own process so that its CPU is
 not counted as the client's. Inputs are the shared abstracts (666 unique),
 extended with numbered variants where a measurement needs more. Printed:
 
@@ -64,7 +64,7 @@ from summarize import (  # noqa: E402
     run,
     summarize_rows,
 )
-from summarize._live.transport import Reply, Transport  # noqa: E402
+from summarize._live.transport import HTTPTransport, Reply, Request  # noqa: E402
 from summarize._prompt import load_prompt  # noqa: E402
 
 PAPERS = ROOT.parent / "shared" / "data" / "papers"
@@ -86,9 +86,9 @@ SPLIT = _split_cpus()
 
 @contextmanager
 def fake_server(*args: str) -> Iterator[str]:
-    """`python -m tests.fakeserver` in its own process; yields its base URL."""
+    """`python -m summarize.testing.server` in its own process; yields its base URL."""
     pin = f"import os; os.sched_setaffinity(0, {SPLIT[1]}); " if SPLIT else ""
-    serve = f"{pin}import runpy; runpy.run_module('tests.fakeserver', run_name='__main__')"
+    serve = f"{pin}import runpy; runpy.run_module('summarize.testing.server', run_name='__main__')"
     process = subprocess.Popen(
         [sys.executable, "-c", serve, "--port", "0", *args],
         cwd=ROOT,
@@ -161,20 +161,20 @@ def timed_requests() -> Iterator[tuple[Timings, list[bytes]]]:
     """(send, answer read) times of every request, by the task that sent it; the bodies."""
     timings: Timings = defaultdict(list)
     bodies: list[bytes] = []
-    post = Transport.post
+    send = HTTPTransport.send
 
-    async def timed(self: Transport, body: bytes) -> Reply:
+    async def timed(self: HTTPTransport, request: Request) -> Reply:
         started = time.perf_counter()
-        reply = await post(self, body)
+        reply = await send(self, request)
         timings[id(asyncio.current_task())].append((started, time.perf_counter()))
-        bodies.append(body)
+        bodies.append(request.content)
         return reply
 
-    Transport.post = timed  # type: ignore[method-assign]
+    HTTPTransport.send = timed  # type: ignore[method-assign]
     try:
         yield timings, bodies
     finally:
-        Transport.post = post  # type: ignore[method-assign]
+        HTTPTransport.send = send  # type: ignore[method-assign]
 
 
 def bare_client(url: str, bodies: list[bytes], concurrency: int) -> float:

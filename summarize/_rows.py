@@ -27,6 +27,7 @@ from ._core.summarizer import Summarizer
 from ._errors import InputError
 from ._items import Entry, Item, Source, collect_items
 from ._live.session import send_live
+from ._live.transport import AsyncTransport
 from ._readers import entry_from_row
 from ._settings import RunSettings
 
@@ -54,12 +55,14 @@ def summarize_rows(
     settings: RunSettings | None = None,
     *,
     summarizer: Summarizer | None = None,
+    transport: AsyncTransport | None = None,
 ) -> list[dict[str, Any]]:
     """One record or error line (as JSON-ready dicts) per unique abstract of `rows`.
 
     A row without a usable abstract raises `InputError` naming its number, before any
     request. Abstracts left unsent by a spend cap have no line. `settings.inputs`,
     `output`, `limit` and `force` are not used: the caller decides what to send.
+    `summarizer` and `transport` are as in `run`.
     """
     settings = settings or RunSettings(inputs=())
     items = _items(rows)
@@ -68,7 +71,7 @@ def summarize_rows(
         planned = plan(settings, summarizer=summarizer)
         result = RunResult(unique=len(items))
         send_live(iter(items), len(items), settings, result, sink=lines, plan=planned,
-                  summarizer=summarizer)
+                  summarizer=summarizer, transport=transport)
     return [lines.by_id[item.id].model_dump(mode="json") for item in items
             if item.id in lines.by_id]  # fmt: skip
 

@@ -25,6 +25,7 @@ from ._core.summarizer import Summarizer
 from ._items import stream_items
 from ._live.pacer import Limits
 from ._live.session import send_live
+from ._live.transport import AsyncTransport
 from ._manifest import manifest, manifest_path_for, write_manifest
 from ._output import Output
 from ._readers import Inputs, index_inputs
@@ -38,13 +39,16 @@ def run(
     on_outcome: OnOutcome | None = None,
     on_loading: Callable[[str], None] | None = None,
     summarizer: Summarizer | None = None,
+    transport: AsyncTransport | None = None,
     stdin: TextIO | None = None,
 ) -> RunResult:
     """Summarise every unique abstract of `settings.inputs` into `settings.output`.
 
     Abstracts already in the output for the same model, prompt and schema are
     skipped without a request; failed ones are tried again. Pass `summarizer`
-    to use your own model caller instead of an OpenAI-compatible endpoint.
+    to use your own model caller instead of an OpenAI-compatible endpoint, or
+    `transport` to send the endpoint's requests through your own (tests pass a
+    `summarize.testing.MockTransport`: no socket is opened).
     """
     with closing(Inputs(settings.inputs, stdin=stdin)) as source:
         index, problems = index_inputs(source, strict=settings.strict)
@@ -62,8 +66,8 @@ def run(
             items = stream_items(source.entries([]), index, wanted=set(pending))
             written = partial(_write_manifest, settings.output, result, planned)
             return send_live(items, len(pending), settings, result, sink=output, plan=planned,
-                             summarizer=summarizer, on_start=on_start, on_outcome=on_outcome,
-                             on_end=written)  # fmt: skip
+                             summarizer=summarizer, transport=transport, on_start=on_start,
+                             on_outcome=on_outcome, on_end=written)  # fmt: skip
 
 
 def _write_manifest(

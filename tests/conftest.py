@@ -1,14 +1,18 @@
-"""Shared fixtures: a real local OpenAI-compatible server, input files, a clean environment."""
+"""Shared fixtures: the fake OpenAI endpoint (over sockets, or in-process through a
+`MockTransport`), input files, a clean environment."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.fakeserver import FakeOpenAI
+from summarize import EndpointSettings, RunResult, RunSettings, run
+from summarize.testing import MockTransport
+from summarize.testing.server import FakeOpenAI
 
 PAPERS = Path(__file__).resolve().parents[2] / "shared" / "data" / "papers"
 FAKE_KEY = "sk-test-DO-NOT-LEAK-7f3a9c"
@@ -79,3 +83,31 @@ def read_jsonl(path: Path) -> list[dict[str, object]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def mock_endpoint(**options: Any) -> EndpointSettings:
+    """An endpoint with the test key (OpenAI's URL unless `base_url` says otherwise): what
+    a `MockTransport` answers for, in place of the network."""
+    return EndpointSettings(api_key=FAKE_KEY, **options)
+
+
+def run_through(
+    transport: MockTransport,
+    papers: Path,
+    out: Path,
+    *,
+    endpoint: EndpointSettings | None = None,
+    **options: Any,
+) -> RunResult:
+    """`summarize run PAPERS -o OUT`, as the library runs it, with every request answered
+    in-process by `transport`; `options` are `RunSettings` fields (`concurrency`, `force`)."""
+    where = endpoint or EndpointSettings(api_key=FAKE_KEY)
+    settings = RunSettings(inputs=(str(papers),), output=out, endpoint=where, **options)
+    return run(settings, transport=transport)
+
+
+@pytest.fixture
+def fake() -> FakeOpenAI:
+    """The fake OpenAI endpoint, not started: `MockTransport(fake.answer)` reaches its chat
+    endpoint (faults, counters, `requests`) in-process, without a socket."""
+    return FakeOpenAI()

@@ -21,8 +21,8 @@ from typing import Any
 from summarize import RunSettings, run
 from summarize._items import abstract_key
 from summarize._settings import EndpointSettings
+from summarize.testing.server import FAULT_KINDS, FakeOpenAI, prompt_parts
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
-from tests.fakeserver import FAULT_KINDS, FakeOpenAI, prompt_parts
 
 # `object_arguments` is a good answer in another encoding, not a fault.
 FAULTS = tuple(kind for kind in FAULT_KINDS if kind not in {"ok", "object_arguments"})

@@ -19,9 +19,9 @@ from summarize._core.strategy import question
 from summarize._core.verdict import judge_completion
 from summarize._items import Item
 from summarize._prompt import load_prompt
+from summarize.testing.server import FakeOpenAI
 from tests.conftest import read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI
-from tests.test_run import summarize_cli
+from tests.test_run import summarize_in_process
 
 ANSWERS = Path(__file__).parent / "data" / "answers"
 
@@ -81,9 +81,9 @@ def test_answers_full_of_abbreviations_make_records_without_a_reask(tmp_path: Pa
     ]
     papers = write_jsonl(tmp_path / "p.jsonl", rows)
     out = tmp_path / "out.jsonl"
-    with FakeOpenAI(responder=abbreviating_responder) as server:
-        result = summarize_cli(server, str(papers), "-o", str(out))
-        assert result.exit_code == 0, result.output
-        assert server.stats.requests == 100  # not one re-ask
+    fake = FakeOpenAI(responder=abbreviating_responder)
+    result = summarize_in_process(fake, papers, out)
+    assert result.exit_code == 0
+    assert fake.stats.requests == 100  # not one re-ask
     records = read_jsonl(out)
     assert len(records) == 100 and all(r["attempts"] == 1 for r in records)

@@ -18,8 +18,8 @@ from summarize._atomic import replace_file
 from summarize._cli import cli
 from summarize._errors import OutputError
 from summarize._output import Output
+from summarize.testing.server import FakeOpenAI
 from tests.conftest import FAKE_KEY, read_jsonl
-from tests.fakeserver import FakeOpenAI
 
 
 def run_twice(server: FakeOpenAI, papers: Path, out: Path) -> Result:

@@ -27,8 +27,8 @@ from summarize._review import VOLATILE
 from summarize._schema import VALUE_PATTERN
 from summarize._settings import EndpointSettings
 from summarize.batch import BatchOptions, collect, submit
+from summarize.testing.server import FakeOpenAI, prompt_tokens
 from tests.conftest import ABSTRACTS, FAKE_KEY, PAPERS, numbered_abstracts, read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI, prompt_tokens
 
 ENV = {"OPENAI_API_KEY": FAKE_KEY}
 

@@ -18,8 +18,8 @@ from summarize._core.records import ErrorRecord
 from summarize._output import Output
 from summarize._settings import EndpointSettings
 from summarize.batch import BatchOptions, collect, submit
+from summarize.testing.server import FakeOpenAI
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI
 from tests.test_redo import line
 
 ENV = {"OPENAI_API_KEY": FAKE_KEY}

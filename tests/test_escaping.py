@@ -1,6 +1,6 @@
 """Untrusted text (scraped titles, model sentences) in the Markdown digest and the CSV.
 
-The records come from a real run against the fake server; their titles and the
+The records come from a real run against the fake endpoint (in-process); their titles and the
 sentences the model copies from the abstracts carry HTML, Markdown links and
 spreadsheet formulas. The digest is rendered by a real Markdown renderer.
 """
@@ -19,9 +19,9 @@ from markdown_it import MarkdownIt
 
 from summarize._cli import cli
 from summarize._report import markdown_text, spreadsheet_cell
-from tests.conftest import FAKE_KEY, read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI
-from tests.fakeserver.answers import default_responder
+from summarize.testing import MockTransport
+from summarize.testing.server import FakeOpenAI, default_responder
+from tests.conftest import read_jsonl, run_through, write_jsonl
 
 TAG = "<img src=x onerror=alert(1)>"
 LINK = "[click](javascript:alert(1))"
@@ -62,13 +62,9 @@ def records(tmp_path: Path) -> Path:
     rows = [{"title": t, "abstract": hostile_abstract(i)} for i, t in enumerate(HOSTILE_TITLES)]
     papers = write_jsonl(tmp_path / "papers.jsonl", rows)
     out = tmp_path / "out.jsonl"
-    with FakeOpenAI(responder=hostile_answer) as server:
-        result = CliRunner().invoke(
-            cli,
-            ["run", str(papers), "-o", str(out), "--base-url", server.base_url],
-            env={"OPENAI_API_KEY": FAKE_KEY},
-        )
-    assert result.exit_code == 0, result.output
+    fake = FakeOpenAI(responder=hostile_answer)
+    result = run_through(MockTransport(fake.answer), papers, out)
+    assert result.exit_code == 0
     made = read_jsonl(out)
     assert {r["title"] for r in made} == set(HOSTILE_TITLES)
     assert all(r["claimed_gain"]["gains"] for r in made)  # type: ignore[index]

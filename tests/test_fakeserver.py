@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from summarize import _grounding as grounding
 from summarize._schema import Summary, grounded_in
-from tests.fakeserver import (
+from summarize.testing.server import (
     FAULT_KINDS,
     FakeOpenAI,
     FaultPlan,

@@ -9,17 +9,19 @@ from typing import Any
 
 import pytest
 
-from summarize import EndpointSettings, RunSettings, Summary, run
+from summarize import EndpointSettings, RunResult, Summary
 from summarize._core.request import request_hash, tool_chars, tool_for
 from summarize._prompt import load_prompt, load_repair_prompt
-from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI
+from summarize.testing import MockTransport
+from summarize.testing.server import FakeOpenAI
+from tests.conftest import mock_endpoint, numbered_abstracts, read_jsonl, run_through, write_jsonl
 
 
-def settings(server: FakeOpenAI, tmp_path: Path, **endpoint: Any) -> RunSettings:
+def run(fake: FakeOpenAI, tmp_path: Path, **endpoint: Any) -> RunResult:
+    """A run over three abstracts into `out.jsonl`, the fake endpoint answering in-process."""
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(3))
-    where = EndpointSettings(base_url=server.base_url, api_key=FAKE_KEY, **endpoint)
-    return RunSettings(inputs=(str(papers),), output=tmp_path / "out.jsonl", endpoint=where)
+    return run_through(MockTransport(fake.answer), papers, tmp_path / "out.jsonl",
+                       endpoint=mock_endpoint(**endpoint))  # fmt: skip
 
 
 @pytest.fixture
@@ -40,18 +42,18 @@ def described_anew() -> Iterator[None]:
 
 
 def test_a_changed_field_description_makes_the_next_run_redo_every_abstract(
-    server: FakeOpenAI, tmp_path: Path, request: pytest.FixtureRequest
+    fake: FakeOpenAI, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    first = run(settings(server, tmp_path))
+    first = run(fake, tmp_path)
     assert first.done == 3
-    assert run(settings(server, tmp_path)).skipped == 3  # nothing changed: nothing redone
+    assert run(fake, tmp_path).skipped == 3  # nothing changed: nothing redone
     old = {r["id"]: r["request_hash"] for r in read_jsonl(tmp_path / "out.jsonl")}
     request.getfixturevalue("described_anew")
-    sent = server.stats.requests
-    again = run(settings(server, tmp_path))
+    sent = fake.stats.requests
+    again = run(fake, tmp_path)
     assert again.done == 3 and again.skipped == 0
-    assert server.stats.requests == sent + 3
-    assert "at most 20 words" in server.requests[-1]["messages"][0]["content"]
+    assert fake.stats.requests == sent + 3
+    assert "at most 20 words" in fake.requests[-1]["messages"][0]["content"]
     new = {r["id"]: r["request_hash"] for r in read_jsonl(tmp_path / "out.jsonl")}
     assert new.keys() == old.keys() and not set(new.values()) & set(old.values())
 
@@ -60,10 +62,10 @@ def test_a_changed_field_description_makes_the_next_run_redo_every_abstract(
     "change", [{"temperature": 0.7}, {"extra_body": {"top_k": 5}}]
 )
 def test_changed_sampling_makes_the_next_run_redo(
-    server: FakeOpenAI, tmp_path: Path, change: dict[str, Any]
+    fake: FakeOpenAI, tmp_path: Path, change: dict[str, Any]
 ) -> None:
-    assert run(settings(server, tmp_path)).done == 3
-    assert run(settings(server, tmp_path, **change)).done == 3
+    assert run(fake, tmp_path).done == 3
+    assert run(fake, tmp_path, **change).done == 3
 
 
 def test_what_does_not_decide_the_answer_does_not_move_the_hash() -> None:

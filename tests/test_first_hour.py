@@ -12,8 +12,8 @@ from click.testing import CliRunner, Result
 import summarize._cli
 from summarize import ExitCode
 from summarize._cli import cli
+from summarize.testing.server import FakeOpenAI
 from tests.conftest import ABSTRACTS, FAKE_KEY, read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI
 
 
 def invoke(*args: str) -> Result:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from summarize._items import abstract_key
+from summarize.testing.server import FakeOpenAI, prompt_parts
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI, prompt_parts
 from tests.faultsuite import FAULTS, PERSISTENT_ENDS, TERMINAL, transient_phase
 
 

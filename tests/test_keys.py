@@ -18,8 +18,8 @@ from summarize._cli import cli
 from summarize._errors import ConfigError
 from summarize._settings import RunSettings, endpoint_identity, resolve_settings
 from summarize._urls import urls_without_credentials, without_credentials
+from summarize.testing.server import FakeOpenAI
 from tests.conftest import FAKE_KEY, read_jsonl
-from tests.fakeserver import FakeOpenAI
 
 KEY = {"OPENAI_API_KEY": FAKE_KEY}
 

@@ -20,8 +20,8 @@ from summarize._core.verdict import judge_completion, read_reply
 from summarize._errors import ErrorType
 from summarize._items import Item
 from summarize._prompt import load_prompt
+from summarize.testing.server import FakeOpenAI, grounded_summary
 from tests.conftest import ABSTRACTS, FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI, grounded_summary
 
 TITLE, ABSTRACT = ABSTRACTS[0]
 ITEM = Item(id="a1", title=TITLE, abstract=ABSTRACT)

@@ -2,7 +2,8 @@
 
 `metric` is free text, so a model's own figures hide there ("on 8 GPUs", "vs the 2023
 state of the art"); a quote that is only part of its sentence ("3x") says nothing about
-what was measured. Both are re-asked, through the real HTTP path.
+what was measured. Both are re-asked, through the real client (the fake endpoint answers
+in-process, `MockTransport(fake.answer)`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from pydantic import ValidationError
 from summarize import _grounding as grounding
 from summarize._cli import cli
 from summarize._schema import Gain, summary_model_for
+from summarize.testing.server import FakeOpenAI, default_responder
 from tests.conftest import numbered_abstracts, read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI, default_responder
-from tests.test_run import summarize_cli
+from tests.test_run import summarize_in_process
 
 GOLD = Path(__file__).parent / "data" / "gold.jsonl"
 INVENTED = " on 8 GPUs vs the 2023 state of the art (99.9% mAP)"
@@ -87,11 +88,11 @@ def test_a_metric_with_the_abstracts_own_numbers_is_accepted() -> None:
 def test_a_number_only_in_the_metric_is_reasked_and_the_fixed_answer_kept(tmp_path: Path) -> None:
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(5))
     out = tmp_path / "out.jsonl"
-    with FakeOpenAI(responder=fixed_when_reasked) as server:
-        result = summarize_cli(server, str(papers), "-o", str(out))
-        assert result.exit_code == 0, result.output
-        reasks = [b for b in server.requests if _is_reask(b)]
-        assert server.stats.requests == 10 and len(reasks) == 5
+    fake = FakeOpenAI(responder=fixed_when_reasked)
+    result = summarize_in_process(fake, papers, out)
+    assert result.exit_code == 0
+    reasks = [b for b in fake.requests if _is_reask(b)]
+    assert fake.stats.requests == 10 and len(reasks) == 5
     assert all("the metric" in r["messages"][-1]["content"] for r in reasks)
     assert "2023" in reasks[0]["messages"][-1]["content"]
     records = read_jsonl(out)
@@ -102,8 +103,8 @@ def test_a_number_only_in_the_metric_is_reasked_and_the_fixed_answer_kept(tmp_pa
 def test_a_metric_never_fixed_becomes_an_error_line_not_a_record(tmp_path: Path) -> None:
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(3))
     out = tmp_path / "out.jsonl"
-    with FakeOpenAI(responder=with_invented_metric) as server:
-        result = summarize_cli(server, str(papers), "-o", str(out))
+    fake = FakeOpenAI(responder=with_invented_metric)
+    result = summarize_in_process(fake, papers, out)
     assert result.exit_code == 1
     assert read_jsonl(out) == []
     errors = read_jsonl(tmp_path / "out.errors.jsonl")
@@ -115,9 +116,9 @@ def test_sixty_abstracts_against_a_server_inventing_in_every_metric_keep_no_inve
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "out.jsonl"
-    with FakeOpenAI(responder=with_invented_metric) as server:
-        result = summarize_cli(server, str(sixty_papers(tmp_path)), "-o", str(out))
-        assert result.exit_code == 1, result.output
+    fake = FakeOpenAI(responder=with_invented_metric)
+    result = summarize_in_process(fake, sixty_papers(tmp_path), out)
+    assert result.exit_code == 1
     records, errors = read_jsonl(out), read_jsonl(tmp_path / "out.errors.jsonl")
     assert invented_in_metrics(records) == 0
     assert len(records) + len(errors) == 60 and len(errors) >= 30
@@ -127,9 +128,9 @@ def test_sixty_abstracts_whose_metrics_are_fixed_when_reasked_all_make_records(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "out.jsonl"
-    with FakeOpenAI(responder=fixed_when_reasked) as server:
-        result = summarize_cli(server, str(sixty_papers(tmp_path)), "-o", str(out))
-        assert result.exit_code == 0, result.output
+    fake = FakeOpenAI(responder=fixed_when_reasked)
+    result = summarize_in_process(fake, sixty_papers(tmp_path), out)
+    assert result.exit_code == 0
     records = read_jsonl(out)
     assert len(records) == 60
     with_gains = [r for r in records if r["claimed_gain"]["gains"]]  # type: ignore[index]
@@ -203,10 +204,9 @@ def test_validate_names_an_invented_metric_number_and_a_fragment_quote_by_line(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "out.jsonl"
-    with FakeOpenAI() as server:
-        made = summarize_cli(server, str(write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(3))),
-                             "-o", str(out))  # fmt: skip
-        assert made.exit_code == 0, made.output
+    fake = FakeOpenAI()
+    made = summarize_in_process(fake, write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(3)), out)
+    assert made.exit_code == 0
     records = read_jsonl(out)
     gains = [r["claimed_gain"]["gains"][0] for r in records]  # type: ignore[index]
     gains[0]["metric"] += INVENTED

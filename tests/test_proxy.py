@@ -19,7 +19,7 @@ from aiohttp import web
 
 from summarize._embedded.server import EmbeddedServer
 from summarize._embedded.weights import ModelFile
-from summarize._live.transport import Transport
+from summarize._live.transport import HTTPTransport, Reply, chat_route
 from summarize._settings import EndpointSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,24 +58,30 @@ async def local_endpoint() -> AsyncIterator[int]:
     await runner.cleanup()
 
 
+async def post(endpoint: EndpointSettings, body: bytes = b"{}") -> Reply:
+    """One request to `endpoint` over the sockets of a transport of its own."""
+    route = chat_route(endpoint)
+    wire = HTTPTransport(route.url, timeout=endpoint.timeout)
+    try:
+        return await wire.send(route.request(body))
+    finally:
+        await wire.aclose()
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "LocalHost"])
 async def test_a_local_endpoint_is_reached_directly_with_a_dead_proxy_set(
     dead_proxy: str, local_endpoint: int, host: str
 ) -> None:
-    wire = Transport(EndpointSettings(base_url=f"http://{host}:{local_endpoint}/v1", model="m"))
-    try:
-        reply = await wire.post(b"{}")
-    finally:
-        await wire.aclose()
+    reply = await post(EndpointSettings(base_url=f"http://{host}:{local_endpoint}/v1", model="m"))
     assert reply.status == 200 and b"/v1/chat/completions" in reply.content
 
 
 class FakeEmbeddedServer(EmbeddedServer):
     """The embedded server's start, probe and stop, around the fake OpenAI server
-    (`python -m tests.fakeserver`) in place of llama.cpp's: the real model is slow."""
+    (`python -m summarize.testing.server`) in place of llama.cpp's: the real model is slow."""
 
     def _command(self) -> list[str]:
-        return [sys.executable, "-m", "tests.fakeserver", "--port", str(self.port)]
+        return [sys.executable, "-m", "summarize.testing.server", "--port", str(self.port)]
 
 
 async def test_the_embedded_server_starts_and_answers_with_a_dead_proxy_set(
@@ -86,9 +92,5 @@ async def test_the_embedded_server_starts_and_answers_with_a_dead_proxy_set(
     model = ModelFile(tmp_path / "fake.gguf", "0" * 64)
     # Before: the readiness probe went to the proxy and never saw the server.
     with FakeEmbeddedServer(model, startup_timeout=60) as server:
-        wire = Transport(server.endpoint())
-        try:
-            reply = await wire.post(b'{"model": "local", "messages": []}')
-        finally:
-            await wire.aclose()
+        reply = await post(server.endpoint(), b'{"model": "local", "messages": []}')
     assert reply.status in (200, 400)  # an answer from the server, not from a proxy

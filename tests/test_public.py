@@ -1,4 +1,5 @@
-"""The public surface: `summarize`, `summarize.batch` and `summarize.testing`.
+"""The public surface: `summarize`, `summarize.batch`, `summarize.testing` and its
+`summarize.testing.server` (the `testing` extra).
 
 Each lists its names in `__all__`, held here to the letter: a name added or dropped is
 a change to the API and shows up in this file's diff. Every other module's name starts
@@ -28,7 +29,16 @@ PUBLIC = {
         "BatchOptions", "CancelResult", "CollectResult", "SubmitResult", "cancel", "collect",
         "ignored_settings", "remote_endpoint", "status", "submit",
     ],
-    "summarize.testing": ["FakeAnswer", "FakeSummarizer", "plain_summary"],
+    "summarize.testing": [
+        "ChatRequest", "FakeAnswer", "FakeSummarizer", "Handler", "MockTransport", "Reply",
+        "completion_reply", "error_reply", "grounded_reply", "grounded_summary", "json_reply",
+        "plain_summary",
+    ],
+    "summarize.testing.server": [
+        "BATCH_ENDPOINT", "BATCH_OUTCOMES", "DEFAULT_MODEL", "FAULT_KINDS", "JSON",
+        "BatchOutcome", "FakeOpenAI", "FaultKind", "FaultPlan", "FaultRule", "Responder",
+        "ServerStats", "default_responder", "grounded_summary", "prompt_parts", "prompt_tokens",
+    ],
 }  # fmt: skip
 
 
@@ -53,4 +63,4 @@ def test_every_other_module_is_private() -> None:
         if not info.name.rsplit(".", 1)[-1].startswith("_")
         and not any(part.startswith("_") for part in info.name.split(".")[1:-1])
     }
-    assert public == {"summarize.batch", "summarize.testing"}
+    assert public == {"summarize.batch", "summarize.testing", "summarize.testing.server"}

@@ -21,8 +21,8 @@ from summarize._core.records import ErrorRecord, Record
 from summarize._errors import OutputError
 from summarize._output import Output, errors_path_for
 from summarize._report import Report
+from summarize.testing.server import FakeOpenAI
 from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI
 
 COUNT = 30
 

@@ -5,7 +5,8 @@ is set to the one sentence of the abstract that states the value, and the record
 the field (`repaired`). A value that two sentences state is re-asked with both named;
 a field over its cap is re-asked with the cap and its length, never cut. Answers are
 written by hand and judged by the code both transports share
-(`summarize._core.verdict.judge_completion`), and sent over HTTP by the fake server.
+(`summarize._core.verdict.judge_completion`), and sent by the fake endpoint: in-process
+(`MockTransport(fake.answer)`) to a live run, over HTTP to a batch.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from summarize._core.verdict import Verdict, judge_completion
 from summarize._items import Item
 from summarize._prompt import load_prompt
 from summarize._review import check_record, diff_records
+from summarize.testing.server import FakeOpenAI, prompt_parts
 from tests.conftest import read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI, prompt_parts
 from tests.test_batch import WAIT, batch_cli
-from tests.test_run import summarize_cli
+from tests.test_run import summarize_in_process
 
 TITLE = "OptiComm: Overlapping Communication in Distributed Training"
 ABSTRACT = (
@@ -177,7 +178,7 @@ def test_the_prompt_states_every_cap_the_validator_holds() -> None:
     assert "- quote: its whole sentence." in system
 
 
-# Over HTTP: the fake server answers every request with a fragment quote.
+# The fake endpoint answers every request with a fragment quote.
 def fragment_quote(body: dict[str, Any]) -> dict[str, Any]:
     _, abstract = prompt_parts(body)
     figure = "51.6%" if "51.6" in abstract else "17.5x"
@@ -194,10 +195,10 @@ def test_a_run_repairs_fragment_quotes_at_once_and_records_the_repair(tmp_path: 
     rows = [{"title": TITLE, "abstract": ABSTRACT}, {"title": "FastSiT", "abstract": SECOND}]
     papers = write_jsonl(tmp_path / "p.jsonl", rows)
     out = tmp_path / "out.jsonl"
-    with FakeOpenAI(responder=fragment_quote) as server:
-        result = summarize_cli(server, str(papers), "-o", str(out))
-        assert result.exit_code == 0, result.output
-        assert server.stats.requests == 2  # no re-ask
+    fake = FakeOpenAI(responder=fragment_quote)
+    result = summarize_in_process(fake, papers, out)
+    assert result.exit_code == 0
+    assert fake.stats.requests == 2  # no re-ask
     records = read_jsonl(out)
     assert [r["repaired"] for r in records] == [[FIRST_QUOTE], [FIRST_QUOTE]]
     quotes = [r["claimed_gain"]["gains"][0]["quote"] for r in records]  # type: ignore[index]
@@ -219,10 +220,10 @@ def test_a_run_reasks_an_over_long_field_and_keeps_the_models_shorter_sentence(
 ) -> None:
     papers = write_jsonl(tmp_path / "p.jsonl", [{"title": TITLE, "abstract": ABSTRACT}])
     out = tmp_path / "out.jsonl"
-    with FakeOpenAI(responder=reasked_shorter) as server:
-        result = summarize_cli(server, str(papers), "-o", str(out))
-        assert result.exit_code == 0, result.output
-        reask = server.requests[-1]["messages"][-1]["content"]
+    fake = FakeOpenAI(responder=reasked_shorter)
+    result = summarize_in_process(fake, papers, out)
+    assert result.exit_code == 0
+    reask = fake.requests[-1]["messages"][-1]["content"]
     assert f"result: {len(LONG_RESULT)} characters" in reask and "at most 200" in reask
     (record,) = read_jsonl(out)
     assert record["result"] == "Training runs up to 51.6% faster."
@@ -234,8 +235,8 @@ def test_an_over_long_field_never_shortened_is_an_error_line_not_a_cut_record(
 ) -> None:
     papers = write_jsonl(tmp_path / "p.jsonl", [{"title": TITLE, "abstract": ABSTRACT}])
     out = tmp_path / "out.jsonl"
-    with FakeOpenAI(responder=lambda body: answer(result=LONG_RESULT)) as server:
-        result = summarize_cli(server, str(papers), "-o", str(out))
+    fake = FakeOpenAI(responder=lambda body: answer(result=LONG_RESULT))
+    result = summarize_in_process(fake, papers, out)
     assert result.exit_code == 1
     assert read_jsonl(out) == []
     (error,) = read_jsonl(tmp_path / "out.errors.jsonl")
@@ -247,8 +248,8 @@ def test_a_record_from_before_the_repaired_field_still_validates_and_diffs_uncha
 ) -> None:
     papers = write_jsonl(tmp_path / "p.jsonl", [{"title": TITLE, "abstract": ABSTRACT}])
     out = tmp_path / "out.jsonl"
-    with FakeOpenAI(responder=fragment_quote) as server:
-        assert summarize_cli(server, str(papers), "-o", str(out)).exit_code == 0
+    fake = FakeOpenAI(responder=fragment_quote)
+    assert summarize_in_process(fake, papers, out).exit_code == 0
     (record,) = read_jsonl(out)
     older = {k: v for k, v in record.items() if k != "repaired"}
     assert check_record(older) == []

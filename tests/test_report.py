@@ -11,9 +11,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from summarize._cli import cli
+from summarize.testing import MockTransport
+from summarize.testing.server import FakeOpenAI
 from tests.browser import chromium_path, open_page
-from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
-from tests.fakeserver import FakeOpenAI
+from tests.conftest import numbered_abstracts, read_jsonl, run_through, write_jsonl
 
 PAPERS = 12
 
@@ -23,19 +24,16 @@ def invoke(*args: str) -> Result:
 
 
 @pytest.fixture
-def records(server: FakeOpenAI, tmp_path: Path) -> Path:
-    """A real run: PAPERS abstracts, one of which fails with a refusal."""
+def records(fake: FakeOpenAI, tmp_path: Path) -> Path:
+    """A real run (the fake endpoint answering in-process): PAPERS abstracts, one of which
+    fails with a refusal."""
     rows = numbered_abstracts(PAPERS)
     rows[0]["title"] = "A <script>alert('x')</script> & friends"
     papers = write_jsonl(tmp_path / "papers.jsonl", rows)
-    server.enqueue("refusal")
+    fake.enqueue("refusal")
     out = tmp_path / "out.jsonl"
-    result = CliRunner().invoke(
-        cli,
-        ["run", str(papers), "-o", str(out), "--base-url", server.base_url, "--concurrency", "1"],
-        env={"OPENAI_API_KEY": FAKE_KEY},
-    )
-    assert result.exit_code == 1, result.output
+    result = run_through(MockTransport(fake.answer), papers, out, concurrency=1)
+    assert result.exit_code == 1
     return out
 
 

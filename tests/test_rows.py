@@ -16,36 +16,32 @@ from summarize import (
     RunSettings,
     summarize_rows,
 )
-from summarize.testing import FakeAnswer, FakeSummarizer
+from summarize.testing import FakeAnswer, FakeSummarizer, MockTransport
 from tests.conftest import ABSTRACTS, FAKE_KEY
-from tests.fakeserver import FakeOpenAI
+
+SETTINGS = RunSettings(inputs=(), endpoint=EndpointSettings(api_key=FAKE_KEY, model="fake-model"))
 
 
-def settings_for(server: FakeOpenAI, **options: object) -> RunSettings:
-    endpoint = EndpointSettings(base_url=server.base_url, api_key=FAKE_KEY, model="fake-model")
-    return RunSettings(inputs=(), endpoint=endpoint, **options)  # type: ignore[arg-type]
-
-
-def test_rows_come_back_as_one_record_per_unique_abstract_over_http(
-    server: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_rows_come_back_as_one_record_per_unique_abstract_through_the_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     rows = [{"title": t, "abstract": a} for t, a in ABSTRACTS]
     rows.append({"title": "Listed twice", "abstract": "  " + ABSTRACTS[0][1]})
-    lines = summarize_rows(rows, settings_for(server))
+    transport = MockTransport()
+    lines = summarize_rows(rows, SETTINGS, transport=transport)
     assert [line["title"] for line in lines] == [t for t, _ in ABSTRACTS]
     assert all(Record.model_validate(line) for line in lines)
-    assert len(server.requests) == len(ABSTRACTS)
+    assert len(transport.requests) == len(ABSTRACTS)
     assert list(tmp_path.iterdir()) == []  # no output, lock or manifest
 
 
-def test_a_row_without_an_abstract_is_refused_by_number_before_any_request(
-    server: FakeOpenAI,
-) -> None:
+def test_a_row_without_an_abstract_is_refused_by_number_before_any_request() -> None:
     rows = [{"title": "ok", "abstract": ABSTRACTS[0][1]}, {"title": "no abstract"}]
+    transport = MockTransport()
     with pytest.raises(InputError, match=r"<rows>:2: 'abstract' is missing"):
-        summarize_rows(rows, settings_for(server))
-    assert server.requests == []
+        summarize_rows(rows, SETTINGS, transport=transport)
+    assert transport.requests == []
 
 
 def test_a_failed_abstract_is_an_error_line_in_its_place() -> None:

@@ -1,27 +1,38 @@
-"""`summarize run` end to end, over real HTTP, against the local fake OpenAI server."""
+"""`summarize run` end to end, against the fake OpenAI endpoint: in-process through a
+`MockTransport` where answers, faults, re-asks and records are the subject; over real
+HTTP where the command line, the key on the wire, or the socket (a hang, a drop, a dead
+port) is."""
 
 from __future__ import annotations
 
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
-from summarize import RunSettings, run
+from summarize import EndpointSettings, RunResult, RunSettings, run
 from summarize._cli import cli
 from summarize._core.records import Record
-from summarize._settings import EndpointSettings
+from summarize.testing import MockTransport
+from summarize.testing.server import FakeOpenAI
 from tests.conftest import (
     ABSTRACTS,
     FAKE_KEY,
+    mock_endpoint,
     numbered_abstracts,
     read_jsonl,
+    run_through,
     write_jsonl,
 )
-from tests.fakeserver import FakeOpenAI
 from tests.faultsuite import FAULTS, PERSISTENT_ENDS, TERMINAL
+
+# Faults only a socket shows the client: a hang ends at its timeout, a drop mid-body.
+WIRE_FAULTS = ("hang", "drop")
+ANSWER_FAULTS = tuple(kind for kind in FAULTS if kind not in WIRE_FAULTS)
+RUN_FIELDS = frozenset(RunSettings.model_fields)
 
 RECORD_KEYS = list(Record.model_fields)
 
@@ -33,6 +44,16 @@ def summarize_cli(server: FakeOpenAI, *args: str, key: str = FAKE_KEY) -> Result
         env={"OPENAI_API_KEY": key},
         catch_exceptions=False,
     )
+
+
+def summarize_in_process(fake: FakeOpenAI, papers: Path, out: Path, **flags: Any) -> RunResult:
+    """`summarize run PAPERS -o OUT --max-retries 3 [flags]` as the library runs it, the
+    fake endpoint answering in-process; `flags` are fields of `RunSettings` or of its
+    `EndpointSettings`, as the command line's flags are."""
+    endpoint = {"max_retries": 3, **{k: v for k, v in flags.items() if k not in RUN_FIELDS}}
+    options = {k: v for k, v in flags.items() if k in RUN_FIELDS}
+    return run_through(MockTransport(fake.answer), papers, out,
+                       endpoint=mock_endpoint(**endpoint), **options)  # fmt: skip
 
 
 def test_run_writes_one_validated_record_per_abstract_in_fixed_key_order(
@@ -67,65 +88,95 @@ def test_second_run_sends_no_request(server: FakeOpenAI, papers: Path, tmp_path:
 
 
 def test_another_model_redoes_and_replaces_records(
-    server: FakeOpenAI, papers: Path, tmp_path: Path
+    fake: FakeOpenAI, papers: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out.jsonl"
-    summarize_cli(server, str(papers), "-o", str(out))
-    result = summarize_cli(server, str(papers), "-o", str(out), "--model", "other-model")
-    assert result.exit_code == 0
+    summarize_in_process(fake, papers, out)
+    again = summarize_in_process(fake, papers, out, model="other-model")
+    assert again.exit_code == 0
     records = read_jsonl(out)
     assert [r["model"] for r in records] == ["other-model"] * 3
 
 
 def test_force_redoes_everything_without_doubling_lines(
-    server: FakeOpenAI, papers: Path, tmp_path: Path
+    fake: FakeOpenAI, papers: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out.jsonl"
-    summarize_cli(server, str(papers), "-o", str(out))
-    server.reset()
-    assert summarize_cli(server, str(papers), "-o", str(out), "--force").exit_code == 0
-    assert server.stats.requests == 3
+    summarize_in_process(fake, papers, out)
+    fake.reset()
+    assert summarize_in_process(fake, papers, out, force=True).exit_code == 0
+    assert fake.stats.requests == 3
     assert len({r["id"] for r in read_jsonl(out)}) == len(read_jsonl(out)) == 3
 
 
-@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("fault", ANSWER_FAULTS)
 def test_a_fault_met_once_is_cured_or_ends_as_its_error_line(
+    fake: FakeOpenAI, tmp_path: Path, fault: str
+) -> None:
+    fake.enqueue(fault)
+    fake.retry_after = 0.01
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(1))
+    out = tmp_path / "out.jsonl"
+    result = summarize_in_process(fake, papers, out, timeout=0.5)
+    if fault in TERMINAL:  # a refusal is an answer: not asked again
+        assert result.exit_code == 1
+        assert [e["error_type"] for e in read_jsonl(tmp_path / "out.errors.jsonl")] == ["refused"]
+        return
+    assert result.exit_code == 0
+    (record,) = read_jsonl(out)
+    assert record["attempts"] == 2 and fake.stats.requests == 2
+
+
+@pytest.mark.parametrize("fault", WIRE_FAULTS)
+def test_a_fault_on_the_wire_met_once_is_cured(
     server: FakeOpenAI, tmp_path: Path, fault: str
 ) -> None:
     server.enqueue(fault)
-    server.retry_after = 0.01
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(1))
     out = tmp_path / "out.jsonl"
     result = summarize_cli(server, str(papers), "-o", str(out), "--timeout", "0.5")
-    if fault in TERMINAL:  # a refusal is an answer: not asked again
-        assert result.exit_code == 1, result.output
-        assert [e["error_type"] for e in read_jsonl(tmp_path / "out.errors.jsonl")] == ["refused"]
-        return
     assert result.exit_code == 0, result.output
     (record,) = read_jsonl(out)
     assert record["attempts"] == 2 and server.stats.requests == 2
 
 
 def test_invalid_answers_are_reasked_with_the_validation_error(
-    server: FakeOpenAI, papers: Path, tmp_path: Path
+    fake: FakeOpenAI, papers: Path, tmp_path: Path
 ) -> None:
-    server.enqueue("invented_number", "bad_schema")
-    out = tmp_path / "out.jsonl"
-    result = summarize_cli(server, str(papers), "-o", str(out), "--concurrency", "1")
-    assert result.exit_code == 0, result.output
-    rejected, reask = server.requests[1]["messages"][-2:]
+    fake.enqueue("invented_number", "bad_schema")
+    result = summarize_in_process(fake, papers, tmp_path / "out.jsonl", concurrency=1)
+    assert result.exit_code == 0
+    rejected, reask = fake.requests[1]["messages"][-2:]
     assert rejected["role"] == "assistant" and "87.3%" in rejected["content"]
     assert reask["role"] == "user" and reask["content"].startswith("Your answer above was rejected")
     assert "does not occur in the abstract" in reask["content"]
 
 
-@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("fault", ANSWER_FAULTS)
 def test_a_fault_that_persists_ends_as_an_error_line_of_its_type(
+    fake: FakeOpenAI, tmp_path: Path, fault: str
+) -> None:
+    fake.enqueue("ok")  # the endpoint answers once: a dead one stops the run (exit 3)
+    fake.set_fault_mix({fault: 1.0})
+    fake.retry_after = 0.01
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(2))
+    out = tmp_path / "out.jsonl"
+    result = summarize_in_process(fake, papers, out, concurrency=1, max_reasks=1,
+                                  max_retries=1, timeout=0.5)  # fmt: skip
+    assert result.exit_code == 1
+    assert len(read_jsonl(out)) == 1
+    (error,) = read_jsonl(tmp_path / "out.errors.jsonl")
+    assert error["error_type"] == PERSISTENT_ENDS[fault]
+    assert error["message"] and error["abstract"]
+    assert result.failed == 1
+
+
+@pytest.mark.parametrize("fault", WIRE_FAULTS)
+def test_a_fault_on_the_wire_that_persists_ends_as_an_error_line_of_its_type(
     server: FakeOpenAI, tmp_path: Path, fault: str
 ) -> None:
     server.enqueue("ok")  # the endpoint answers once: a dead one stops the run (exit 3)
     server.set_fault_mix({fault: 1.0})
-    server.retry_after = 0.01
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(2))
     out = tmp_path / "out.jsonl"
     budgets = ("--max-reasks", "1", "--max-retries", "1", "--timeout", "0.5")
@@ -138,11 +189,11 @@ def test_a_fault_that_persists_ends_as_an_error_line_of_its_type(
     assert "1 failed" in result.output
 
 
-def test_no_invented_number_ever_reaches_a_record(server: FakeOpenAI, tmp_path: Path) -> None:
-    server.set_fault_mix({"invented_number": 0.5}, seed=7)
+def test_no_invented_number_ever_reaches_a_record(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.set_fault_mix({"invented_number": 0.5}, seed=7)
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(20))
     out = tmp_path / "out.jsonl"
-    summarize_cli(server, str(papers), "-o", str(out), "--max-reasks", "0")
+    summarize_in_process(fake, papers, out, max_reasks=0)
     records = read_jsonl(out)
     assert records, "some answers were honest"
     assert len(records) + len(read_jsonl(tmp_path / "out.errors.jsonl")) == 20
@@ -152,45 +203,39 @@ def test_no_invented_number_ever_reaches_a_record(server: FakeOpenAI, tmp_path: 
         assert "87.3" not in json.dumps(record)
 
 
-def test_retries_do_not_multiply(server: FakeOpenAI, tmp_path: Path) -> None:
-    server.set_fault_mix({"http_500": 1.0})
+def test_retries_do_not_multiply(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.set_fault_mix({"http_500": 1.0})
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(1))
-    result = CliRunner().invoke(
-        cli,
-        [
-            *("run", str(papers), "-o", str(tmp_path / "o.jsonl")),
-            *("--base-url", server.base_url, "--max-retries", "2", "--max-reasks", "5"),
-        ],
-        env={"OPENAI_API_KEY": FAKE_KEY},
-    )
+    result = summarize_in_process(fake, papers, tmp_path / "o.jsonl", max_retries=2,
+                                  max_reasks=5)  # fmt: skip
     assert result.exit_code == 1
-    assert server.stats.requests == 3  # 1 + 2 retries; the SDK adds none
+    assert fake.stats.requests == 3  # 1 + 2 retries; the transport adds none
 
 
-def test_failed_abstracts_are_retried_on_the_next_run(server: FakeOpenAI, tmp_path: Path) -> None:
+def test_failed_abstracts_are_retried_on_the_next_run(fake: FakeOpenAI, tmp_path: Path) -> None:
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(4))
     out = tmp_path / "out.jsonl"
-    server.set_fault_rule(lambda body: "refusal" if "M2," in json.dumps(body) else None)
-    assert summarize_cli(server, str(papers), "-o", str(out)).exit_code == 1
+    fake.set_fault_rule(lambda body: "refusal" if "M2," in json.dumps(body) else None)
+    assert summarize_in_process(fake, papers, out).exit_code == 1
     assert len(read_jsonl(out)) == 3 and len(read_jsonl(tmp_path / "out.errors.jsonl")) == 1
-    server.set_fault_rule(None)
-    server.reset()
-    assert summarize_cli(server, str(papers), "-o", str(out)).exit_code == 0
-    assert server.stats.requests == 1
+    fake.set_fault_rule(None)
+    fake.reset()
+    assert summarize_in_process(fake, papers, out).exit_code == 0
+    assert fake.stats.requests == 1
     assert len(read_jsonl(out)) == 4
     assert read_jsonl(tmp_path / "out.errors.jsonl") == []
 
 
 def test_torn_last_line_is_dropped_and_redone(
-    server: FakeOpenAI, papers: Path, tmp_path: Path
+    fake: FakeOpenAI, papers: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out.jsonl"
-    summarize_cli(server, str(papers), "-o", str(out))
+    summarize_in_process(fake, papers, out)
     lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
     out.write_text("".join(lines[:2]) + lines[2][:40], encoding="utf-8")
-    server.reset()
-    assert summarize_cli(server, str(papers), "-o", str(out)).exit_code == 0
-    assert server.stats.requests == 1
+    fake.reset()
+    assert summarize_in_process(fake, papers, out).exit_code == 0
+    assert fake.stats.requests == 1
     assert len(read_jsonl(out)) == 3
 
 
@@ -278,15 +323,15 @@ def test_limit_summarises_only_n_pending(server: FakeOpenAI, tmp_path: Path) -> 
     assert len(read_jsonl(out)) == 4
 
 
-def test_library_api_runs_the_same_job(server: FakeOpenAI, papers: Path, tmp_path: Path) -> None:
+def test_library_api_runs_the_same_job(fake: FakeOpenAI, papers: Path, tmp_path: Path) -> None:
     settings = RunSettings(
         inputs=(str(papers),),
         output=tmp_path / "lib.jsonl",
-        endpoint=EndpointSettings(base_url=server.base_url, api_key=FAKE_KEY, model="m"),
+        endpoint=EndpointSettings(base_url="https://llm.example/v1", api_key=FAKE_KEY, model="m"),
     )
-    result = run(settings)
+    result = run(settings, transport=MockTransport(fake.answer))
     assert (result.done, result.failed, result.exit_code) == (3, 0, 0)
-    assert result.requests == server.stats.requests == 3
+    assert result.requests == fake.stats.requests == 3
 
 
 def test_schema_command_prints_the_record_json_schema() -> None:

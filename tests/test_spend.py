@@ -1,4 +1,6 @@
-"""Tokens, cost, caps, dry runs and learned limits, end to end against the local server."""
+"""Tokens, cost, caps, dry runs and learned limits, end to end against the fake endpoint:
+in-process where records and usage are the subject, over sockets where the command
+line's summary or the rate limit's timing is."""
 
 from __future__ import annotations
 
@@ -10,9 +12,9 @@ import pytest
 from summarize import EndpointSettings, RunSettings, estimate, run
 from summarize._live.pacer import Pacer
 from summarize._tokens import TokenEstimator
-from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
-from tests.fakeserver import DEFAULT_MODEL, FakeOpenAI
-from tests.test_run import summarize_cli
+from summarize.testing.server import DEFAULT_MODEL, FakeOpenAI
+from tests.conftest import FAKE_KEY, mock_endpoint, numbered_abstracts, read_jsonl, write_jsonl
+from tests.test_run import summarize_cli, summarize_in_process
 
 FAKE_PRICES = f'[models."{DEFAULT_MODEL}"]\ninput = 1.0\ncached_input = 0.5\noutput = 2.0\n'
 
@@ -50,22 +52,22 @@ def test_an_unpriced_model_shows_tokens_and_no_made_up_cost(
 
 
 def test_token_cap_holds_under_the_default_concurrency_and_a_rerun_continues(
-    server: FakeOpenAI, tmp_path: Path
+    fake: FakeOpenAI, tmp_path: Path
 ) -> None:
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(40))
     one = tmp_path / "one.jsonl"
-    assert summarize_cli(server, str(papers), "-o", str(one), "--limit", "1").exit_code == 0
+    assert summarize_in_process(fake, papers, one, limit=1).exit_code == 0
     per_record = sum(int(str(r[k])) for r in read_jsonl(one)
                      for k in ("prompt_tokens", "completion_tokens"))  # fmt: skip
     cap = int(per_record * 10.5)
     out = tmp_path / "out.jsonl"
-    first = summarize_cli(server, str(papers), "-o", str(out), "--max-tokens-total", str(cap))
-    assert first.exit_code == 4, first.output
-    assert "left (token cap: the next abstract" in first.output
+    first = summarize_in_process(fake, papers, out, max_tokens_total=cap)
+    assert first.exit_code == 4
+    assert first.left > 0 and str(first.stopped).startswith("token cap: the next abstract")
     manifest = json.loads((tmp_path / "out.manifest.json").read_text())
     assert manifest["prompt_tokens"] + manifest["completion_tokens"] <= cap
     assert 8 <= manifest["done"] <= 10
-    second = summarize_cli(server, str(papers), "-o", str(out))
+    second = summarize_in_process(fake, papers, out)
     assert second.exit_code == 0
     assert len(read_jsonl(out)) == 40
 
@@ -114,12 +116,12 @@ def test_dry_run_estimates_and_sends_and_writes_nothing(server: FakeOpenAI, tmp_
 
 
 def test_dry_run_counts_only_what_is_left_and_learns_completion_size(
-    server: FakeOpenAI, tmp_path: Path
+    fake: FakeOpenAI, tmp_path: Path
 ) -> None:
     papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(6))
     out = tmp_path / "out.jsonl"
-    assert summarize_cli(server, str(papers), "-o", str(out), "--limit", "4").exit_code == 0
-    guess = estimate(run_settings(server, papers, out))
+    assert summarize_in_process(fake, papers, out, limit=4).exit_code == 0
+    guess = estimate(RunSettings(inputs=(str(papers),), output=out, endpoint=mock_endpoint()))
     assert (guess.unique, guess.pending) == (6, 2)
     mean = sum(int(r["completion_tokens"]) for r in read_jsonl(out)) / 4  # type: ignore[call-overload]
     assert guess.completion_tokens == 2 * round(mean)

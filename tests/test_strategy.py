@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from pydantic import ValidationError
 
 from summarize import _figures as figures
 from summarize import _grounding as grounding
 from summarize import _picks as picks
-from summarize._cli import cli
 from summarize._core import strategy
 from summarize._core.plan import choose_prompt
 from summarize._core.records import Record
@@ -26,8 +24,9 @@ from summarize._prompt import EXTRACT_PROMPT, load_prompt
 from summarize._review import validate_file
 from summarize._schema import QUOTE_MAX
 from summarize._settings import RunSettings
-from tests.conftest import ABSTRACTS, FAKE_KEY, read_jsonl
-from tests.fakeserver import FakeOpenAI
+from summarize.testing.server import FakeOpenAI
+from tests.conftest import ABSTRACTS, read_jsonl
+from tests.test_run import summarize_in_process
 
 ABSTRACT = (
     "Training large models is costly. We introduce TinyTrain, a schedule that skips "
@@ -215,20 +214,14 @@ def pick_from_the_schema(body: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def test_an_extractive_run_over_http_writes_records_that_name_their_strategy(
+def test_an_extractive_run_writes_records_that_name_their_strategy(
     papers: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out.jsonl"
-    with FakeOpenAI(responder=pick_from_the_schema) as server:
-        result = CliRunner().invoke(
-            cli,
-            ["run", str(papers), "-o", str(out), "--base-url", server.base_url,
-             "--strategy", "extractive"],
-            env={"OPENAI_API_KEY": FAKE_KEY},
-            catch_exceptions=False,
-        )  # fmt: skip
-        sent = server.requests[0]["messages"][1]["content"]
-    assert result.exit_code == 0, result.output
+    fake = FakeOpenAI(responder=pick_from_the_schema)
+    result = summarize_in_process(fake, papers, out, strategy="extractive", max_retries=6)
+    sent = fake.requests[0]["messages"][1]["content"]
+    assert result.exit_code == 0
     assert sent.startswith("Sentences:\n")
     records = [Record.model_validate(r) for r in read_jsonl(out)]
     assert len(records) == 3
@@ -248,11 +241,7 @@ def test_an_extractive_run_over_http_writes_records_that_name_their_strategy(
 
 def test_an_abstractive_record_says_so(papers: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
-    with FakeOpenAI() as server:
-        CliRunner().invoke(
-            cli, ["run", str(papers), "-o", str(out), "--base-url", server.base_url],
-            env={"OPENAI_API_KEY": FAKE_KEY}, catch_exceptions=False,
-        )  # fmt: skip
+    summarize_in_process(FakeOpenAI(), papers, out, max_retries=6)
     assert {r["strategy"] for r in read_jsonl(out)} == {"abstractive"}
 
 
@@ -260,12 +249,8 @@ def test_validate_rejects_an_extractive_record_whose_sentence_is_not_the_abstrac
     papers: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out.jsonl"
-    with FakeOpenAI(responder=pick_from_the_schema) as server:
-        CliRunner().invoke(
-            cli, ["run", str(papers), "-o", str(out), "--base-url", server.base_url,
-                  "--strategy", "extractive"],
-            env={"OPENAI_API_KEY": FAKE_KEY}, catch_exceptions=False,
-        )  # fmt: skip
+    fake = FakeOpenAI(responder=pick_from_the_schema)
+    summarize_in_process(fake, papers, out, strategy="extractive", max_retries=6)
     records = read_jsonl(out)
     records[0]["method"] = "A sentence the abstract never wrote."
     out.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
@@ -278,14 +263,10 @@ def test_a_reask_that_repeats_the_rejected_answer_is_not_sent_again(
     papers: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out.jsonl"
-    with FakeOpenAI() as server:
-        server.set_fault_rule(lambda body: "invented_number")
-        result = CliRunner().invoke(
-            cli, ["run", str(papers), "-o", str(out), "--base-url", server.base_url,
-                  "--max-reasks", "3", "--limit", "1"],
-            env={"OPENAI_API_KEY": FAKE_KEY}, catch_exceptions=False,
-        )  # fmt: skip
-        sent = len(server.requests)
+    fake = FakeOpenAI()
+    fake.set_fault_rule(lambda body: "invented_number")
+    result = summarize_in_process(fake, papers, out, max_reasks=3, limit=1, max_retries=6)
+    sent = len(fake.requests)
     assert result.exit_code == 1
     assert sent == 2  # the answer, then one re-ask that got the same answer: no third
     assert [e["attempts"] for e in read_jsonl(tmp_path / "out.errors.jsonl")] == [2]

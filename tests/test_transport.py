@@ -22,7 +22,13 @@ from aiohttp import web
 from summarize._errors import ConfigError
 from summarize._live.pacer import Pacer
 from summarize._live.retries import RetryPolicy, StatusError, completion_body, retry_after
-from summarize._live.transport import EndpointUnreachable, Reply, Transport
+from summarize._live.transport import (
+    ChatRoute,
+    EndpointUnreachable,
+    HTTPTransport,
+    Reply,
+    chat_route,
+)
 from summarize._settings import EndpointSettings
 
 
@@ -74,15 +80,19 @@ async def tls_endpoint(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
     await runner.cleanup()
 
 
-def transport(base_url: str, **settings: Any) -> Transport:
-    return Transport(EndpointSettings(base_url=base_url, model="m", **settings))
+def transport(base_url: str, **settings: Any) -> tuple[ChatRoute, HTTPTransport]:
+    """The route to an endpoint at `base_url` and a transport of its own, as the client
+    builds them."""
+    endpoint = EndpointSettings(base_url=base_url, model="m", **settings)
+    route = chat_route(endpoint)
+    return route, HTTPTransport(route.url, timeout=endpoint.timeout)
 
 
 async def post_once(base_url: str, body: bytes = b"{}", **settings: Any) -> Reply:
     """One request through a transport of its own, closed afterwards."""
-    wire = transport(base_url, **settings)
+    route, wire = transport(base_url, **settings)
     try:
-        return await wire.post(body)
+        return await wire.send(route.request(body))
     finally:
         await wire.aclose()
 
@@ -92,9 +102,7 @@ async def test_the_key_goes_as_a_bearer_token_with_the_body_as_sent(
 ) -> None:
     served, url = endpoint
     monkeypatch.setenv("OPENAI_ORG_ID", "org-1")
-    wire = transport(f"{url}/v1/", api_key="sk-test")
-    reply = await wire.post(b'{"model":"m"}')
-    await wire.aclose()
+    reply = await post_once(f"{url}/v1/", b'{"model":"m"}', api_key="sk-test")
     assert reply.status == 200 and served.seen[0]["path"] == "/v1/chat/completions"
     headers = served.seen[0]["headers"]
     assert headers["Authorization"] == "Bearer sk-test"
@@ -107,11 +115,10 @@ async def test_credentials_in_the_url_go_as_basic_auth_and_not_in_the_url(
     endpoint: tuple[Endpoint, str],
 ) -> None:
     served, url = endpoint
-    wire = transport(url.replace("http://", "http://user:s3cret@") + "/v1", api_key="sk-test")
-    await wire.post(b"{}")
-    await wire.aclose()
+    base_url = url.replace("http://", "http://user:s3cret@") + "/v1"
+    await post_once(base_url, api_key="sk-test")
     assert served.seen[0]["headers"]["Authorization"] == "Basic dXNlcjpzM2NyZXQ="
-    assert "s3cret" not in str(wire.url)
+    assert "s3cret" not in str(transport(base_url)[0].url)
 
 
 async def test_requests_go_through_the_proxy_the_environment_names(

@@ -3,10 +3,12 @@
 Every endpoint is reached the same way: the body of `_core.request` (the
 prompt's messages and a forced function tool, which OpenAI, vLLM, Ollama,
 LiteLLM and llama.cpp's server all honour: llama.cpp turns the function's
-schema into a grammar), serialised once and posted by `transport` (one keep-alive
-pool, no SDK per call). The reply's JSON is judged by `_core.verdict`, as a batch
-answer is. Two budgets, never multiplied: transient transport faults wait and
-resend the same request (a tenacity policy, `max_retries`); invalid answers are
+schema into a grammar), serialised once and sent by the transport:
+`HTTPTransport` (one keep-alive pool, no SDK per call), or the one given
+(`transport=`, as in httpx; `summarize.testing.MockTransport` answers
+in-process). The reply's JSON is judged by `_core.verdict`, as a batch answer
+is. Two budgets, never multiplied: transient transport faults wait and resend
+the same request (a tenacity policy, `max_retries`); invalid answers are
 re-asked with the rejected answer and the reason (`prompts/repair.md`,
 `max_reasks`). An answer cut off at `max_tokens` is no judged answer: the same
 request goes again with twice the room, up to `ROOM_GROWTH` times the configured
@@ -35,7 +37,7 @@ from .._tokens import TokenEstimator
 from .._usage import Usage
 from .pacer import Pacer, Pacing
 from .retries import RetryPolicy, StatusError, completion_body
-from .transport import EndpointUnreachable, Transport
+from .transport import AsyncTransport, EndpointUnreachable, HTTPTransport, chat_route
 
 # A cut-off answer is asked again with twice the room, up to this many times the cap.
 ROOM_GROWTH: Final = 4
@@ -64,7 +66,12 @@ class _Tally:
 
 
 class OpenAISummarizer:
-    """Summaries from any endpoint that speaks the OpenAI chat-completions protocol."""
+    """Summaries from any endpoint that speaks the OpenAI chat-completions protocol.
+
+    `transport` sends each request instead of the sockets of an `HTTPTransport` (a
+    `summarize.testing.MockTransport` answers in-process); the endpoint's URL and
+    headers are built and checked the same either way.
+    """
 
     def __init__(
         self,
@@ -74,6 +81,7 @@ class OpenAISummarizer:
         pacer: Pacing | None = None,
         repairs: Mapping[str, Sequence[dict[str, str]]] | None = None,
         repair_prompt: RepairPrompt | None = None,
+        transport: AsyncTransport | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._prompt = prompt
@@ -82,12 +90,13 @@ class OpenAISummarizer:
         self._repair_prompt = repair_prompt or load_repair_prompt()
         self._pacer = pacer or Pacer()
         self._estimator = TokenEstimator(endpoint.max_tokens)
-        self._transport = Transport(endpoint)
+        self._route = chat_route(endpoint)
+        self._transport = transport or HTTPTransport(self._route.url, timeout=endpoint.timeout)
         self.model_name = endpoint.recorded_model
         self._retries = RetryPolicy(endpoint, self._pacer)
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
+        """Close the transport (the HTTP connection pool)."""
         await self._transport.aclose()
 
     async def summarize(self, item: Item) -> Completion:
@@ -148,7 +157,7 @@ class OpenAISummarizer:
         await self._pacer.acquire(expected)
         started = time.perf_counter()
         try:
-            reply = await self._transport.post(json.dumps(request).encode())
+            reply = await self._transport.send(self._route.request(json.dumps(request).encode()))
         except EndpointUnreachable as exc:
             self._retries.connection_failed(exc)
             raise

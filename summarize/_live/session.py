@@ -2,8 +2,9 @@
 
 `send_live` is what `run` and `summarize_rows` share: it starts the embedded model's
 server when the plan names one (and stops it, on errors and Ctrl-C too), builds the
-run's `Pacer` and `Budget`, asks the endpoint through `OpenAISummarizer` (or the
-caller's own summarizer, held to `--rpm` / `--tpm` by `PacedSummarizer`), and runs
+run's `Pacer` and `Budget`, asks the endpoint through `OpenAISummarizer` (over the
+caller's transport if one is given; or the caller's own summarizer, held to `--rpm` /
+`--tpm` by `PacedSummarizer`), and runs
 the worker pool (`pool.send_items`) until the items are done or a cap stops it.
 """
 
@@ -22,7 +23,7 @@ from .._core.summarizer import Completion, Summarizer
 from .._cost import SpendCap
 from .._embedded.server import EmbeddedServer
 from .._embedded.weights import ModelFile
-from .._errors import SummaryError
+from .._errors import ConfigError, SummaryError
 from .._items import Item
 from .._settings import EndpointSettings, RunSettings
 from .._tokens import TokenEstimator
@@ -31,6 +32,7 @@ from .budget import Budget
 from .client import OpenAISummarizer
 from .pacer import Limits, Pacing, pacer_for
 from .pool import send_items
+from .transport import AsyncTransport
 
 # Told, however the sending ends, which endpoint answered and the limits it came to.
 OnEnd = Callable[[EndpointSettings, Limits], None]
@@ -45,19 +47,24 @@ def send_live(
     sink: Sink,
     plan: Plan,
     summarizer: Summarizer | None = None,
+    transport: AsyncTransport | None = None,
     on_start: Callable[[int], None] | None = None,
     on_outcome: OnOutcome | None = None,
     on_end: OnEnd | None = None,
 ) -> RunResult:
     """Send `count` items now, writing each line to `sink` and counting into `result`,
     under the run's endpoint, pacing, width and spend caps."""
+    if transport is not None and plan.local is not None:
+        # The embedded model's server would start for nothing: the transport answers.
+        raise ConfigError("a transport stands for an endpoint: set its base_url or api_key")
     pacer = pacer_for(settings, local=plan.local is not None)
     budget = _budget(settings, plan)
     with _frozen_heap(), _endpoint(settings, plan.local) as endpoint:
         if on_start is not None:
             on_start(count)
-        caller: Summarizer = summarizer or OpenAISummarizer(endpoint, plan.made_by.prompt,
-                                                             pacer=pacer)  # fmt: skip
+        caller: Summarizer = summarizer or OpenAISummarizer(
+            endpoint, plan.made_by.prompt, pacer=pacer, transport=transport
+        )
         if summarizer is not None and (settings.rpm or settings.tpm):
             caller = PacedSummarizer(summarizer, pacer, budget)  # it learns no limit
         try:

@@ -6,8 +6,12 @@ wrappers: about 3 ms of CPU a request). `aiohttp` with one keep-alive pool posts
 prebuilt bytes for about 0.4 ms (`../shared/notes/client-cpu.md`). The SDK stays
 where it earns its cost: the Batch and Files APIs.
 
-What comes back is a `Reply`, or `EndpointUnreachable` when no HTTP answer came
-(refused, dropped, timed out). Judging a status is `retries`' job, not this one's.
+The transport is injected, as in httpx (`Client(transport=...)`): the client builds
+each `Request` (`ChatRoute`: the URL and headers of one endpoint, checked once) and
+hands it to an `AsyncTransport`. `HTTPTransport` sends it over sockets;
+`summarize.testing.MockTransport` answers it in-process. What comes back is a `Reply`,
+or `EndpointUnreachable` when no HTTP answer came (refused, dropped, timed out).
+Judging a status is `retries`' job, not this one's.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Protocol
 
 import aiohttp
 import yarl
@@ -30,6 +35,15 @@ from .._urls import is_loopback, urls_without_credentials, without_credentials
 
 # Optional OpenAI headers the SDK reads from the environment; forwarded the same way.
 _ENV_HEADERS = {"OPENAI_ORG_ID": "OpenAI-Organization", "OPENAI_PROJECT_ID": "OpenAI-Project"}
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One POST of a chat-completions body: where it goes, with which headers."""
+
+    url: yarl.URL
+    headers: Mapping[str, str]
+    content: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,31 +63,61 @@ class EndpointUnreachable(Exception):
     """No HTTP answer: the connection was refused, dropped or timed out."""
 
 
-class Transport:
-    """Posts request bodies to `{base_url}/chat/completions` over one connection pool."""
+class AsyncTransport(Protocol):
+    """What sends a `Request` and returns its `Reply`, whatever its status, or raises
+    `EndpointUnreachable` when no answer came."""
 
-    def __init__(self, endpoint: EndpointSettings) -> None:
-        base = endpoint.base_url or OPENAI_API_URL
-        url = _completions_url(base)
-        if url.scheme not in ("http", "https") or not url.host:
-            where = without_credentials(base)
-            raise ConfigError(f"--base-url {where!r} needs http:// or https:// and a host")
-        self.url = url.with_user(None)
-        self._timeout = aiohttp.ClientTimeout(total=endpoint.timeout)
-        self._headers = _headers(endpoint, os.environ)
-        if url.user is not None:
-            # As httpx does: credentials in the URL are sent as basic auth, not the key.
-            pair = f"{url.user}:{url.password or ''}".encode()
-            self._headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-        self._proxy = _proxy_for(self.url)
+    async def send(self, request: Request) -> Reply:
+        """Send one request."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the transport holds (connections)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRoute:
+    """One endpoint's `{base_url}/chat/completions` and the headers every request carries."""
+
+    url: yarl.URL
+    headers: Mapping[str, str]
+
+    def request(self, content: bytes) -> Request:
+        """`content` as a request to this route."""
+        return Request(self.url, self.headers, content)
+
+
+def chat_route(endpoint: EndpointSettings) -> ChatRoute:
+    """The route to `endpoint`; `ConfigError` for a URL or a header no request could carry."""
+    base = endpoint.base_url or OPENAI_API_URL
+    url = _completions_url(base)
+    if url.scheme not in ("http", "https") or not url.host:
+        where = without_credentials(base)
+        raise ConfigError(f"--base-url {where!r} needs http:// or https:// and a host")
+    headers = _headers(endpoint, os.environ)
+    if url.user is not None:
+        # As httpx does: credentials in the URL are sent as basic auth, not the key.
+        pair = f"{url.user}:{url.password or ''}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    for name, value in headers.items():
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            what = "the API key" if name == "Authorization" else f"the {name} header"
+            raise ConfigError(f"{what} holds a control character (a line ending?)")
+    return ChatRoute(url.with_user(None), headers)
+
+
+class HTTPTransport:
+    """Sends requests to one endpoint over sockets: one keep-alive pool, the proxy the
+    environment names for `url`, and TLS where it is spoken."""
+
+    def __init__(self, url: yarl.URL, *, timeout: float | None) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._proxy = _proxy_for(url)
         # Loading the certificate store takes ~30 ms: done here, not in the first
         # request (which holds up a run's first wave), and only where TLS is spoken.
         tls = url.scheme == "https" or (self._proxy or "").lower().startswith("https:")
         self._tls: ssl.SSLContext | bool = _tls() if tls else True
-        for name, value in self._headers.items():
-            if any(ord(c) < 32 or ord(c) == 127 for c in value):
-                what = "the API key" if name == "Authorization" else f"the {name} header"
-                raise ConfigError(f"{what} holds a control character (a line ending?)")
         self._session: aiohttp.ClientSession | None = None
 
     def _pool(self) -> aiohttp.ClientSession:
@@ -82,17 +126,20 @@ class Transport:
             self._session = aiohttp.ClientSession(
                 # The pacer's width bounds requests in flight; a second cap here would hide it.
                 connector=aiohttp.TCPConnector(limit=0, ssl=self._tls),
-                headers=self._headers,
                 timeout=self._timeout,
                 skip_auto_headers=("Accept-Encoding",),
             )
         return self._session
 
-    async def post(self, body: bytes) -> Reply:
-        """Send one body; the answer whatever its status, or `EndpointUnreachable`."""
+    async def send(self, request: Request) -> Reply:
+        """Send one request; the answer whatever its status, or `EndpointUnreachable`."""
         try:
             async with self._pool().post(
-                self.url, data=body, proxy=self._proxy, allow_redirects=False
+                request.url,
+                data=request.content,
+                headers=request.headers,
+                proxy=self._proxy,
+                allow_redirects=False,
             ) as response:
                 content = await response.read()
                 return Reply(response.status, response.headers, content)

@@ -8,9 +8,10 @@ import random
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, get_args
+from typing import Final, Literal, get_args
 
-JSON = dict[str, Any]
+from .._answers import JSON
+
 Responder = Callable[[JSON], JSON]
 FaultRule = Callable[[JSON], str | None]
 
@@ -63,7 +64,7 @@ class FaultPlan:
         self._script: deque[str] = deque(_check_kind(kind) for kind in script)
         self.mix: dict[str, float] = {}
         self.seed = seed
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed)  # noqa: S311 - a seeded fault mix, not secrets
         self.fault_for = fault_for
         if mix:
             self.set_mix(mix, seed=seed)
@@ -84,7 +85,7 @@ class FaultPlan:
             raise ValueError(f"fault probabilities sum to {total:g} > 1")
         self.mix = dict(mix)
         self.seed = seed
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed)  # noqa: S311 - a seeded fault mix, not secrets
 
     @property
     def pending(self) -> list[str]:

@@ -9,7 +9,9 @@ from typing import Final
 
 from aiohttp import BodyPartReader, web
 
-from .faults import JSON, _error
+from .._answers import JSON
+from ._faults import _error
+from ._state import _ServerState
 
 _UPLOAD_PURPOSES: Final = frozenset(
     {"assistants", "batch", "fine-tune", "vision", "user_data", "evals"}
@@ -20,7 +22,7 @@ def _jsonl(records: list[JSON]) -> bytes:
     return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records).encode()
 
 
-class FileRoutes:
+class FileRoutes(_ServerState):
     """The Files API of `FakeOpenAI`: upload, retrieve, content."""
 
     def _invalid(
@@ -49,7 +51,7 @@ class FileRoutes:
         return copy.deepcopy(file)
 
     async def _upload_file(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
+        if not self._authorized(request.headers):
             return self._unauthorized(request)
         if not request.content_type.startswith("multipart/"):
             return self._invalid("Uploads must be multipart/form-data.", None)
@@ -83,7 +85,7 @@ class FileRoutes:
         return self._respond(200, file)
 
     async def _retrieve_file(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
+        if not self._authorized(request.headers):
             return self._unauthorized(request)
         file_id = request.match_info["file_id"]
         with self._lock:
@@ -93,7 +95,7 @@ class FileRoutes:
         return self._respond(200, file)
 
     async def _file_content(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
+        if not self._authorized(request.headers):
             return self._unauthorized(request)
         file_id = request.match_info["file_id"]
         with self._lock:

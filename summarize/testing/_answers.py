@@ -9,10 +9,10 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from summarize import _grounding as grounding
-from summarize._schema import SENTENCE_MAX, TITLE_COPY_OVERLAP, Gain, Summary
+from .. import _grounding as grounding
+from .._schema import SENTENCE_MAX, TITLE_COPY_OVERLAP, Gain, Summary
 
-from .faults import JSON
+JSON = dict[str, Any]
 
 DEFAULT_MODEL: Final = "fake-model"
 REFUSAL_TEXT: Final = "I'm sorry, but I can't help with that request."

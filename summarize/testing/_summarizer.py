@@ -1,15 +1,4 @@
-"""Test doubles for code that runs summarize: a `Summarizer` that answers from memory.
-
-    from summarize import RunSettings, run
-    from summarize.testing import FakeAnswer, FakeSummarizer
-
-    fake = FakeSummarizer([FakeAnswer(latency=0.01), FakeAnswer(error="validation")])
-    result = run(RunSettings(inputs=("papers.jsonl",)), summarizer=fake)
-
-It makes no request and checks nothing: each abstract gets the next queued
-answer (then `default`) after its latency, so a test of the live pool's logic
-(spend caps, concurrency, stop reasons, order) runs in milliseconds.
-"""
+"""`FakeSummarizer`: a `Summarizer` that answers from memory, for the live pool's logic."""
 
 from __future__ import annotations
 
@@ -18,13 +7,11 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ._core.summarizer import Completion
-from ._errors import ErrorType, SummaryError
-from ._items import Item
-from ._schema import ClaimedGain, Summary
-from ._usage import Usage
-
-__all__ = ["FakeAnswer", "FakeSummarizer", "plain_summary"]
+from .._core.summarizer import Completion
+from .._errors import ErrorType, SummaryError
+from .._items import Item
+from .._schema import ClaimedGain, Summary
+from .._usage import Usage
 
 
 def plain_summary(item: Item) -> Summary:

@@ -4,38 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
-import random
 import socket
 import threading
-import time
-from collections import deque
-from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .answers import DEFAULT_MODEL, default_responder
-from .batches import BatchOutcome, BatchRoutes, _Batch, _check_outcome, _Outcome
-from .chat import ChatRoutes
-from .faults import (
-    JSON,
-    FaultKind,
-    FaultPlan,
-    FaultRule,
-    Responder,
-    ServerStats,
-    _error,
-    _TokenBucket,
-)
-from .files import FileRoutes
+from .._answers import DEFAULT_MODEL, default_responder
+from ._batches import BatchRoutes
+from ._faults import FaultPlan, Responder
 
 _HELD_ROUTES = ("/v1/files", "/v1/batches", "/files", "/batches")
 
 
-class FakeOpenAI(ChatRoutes, FileRoutes, BatchRoutes):
+class FakeOpenAI(BatchRoutes):
     """An OpenAI-compatible chat-completions and Batch API server in a background thread.
 
     Settings are attributes, safe to change between phases of a test (`latency`,
@@ -46,9 +30,6 @@ class FakeOpenAI(ChatRoutes, FileRoutes, BatchRoutes):
     one, to test the limit without waiting on the real clock).
     """
 
-    # OpenAI's limit of requests in one batch input file; set a smaller one on an
-    # instance to test the limit without a huge file.
-    MAX_BATCH_REQUESTS: ClassVar[int] = 50_000
     # How long `stop` lets requests it has cancelled, then aiohttp's own shutdown, take to
     # end; set a longer one on an instance to tell a cancelled request from a waited one.
     STOP_GRACE: ClassVar[float] = 1.0
@@ -73,6 +54,7 @@ class FakeOpenAI(ChatRoutes, FileRoutes, BatchRoutes):
     ) -> None:
         if batch_polls < 1:
             raise ValueError("batch_polls must be at least 1")
+        super().__init__(seed=seed)
         self.latency = latency
         self.jitter = jitter
         self.retry_after = retry_after
@@ -83,32 +65,16 @@ class FakeOpenAI(ChatRoutes, FileRoutes, BatchRoutes):
         self.require_key = require_key
         self.hang_seconds = hang_seconds
         self.batch_polls = batch_polls
-        # Batch creations to perform and then answer with a 502, as when the
-        # response is lost on the way back (tests of double-submission).
         self.lose_create_responses = 0
         self.host = host
         self._requested_port = port
         self._port: int | None = None
-        self._lock = threading.RLock()
-        self.clock: Callable[[], float] = time.monotonic
-        self._jitter_rng = random.Random(seed)
-        self._rps_limit: float | None = None
-        self._bucket: _TokenBucket | None = None
         self.set_rate_limit(rps_limit)
-        self._requests: list[JSON] = []
-        self._batch_requests: list[JSON] = []
-        self._files: dict[str, JSON] = {}
-        self._file_data: dict[str, bytes] = {}
-        self._batches: dict[str, _Batch] = {}  # in creation order
-        self._outcomes: deque[_Outcome] = deque()
-        self._stats = ServerStats()
-        self._ids = 0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
-        self._handlers: set[asyncio.Task[Any]] = set()
         # Files and Batch API replies still to make before they are held (see `hold_replies`).
         self._hold_after: int | None = None
         self._held = 0
@@ -132,113 +98,6 @@ class FakeOpenAI(ChatRoutes, FileRoutes, BatchRoutes):
     def base_url(self) -> str:
         """`http://127.0.0.1:PORT/v1`, for `openai.OpenAI(base_url=...)`."""
         return f"{self.url}/v1"
-
-    @property
-    def requests(self) -> list[JSON]:
-        """The chat-completion bodies received so far (a copy)."""
-        with self._lock:
-            return list(self._requests)
-
-    @property
-    def batch_requests(self) -> list[JSON]:
-        """The request bodies batches have answered so far, in order (a copy)."""
-        with self._lock:
-            return list(self._batch_requests)
-
-    @property
-    def batches(self) -> list[JSON]:
-        """Copies of the batch objects, oldest first, as the API would return them now."""
-        with self._lock:
-            return [copy.deepcopy(batch.obj) for batch in self._batches.values()]
-
-    @property
-    def files(self) -> list[JSON]:
-        """Copies of the file objects (uploads and batch outputs), oldest first."""
-        with self._lock:
-            return [copy.deepcopy(file) for file in self._files.values()]
-
-    def file_content(self, file_id: str) -> bytes:
-        """The bytes of a stored file (KeyError for an unknown id)."""
-        with self._lock:
-            return self._file_data[file_id]
-
-    def enqueue_batch_outcome(self, outcome: BatchOutcome | str, *, answered: int = 0) -> None:
-        """Script how a coming batch ends; outcomes are consumed in order.
-
-        A batch takes the next outcome when it leaves "validating" with a valid input
-        (default: "completed"): "failed" fails it there (`errors`: token_limit_exceeded,
-        no files); "expired" makes it end "expired" after "finalizing", with its first
-        `answered` requests answered and the rest `batch_expired` in the error file;
-        "cancelled" makes it cancel itself (as from the dashboard): "cancelling" after
-        "in_progress", then "cancelled" with `answered` requests answered. A client's
-        cancel of a batch still validating takes a queued "cancelled" outcome too (only
-        when it is the next one), for its `answered`.
-        """
-        _check_outcome(outcome)
-        if answered < 0:
-            raise ValueError("answered must not be negative")
-        with self._lock:
-            self._outcomes.append(_Outcome(outcome, answered))
-
-    @property
-    def stats(self) -> ServerStats:
-        """A snapshot of the counters."""
-        with self._lock:
-            return self._stats.copy()
-
-    @property
-    def rps_limit(self) -> float | None:
-        """Requests per second allowed (None: unlimited)."""
-        return self._rps_limit
-
-    @rps_limit.setter
-    def rps_limit(self, value: float | None) -> None:
-        self.set_rate_limit(value)
-
-    def set_rate_limit(self, rps_limit: float | None) -> None:
-        """Set (or remove, with None) the limit: a bucket of one second's requests, full."""
-        if rps_limit is not None and rps_limit <= 0:
-            raise ValueError("rps_limit must be positive")
-        with self._lock:
-            self._rps_limit = rps_limit
-            self._bucket = None
-            if rps_limit is not None:
-                self._bucket = _TokenBucket(rps_limit, max(1.0, rps_limit), self.clock())
-
-    def enqueue(self, *kinds: FaultKind | str) -> None:
-        """Script the faults of the next requests, in order (then back to the plan)."""
-        with self._lock:
-            self.faults.enqueue(*kinds)
-
-    def set_fault_mix(self, mix: Mapping[str, float], *, seed: int = 0) -> None:
-        """Random faults: `{kind: probability}` from a generator seeded with `seed`."""
-        with self._lock:
-            self.faults.set_mix(mix, seed=seed)
-
-    def set_fault_rule(self, fault_for: FaultRule | None) -> None:
-        """A rule `(request_body) -> kind | None` consulted after the script."""
-        with self._lock:
-            self.faults.fault_for = fault_for
-
-    def clear_faults(self) -> None:
-        """No more faults: every request is answered "ok"."""
-        with self._lock:
-            self.faults = FaultPlan()
-
-    def reset(self) -> None:
-        """Forget requests, files, batches and scripted batch outcomes; zero the counters.
-
-        The in-flight count stays: those requests are still being answered.
-        """
-        with self._lock:
-            self._requests.clear()
-            self._batch_requests.clear()
-            self._files.clear()
-            self._file_data.clear()
-            self._batches.clear()
-            self._outcomes.clear()
-            in_flight = self._stats.in_flight
-            self._stats = ServerStats(in_flight=in_flight, max_in_flight=in_flight)
 
     def hold_replies(self, after: int = 1) -> None:
         """Hold the reply to the `after`-th Files or Batch API call from now, and to every
@@ -338,7 +197,7 @@ class FakeOpenAI(ChatRoutes, FileRoutes, BatchRoutes):
         self._loop = loop
         try:
             loop.run_until_complete(self._serve(sock))
-        except BaseException as exc:  # reported to start()
+        except BaseException as exc:  # noqa: BLE001 - reported to start(), which raises it
             if not self._ready.is_set():
                 self._startup_error = exc
         finally:
@@ -410,33 +269,10 @@ class FakeOpenAI(ChatRoutes, FileRoutes, BatchRoutes):
                 self._held -= 1
         return response
 
-    def _respond(
-        self, status: int, payload: JSON, headers: Mapping[str, str] | None = None
-    ) -> web.Response:
-        with self._lock:
-            self._stats.statuses[status] += 1
-        return web.json_response(payload, status=status, headers=headers)
-
-    def _authorized(self, request: web.Request) -> bool:
-        key = self.require_key
-        return key is None or request.headers.get("Authorization") == f"Bearer {key}"
-
-    def _unauthorized(self, request: web.Request) -> web.Response:
-        with self._lock:
-            self._stats.unauthorized += 1
-        given = request.headers.get("Authorization", "")
-        message = "Incorrect API key provided." if given else "You didn't provide an API key."
-        return self._respond(401, _error(message, "invalid_request_error", "invalid_api_key"))
-
     async def _models(self, request: web.Request) -> web.Response:
         with self._lock:
             self._stats.model_requests += 1
-        if not self._authorized(request):
+        if not self._authorized(request.headers):
             return self._unauthorized(request)
         model = {"id": self.model, "object": "model", "created": 0, "owned_by": "fakeserver"}
         return self._respond(200, {"object": "list", "data": [model]})
-
-    def _next_id(self) -> int:
-        with self._lock:
-            self._ids += 1
-            return self._ids
