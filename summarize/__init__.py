@@ -8,7 +8,13 @@ The library API (the `summarize` command is a thin shell over it):
 The public modules are this one, `summarize.batch` (nightly mode on a Batch API) and
 `summarize.testing` (test doubles); each lists its names in `__all__`. Modules whose
 name starts with an underscore are internal and may change in any release.
+
+The package logs through `logging.getLogger("summarize")` and its children
+(`summarize.pacer`, `summarize.client`, ...) and leaves where the lines go to the
+application: pauses, learned limits, re-asks and retries at INFO, each request at DEBUG.
 """
+
+import logging
 
 from ._core.outcome import Outcome, RunResult
 from ._core.records import SCHEMA_VERSION, ErrorRecord, Record, record_json_schema
@@ -35,6 +41,8 @@ from ._run import run
 from ._schema import ClaimedGain, Gain, Summary
 from ._settings import EndpointSettings, RunSettings
 from ._usage import Usage
+
+logging.getLogger("summarize").addHandler(logging.NullHandler())  # a library's manners
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -13,6 +13,7 @@ only `EndpointSettings` and a `Summarizer`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import closing
 from functools import partial
@@ -29,6 +30,9 @@ from ._manifest import manifest, manifest_path_for, write_manifest
 from ._output import Output
 from ._readers import Inputs, index_inputs
 from ._settings import EndpointSettings, RunSettings
+from ._urls import without_credentials
+
+log = logging.getLogger("summarize.run")
 
 
 def run(
@@ -46,6 +50,7 @@ def run(
     skipped without a request; failed ones are tried again. Pass `summarizer`
     to use your own model caller instead of an OpenAI-compatible endpoint.
     """
+    log.info("reading %s -> %s", ", ".join(settings.inputs), settings.output)
     with closing(Inputs(settings.inputs, stdin=stdin)) as source:
         index, problems = index_inputs(source, strict=settings.strict)
         planned = plan(settings, summarizer=summarizer)
@@ -53,6 +58,8 @@ def run(
             pending, skipped = pending_ids(index, lambda i: output.is_done(i, planned.wanted),
                                         force=settings.force, limit=settings.limit)  # fmt: skip
             result = RunResult(unique=len(index), skipped=skipped, input_problems=problems)
+            log.info("%d unique abstracts: %d to send to %s, %d done before", len(index),
+                     len(pending), _where(planned, settings.endpoint), skipped)  # fmt: skip
             if not pending:
                 if on_start is not None:
                     on_start(0)
@@ -64,6 +71,14 @@ def run(
             return send_live(items, len(pending), settings, result, sink=output, plan=planned,
                              summarizer=summarizer, on_start=on_start, on_outcome=on_outcome,
                              on_end=written)  # fmt: skip
+
+
+def _where(planned: Plan, endpoint: EndpointSettings) -> str:
+    """`gpt-4o-mini at https://api.example.com/v1`, for the log."""
+    if planned.local is not None:
+        return f"the embedded model ({planned.local.path.name})"
+    url = without_credentials(endpoint.base_url) or "the OpenAI API"
+    return f"{planned.made_by.model} at {url}"
 
 
 def _write_manifest(

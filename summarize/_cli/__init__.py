@@ -29,6 +29,7 @@ from .._run import run
 from .._settings import resolve_settings
 from .batch import batch_group
 from .common import fail, interrupt, job_errors, show_problems, user_errors
+from .logs import log_options, logging_to
 from .progress import (
     ProgressDisplay,
     estimate_line,
@@ -114,13 +115,15 @@ cli.add_command(batch_group)
     help="abstractive: the model writes the summary; extractive: it picks sentences and "
     "figures [default: extractive for a local model, abstractive for an endpoint].",
 )
+@log_options
 def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
     """Summarise every unique abstract in INPUTS (.txt listings, .jsonl, .csv, or - for stdin)."""
     if flags.get("model_file") is not None:
         flags["local"] = True
     dry_run = flags.pop("dry_run")
+    logs = logging_to(flags.pop("log_level"), flags.pop("log_file"))
     signal.signal(signal.SIGTERM, interrupt)
-    with job_errors():
+    with job_errors(), logs:
         settings = resolve_settings({"inputs": inputs, **flags}, env=os.environ, cwd=Path.cwd())
         if dry_run:
             guess = estimate(settings)

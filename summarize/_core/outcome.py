@@ -33,6 +33,11 @@ class RunResult:
     stopped: str | None = None
     input_problems: list[InputError] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)
+    reasks: dict[str, int] = field(default_factory=dict)  # by reason (`Fault.kind`)
+    pauses: int = 0  # times every request was held back (429s, resets, Retry-Afters)
+    paused_s: float = 0.0  # the wall time they held requests back
+    # The limits no flag gave, as learned: {"rpm": {"limit": 485.0, "from": "headers"}}.
+    learned: dict[str, dict[str, float | str]] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -46,6 +51,11 @@ class RunResult:
         self.failed += 1
         self.previous_kept += int(previous_kept)
         self.failures[kind] = self.failures.get(kind, 0) + 1
+
+    def count_reasks(self, reasons: tuple[str, ...]) -> None:
+        """Count an abstract's re-asks, by reason."""
+        for reason in reasons:
+            self.reasks[reason] = self.reasks.get(reason, 0) + 1
 
     @property
     def left(self) -> int:
@@ -65,12 +75,13 @@ class RunResult:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """One finished item, as the progress display sees it."""
+    """One finished abstract: its record or its error line, as written (`run(on_outcome=)`)."""
 
     item: Item
     record: Record | None
     error: ErrorRecord | None
     service_s: float | None = None  # the answered request's own time (`Completion.service_s`)
+    reasks: tuple[str, ...] = ()  # why each re-ask was made (`Completion.reasks`)
 
 
 OnOutcome = Callable[[Outcome], None]

@@ -9,6 +9,7 @@ known. It does not know which endpoint, local or remote, stands behind the summa
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable
 
@@ -23,6 +24,9 @@ from .._items import Item
 from .._usage import Usage
 from .budget import Budget
 from .pacer import Pacing
+
+log = logging.getLogger("summarize.pool")
+LOGGED_MESSAGE_CHARS = 300  # of a failure's message: its start says what it is about
 
 
 async def send_items(
@@ -90,25 +94,28 @@ async def _send(item: Item, summarizer: Summarizer, by: MadeBy,
         done = await summarizer.summarize(item)
     except SummaryError as error:
         spent = error.usage
-        return Outcome(item, None, make_error(item, error, by=by))
+        return Outcome(item, None, make_error(item, error, by=by), reasks=error.reasks)
     else:
         spent = done.usage
         latency = time.perf_counter() - started
         record = make_record(item, done.summary, usage=done.usage, attempts=done.attempts,
                              latency=latency, by=by)  # fmt: skip
         # A summarizer that does not time its own requests is timed here.
-        return Outcome(item, record, None, done.service_s or latency)
+        return Outcome(item, record, None, done.service_s or latency, done.reasks)
     finally:
         await budget.settle(ticket, spent)
 
 
 def _record(outcome: Outcome, sink: Sink, result: RunResult, price: Price | None) -> None:
     line = outcome.record or outcome.error
+    result.count_reasks(outcome.reasks)
     if outcome.record is not None:
         sink.write_record(outcome.record)
         result.done += 1
     elif outcome.error is not None:
         kept = sink.write_error(outcome.error)
+        log.info("failed %s: %s: %s", outcome.item.id, outcome.error.error_type.value,
+                 outcome.error.message[:LOGGED_MESSAGE_CHARS])  # fmt: skip
         result.count_failure(outcome.error.error_type.value, previous_kept=kept)
     if line is not None:
         result.requests += line.attempts

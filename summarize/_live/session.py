@@ -4,7 +4,8 @@
 server when the plan names one (and stops it, on errors and Ctrl-C too), builds the
 run's `Pacer` and `Budget`, asks the endpoint through `OpenAISummarizer` (or the
 caller's own summarizer, held to `--rpm` / `--tpm` by `PacedSummarizer`), and runs
-the worker pool (`pool.send_items`) until the items are done or a cap stops it.
+the worker pool (`pool.send_items`) until the items are done or a cap stops it. What
+the pacer met (pauses, limits learned) is counted into the `RunResult` however it ends.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .._tokens import TokenEstimator
 from .._usage import Usage
 from .budget import Budget
 from .client import OpenAISummarizer
-from .pacer import Limits, Pacing, pacer_for
+from .pacer import Limits, Pacer, Pacing, pacer_for
 from .pool import send_items
 
 # Told, however the sending ends, which endpoint answered and the limits it came to.
@@ -66,8 +67,16 @@ def send_live(
                               on_outcome=on_outcome)  # fmt: skip
             return asyncio.run(close_after(caller, work))
         finally:
+            _count_pacing(result, pacer)
             if on_end is not None:
                 on_end(endpoint, pacer.limits())
+
+
+def _count_pacing(result: RunResult, pacer: Pacer) -> None:
+    """What the pacer met, for the manifest: its pauses, and the limits it learned."""
+    result.pauses = pacer.pauses
+    result.paused_s = pacer.paused_s
+    result.learned = pacer.learned()
 
 
 def _budget(settings: RunSettings, plan: Plan) -> Budget:
