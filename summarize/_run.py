@@ -49,6 +49,10 @@ def run(
     Abstracts already in the output for the same model, prompt and schema are
     skipped without a request; failed ones are tried again. Pass `summarizer`
     to use your own model caller instead of an OpenAI-compatible endpoint.
+
+    Hooks: `on_start(count)` once the abstracts to send are known; `on_outcome(outcome)`
+    once per finished abstract, its record or error line written (an `Outcome`); an
+    exception a hook raises is logged (`summarize.pool`) and the run goes on.
     """
     log.info("reading %s -> %s", ", ".join(settings.inputs), settings.output)
     with closing(Inputs(settings.inputs, stdin=stdin)) as source:

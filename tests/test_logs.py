@@ -1,4 +1,4 @@
-"""A run you can watch: its log (`--log-file`, `--log-level`) and its manifest.
+"""A run you can watch: its log (`--log-file`, `--log-level`), its manifest, its hooks.
 
 A cron job's operator reads a log: the pauses a rate limit forced, the limits learned,
 the re-asks and the retries, as they happen.
@@ -15,9 +15,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from summarize import RunSettings, run
 from summarize._cli import cli
 from summarize._cli.logs import logging_to
-from tests.conftest import FAKE_KEY, numbered_abstracts, write_jsonl
+from summarize._core.outcome import Outcome
+from summarize.testing import FakeAnswer, FakeSummarizer
+from tests.conftest import FAKE_KEY, numbered_abstracts, read_jsonl, write_jsonl
 from tests.fakeserver import FakeOpenAI
 
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}"
@@ -110,3 +113,42 @@ def test_the_manifest_counts_pauses_learned_limits_and_reasks_by_reason(tmp_path
     assert manifest["learned_limits"] == {"rpm": {"limit": 5820.0, "from": "headers"}}
     assert manifest["reasks"] == 1
     assert manifest["reask_reasons"] == {"method: missing": 1}
+
+
+# Hooks: `run(on_outcome=...)`.
+
+
+def fake_settings(tmp_path: Path, count: int) -> RunSettings:
+    papers = write_jsonl(tmp_path / "p.jsonl", numbered_abstracts(count))
+    return RunSettings(inputs=(str(papers),), output=tmp_path / "out.jsonl")
+
+
+def test_on_outcome_hears_once_of_each_abstract_after_its_line_is_written(
+    tmp_path: Path,
+) -> None:
+    settings = fake_settings(tmp_path, 6)
+    heard: list[tuple[str, bool, int]] = []
+
+    def on_outcome(outcome: Outcome) -> None:
+        lines = len(read_jsonl(settings.output)) + len(read_jsonl(tmp_path / "out.errors.jsonl"))
+        heard.append((outcome.item.id, outcome.record is not None, lines))
+
+    fake = FakeSummarizer([FakeAnswer(error="validation")])
+    result = run(settings, summarizer=fake, on_outcome=on_outcome)
+    assert sorted(i for i, _, _ in heard) == sorted(fake.calls)
+    assert [ok for _, ok, _ in heard].count(False) == result.failed == 1
+    assert [lines for _, _, lines in heard] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_hook_that_raises_is_logged_and_the_run_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def on_outcome(outcome: Outcome) -> None:
+        raise RuntimeError(f"the dashboard is down ({outcome.item.id})")
+
+    result = run(fake_settings(tmp_path, 4), summarizer=FakeSummarizer(), on_outcome=on_outcome)
+    assert (result.done, result.failed) == (4, 0)
+    failures = [r for r in caplog.records if r.name == "summarize.pool"]
+    assert len(failures) == 4
+    assert all(r.levelno == logging.ERROR and r.exc_info for r in failures)
+    assert "on_outcome raised for" in failures[0].getMessage()

@@ -45,8 +45,8 @@ async def send_items(
 
     `items` is read lazily, one item per free worker; `count` (if known) saves
     starting more workers than there are items. `budget` lets an abstract be
-    sent only while the run stays within its spend caps.
-    """
+    sent only while the run stays within its spend caps. `on_outcome` hears of each
+    abstract whose line is written (if it raises, that is logged and the run goes on)."""
     queue = iter(items)
     budget = budget or Budget()
     if budget.price is not None and result.cost_usd is None:
@@ -66,7 +66,7 @@ async def send_items(
                 return
             _record(outcome, sink, result, budget.price)
             if on_outcome is not None:
-                on_outcome(outcome)
+                _tell(on_outcome, outcome)
 
     try:
         async with asyncio.TaskGroup() as group:
@@ -79,6 +79,14 @@ async def send_items(
     finally:
         result.elapsed_s = time.perf_counter() - started
     return result
+
+
+def _tell(on_outcome: OnOutcome, outcome: Outcome) -> None:
+    """A hook's failure is the hook's: logged, and the run goes on (as instructor's hooks)."""
+    try:
+        on_outcome(outcome)
+    except Exception:
+        log.exception("on_outcome raised for %s; the run goes on", outcome.item.id)
 
 
 async def _send(item: Item, summarizer: Summarizer, by: MadeBy,
