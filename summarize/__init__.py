@@ -18,6 +18,7 @@ import logging
 
 from ._core.outcome import Outcome, RunResult
 from ._core.records import SCHEMA_VERSION, ErrorRecord, Record, record_json_schema
+from ._core.stop import Stop
 from ._core.summarizer import Completion, Summarizer
 from ._cost import Price, PriceTable, SpendCap
 from ._errors import (
@@ -70,6 +71,7 @@ __all__ = [
     "RunSettings",
     "Source",
     "SpendCap",
+    "Stop",
     "SummarizeError",
     "Summarizer",
     "Summary",

@@ -47,7 +47,8 @@ class ExitCode(IntEnum):
     STOPPED = 4  # a spend cap stopped the run with abstracts left
     OPEN = 5  # `batch collect`: batches still open at the provider
     INTERNAL = 70  # a bug: an exception no layer expected (sysexits' EX_SOFTWARE)
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # Ctrl-C (SIGINT): 128 + 2, the shell's convention
+    TERMINATED = 143  # SIGTERM (cron's timeout, systemd, `kill`): 128 + 15
 
 
 class SummarizeError(Exception):

@@ -22,6 +22,7 @@ from typing import TextIO
 
 from ._core.outcome import OnOutcome, RunResult
 from ._core.plan import Plan, pending_ids, plan
+from ._core.stop import Stop
 from ._core.summarizer import Summarizer
 from ._items import stream_items
 from ._live.pacer import Limits
@@ -43,6 +44,7 @@ def run(
     on_loading: Callable[[str], None] | None = None,
     summarizer: Summarizer | None = None,
     stdin: TextIO | None = None,
+    stop: Stop | None = None,
 ) -> RunResult:
     """Summarise every unique abstract of `settings.inputs` into `settings.output`.
 
@@ -52,7 +54,8 @@ def run(
 
     Hooks: `on_start(count)` once the abstracts to send are known; `on_outcome(outcome)`
     once per finished abstract, its record or error line written (an `Outcome`); an
-    exception a hook raises is logged (`summarize.pool`) and the run goes on.
+    exception a hook raises is logged (`summarize.pool`) and the run goes on. `stop`
+    (a `Stop`) lets a signal handler or another thread end the run early.
     """
     log.info("reading %s -> %s", ", ".join(settings.inputs), settings.output)
     with closing(Inputs(settings.inputs, stdin=stdin)) as source:
@@ -74,7 +77,7 @@ def run(
             written = partial(_write_manifest, settings.output, result, planned)
             return send_live(items, len(pending), settings, result, sink=output, plan=planned,
                              summarizer=summarizer, on_start=on_start, on_outcome=on_outcome,
-                             on_end=written)  # fmt: skip
+                             on_end=written, stop=stop)  # fmt: skip
 
 
 def _where(planned: Plan, endpoint: EndpointSettings) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ import click
 from .._atomic import replace_file
 from .._core.outcome import RunResult
 from .._core.records import record_json_schema
+from .._core.stop import INTERRUPTED
 from .._embedded.weights import EMBEDDED, embedded_model
 from .._errors import ExitCode
 from .._estimate import estimate
@@ -28,7 +28,7 @@ from .._review import diff_records, kept_records, read_json_lines, validate_file
 from .._run import run
 from .._settings import resolve_settings
 from .batch import batch_group
-from .common import fail, interrupt, job_errors, show_problems, user_errors
+from .common import fail, job_errors, show_problems, user_errors
 from .logs import log_options, logging_to
 from .progress import (
     ProgressDisplay,
@@ -36,6 +36,7 @@ from .progress import (
     plural,
     summary_line,
 )
+from .signals import stopping_on_signals
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -122,8 +123,7 @@ def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
         flags["local"] = True
     dry_run = flags.pop("dry_run")
     logs = logging_to(flags.pop("log_level"), flags.pop("log_file"))
-    signal.signal(signal.SIGTERM, interrupt)
-    with job_errors(), logs:
+    with job_errors(), logs, stopping_on_signals() as stopping:
         settings = resolve_settings({"inputs": inputs, **flags}, env=os.environ, cwd=Path.cwd())
         if dry_run:
             guess = estimate(settings)
@@ -133,9 +133,10 @@ def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
         display = ProgressDisplay(enabled=sys.stderr.isatty())
         with display:
             result = run(settings, on_start=display.start, on_outcome=display.advance,
-                         on_loading=display.loading)  # fmt: skip
-    _report(result, settings.output)
-    sys.exit(result.exit_code)
+                         on_loading=display.loading, stop=stopping.stop)  # fmt: skip
+        _report(result, settings.output)
+        # Interrupted: the shell's code for the signal (130 Ctrl-C, 143 SIGTERM).
+        sys.exit(stopping.exit_code if result.stopped == INTERRUPTED else result.exit_code)
 
 
 def _report(result: RunResult, output: Path) -> None:

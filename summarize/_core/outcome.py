@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from .._errors import ExitCode, InputError
 from .._items import Item
 from .records import ErrorRecord, Record
+from .stop import INTERRUPTED
 
 
 @dataclass(slots=True)
@@ -30,7 +31,7 @@ class RunResult:
     cached_tokens: int = 0
     elapsed_s: float = 0.0
     cost_usd: float | None = None
-    stopped: str | None = None
+    stopped: str | None = None  # a spend cap's reason, or "interrupted" (`_core.stop`)
     input_problems: list[InputError] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)
     reasks: dict[str, int] = field(default_factory=dict)  # by reason (`Fault.kind`)
@@ -41,7 +42,10 @@ class RunResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        """OK, FAILED (error lines), or STOPPED at a spend cap with work left."""
+        """INTERRUPTED when asked to stop, FAILED (error lines), or STOPPED at a spend cap
+        with work left."""
+        if self.stopped == INTERRUPTED:
+            return ExitCode.INTERRUPTED
         if self.failed:
             return ExitCode.FAILED
         return ExitCode.STOPPED if self.stopped else ExitCode.OK
