@@ -12,16 +12,22 @@ name starts with an underscore are internal and may change in any release.
 Each name is imported from its module on first use (PEP 562), so that `import summarize`
 (and `summarize --help`) loads none of pydantic's models, the HTTP stack or jinja2 until
 a name is asked for.
+
+The package logs through `logging.getLogger("summarize")` and its children
+(`summarize.pacer`, `summarize.client`, ...) and leaves where the lines go to the
+application: pauses, learned limits, re-asks and retries at INFO, each request at DEBUG.
 """
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._core.outcome import Outcome, RunResult
     from ._core.records import SCHEMA_VERSION, ErrorRecord, Record, record_json_schema
+    from ._core.stop import Stop
     from ._core.summarizer import Completion, Summarizer
     from ._cost import Price, PriceTable, SpendCap
     from ._errors import (
@@ -45,6 +51,8 @@ if TYPE_CHECKING:
     from ._schema import ClaimedGain, Gain, Summary
     from ._settings import EndpointSettings, RunSettings
     from ._usage import Usage
+
+logging.getLogger("summarize").addHandler(logging.NullHandler())  # a library's manners
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -72,6 +80,7 @@ __all__ = [
     "RunSettings",
     "Source",
     "SpendCap",
+    "Stop",
     "SummarizeError",
     "Summarizer",
     "Summary",
@@ -114,6 +123,7 @@ _HOMES = {
     "RunSettings": "._settings",
     "Source": "._items",
     "SpendCap": "._cost",
+    "Stop": "._core.stop",
     "SummarizeError": "._errors",
     "Summarizer": "._core.summarizer",
     "Summary": "._schema",

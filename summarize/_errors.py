@@ -47,7 +47,8 @@ class ExitCode(IntEnum):
     STOPPED = 4  # a spend cap stopped the run with abstracts left
     OPEN = 5  # `batch collect`: batches still open at the provider
     INTERNAL = 70  # a bug: an exception no layer expected (sysexits' EX_SOFTWARE)
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # Ctrl-C (SIGINT): 128 + 2, the shell's convention
+    TERMINATED = 143  # SIGTERM (cron's timeout, systemd, `kill`): 128 + 15
 
 
 class SummarizeError(Exception):
@@ -97,6 +98,7 @@ class SummaryError(SummarizeError):
         raw_output: str | None = None,
         prompt_tokens: int = 0,
         completion_tokens: int = 0,
+        reasks: tuple[str, ...] = (),
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -105,6 +107,7 @@ class SummaryError(SummarizeError):
         self.raw_output = raw_output
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
+        self.reasks = reasks  # why each re-ask was made, as `Completion.reasks`
 
     @property
     def usage(self) -> Usage:
@@ -112,13 +115,20 @@ class SummaryError(SummarizeError):
         return Usage(self.prompt_tokens, self.completion_tokens)
 
     def carrying(
-        self, usage: Usage, attempts: int, *, raw_output: str | None = None
+        self,
+        usage: Usage,
+        attempts: int,
+        *,
+        raw_output: str | None = None,
+        reasks: tuple[str, ...] = (),
     ) -> SummaryError:
-        """The same failure, counting `usage` and `attempts`: every try of the abstract."""
+        """The same failure, counting `usage`, `attempts` and `reasks`: every try of the
+        abstract."""
         return SummaryError(self.message, error_type=self.error_type, attempts=attempts,
                             raw_output=self.raw_output or raw_output,
                             prompt_tokens=usage.prompt_tokens,
-                            completion_tokens=usage.completion_tokens)  # fmt: skip
+                            completion_tokens=usage.completion_tokens,
+                            reasks=self.reasks + reasks)  # fmt: skip
 
 
 def error_line(exc: BaseException) -> str:

@@ -32,7 +32,8 @@ def manifest(
     price: Price | None,
     limits: dict[str, float | int | None],
 ) -> dict[str, Any]:
-    """The manifest's content: provenance, counts, tokens, cost and limits."""
+    """The manifest's content: provenance, counts, tokens, cost, limits (those learned
+    too), the pauses every request waited, and the re-asks by reason."""
     return {
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         **{k: v for k, v in made_by.fields().items() if k != "batch_id"},
@@ -54,6 +55,11 @@ def manifest(
         "elapsed_s": round(result.elapsed_s, 3),
         "requests_per_second": round(result.requests_per_second, 3),
         "limits": limits,
+        "learned_limits": result.learned,
+        "pauses": result.pauses,
+        "paused_s": round(result.paused_s, 3),
+        "reasks": sum(result.reasks.values()),
+        "reask_reasons": dict(sorted(result.reasks.items(), key=lambda kv: (-kv[1], kv[0]))),
     }
 
 

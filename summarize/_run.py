@@ -13,6 +13,7 @@ only `EndpointSettings` and a `Summarizer`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import closing
 from functools import partial
@@ -21,6 +22,7 @@ from typing import TextIO
 
 from ._core.outcome import OnOutcome, RunResult
 from ._core.plan import Plan, pending_ids, plan
+from ._core.stop import Stop
 from ._core.summarizer import Summarizer
 from ._items import stream_items
 from ._live.pacer import Limits
@@ -30,6 +32,9 @@ from ._manifest import manifest, manifest_path_for, write_manifest
 from ._output import Output
 from ._readers import Inputs, index_inputs
 from ._settings import EndpointSettings, RunSettings
+from ._urls import without_credentials
+
+log = logging.getLogger("summarize.run")
 
 
 def run(
@@ -41,6 +46,7 @@ def run(
     summarizer: Summarizer | None = None,
     transport: AsyncTransport | None = None,
     stdin: TextIO | None = None,
+    stop: Stop | None = None,
 ) -> RunResult:
     """Summarise every unique abstract of `settings.inputs` into `settings.output`.
 
@@ -49,7 +55,13 @@ def run(
     to use your own model caller instead of an OpenAI-compatible endpoint, or
     `transport` to send the endpoint's requests through your own (tests pass a
     `summarize.testing.MockTransport`: no socket is opened).
+
+    Hooks: `on_start(count)` once the abstracts to send are known; `on_outcome(outcome)`
+    once per finished abstract, its record or error line written (an `Outcome`); an
+    exception a hook raises is logged (`summarize.pool`) and the run goes on. `stop`
+    (a `Stop`) lets a signal handler or another thread end the run early.
     """
+    log.info("reading %s -> %s", ", ".join(settings.inputs), settings.output)
     with closing(Inputs(settings.inputs, stdin=stdin)) as source:
         index, problems = index_inputs(source, strict=settings.strict)
         planned = plan(settings, summarizer=summarizer)
@@ -57,6 +69,8 @@ def run(
             pending, skipped = pending_ids(index, lambda i: output.is_done(i, planned.wanted),
                                         force=settings.force, limit=settings.limit)  # fmt: skip
             result = RunResult(unique=len(index), skipped=skipped, input_problems=problems)
+            log.info("%d unique abstracts: %d to send to %s, %d done before", len(index),
+                     len(pending), _where(planned, settings.endpoint), skipped)  # fmt: skip
             if not pending:
                 if on_start is not None:
                     on_start(0)
@@ -67,7 +81,15 @@ def run(
             written = partial(_write_manifest, settings.output, result, planned)
             return send_live(items, len(pending), settings, result, sink=output, plan=planned,
                              summarizer=summarizer, transport=transport, on_start=on_start,
-                             on_outcome=on_outcome, on_end=written)  # fmt: skip
+                             on_outcome=on_outcome, on_end=written, stop=stop)  # fmt: skip
+
+
+def _where(planned: Plan, endpoint: EndpointSettings) -> str:
+    """`gpt-4o-mini at https://api.example.com/v1`, for the log."""
+    if planned.local is not None:
+        return f"the embedded model ({planned.local.path.name})"
+    url = without_credentials(endpoint.base_url) or "the OpenAI API"
+    return f"{planned.made_by.model} at {url}"
 
 
 def _write_manifest(

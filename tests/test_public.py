@@ -21,7 +21,7 @@ PUBLIC = {
         "Entry", "ErrorRecord", "ErrorType", "Estimate", "ExitCode", "Extraction", "Gain",
         "InputError", "Item", "OpenAISummarizer", "Outcome", "OutputError", "Price",
         "PriceTable", "ProviderError", "Record", "RunResult", "RunSettings", "Source",
-        "SpendCap", "SummarizeError", "Summarizer", "Summary", "SummaryError", "Usage",
+        "SpendCap", "Stop", "SummarizeError", "Summarizer", "Summary", "SummaryError", "Usage",
         "UsageError", "collect_items", "estimate", "read_entries", "read_items",
         "record_json_schema", "run", "summarize_rows",
     ],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 
 import pytest
 
@@ -226,3 +227,48 @@ async def test_a_429_with_too_few_answers_to_judge_only_pauses() -> None:
     assert pacer.rpm is None
     await pacer.acquire()
     assert clock.now == pytest.approx(0.5)
+
+
+async def test_a_pause_that_another_lengthens_counts_once_and_for_its_whole_time() -> None:
+    clock = FakeClock()
+    pacer = Pacer(600, clock=clock, sleep=clock.sleep)
+    pacer.rate_limited(1.0, "HTTP 429")
+    clock.now = 0.5
+    pacer.rate_limited(1.0, "HTTP 429")  # the same burst: 0.5 s more
+    clock.now = 0.7
+    pacer.pause(0.2)  # within the pause: nothing more
+    clock.now = 5.0
+    pacer.pause(2.0, "HTTP 503, Retry-After 2 s")
+    assert (pacer.pauses, pacer.paused_s) == (2, pytest.approx(3.5))
+
+
+def test_limits_learned_say_where_from_and_configured_ones_are_not_learned() -> None:
+    pacer = Pacer(tpm=90_000)
+    pacer.observe({"x-ratelimit-limit-requests": "500", "x-ratelimit-limit-tokens": "200000"})
+    assert pacer.learned() == {"rpm": {"limit": 485.0, "from": "headers"}}
+
+
+async def test_a_limit_learned_from_429s_says_so() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock=clock, sleep=clock.sleep)
+    for _ in range(50):
+        pacer.settle(0, 0)
+        clock.now += 0.1
+    pacer.rate_limited(1.0)
+    assert pacer.learned()["rpm"]["from"] == "429s"
+
+
+def test_pauses_and_learned_limits_are_logged_once_each(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="summarize")
+    pacer = Pacer()
+    headers = {"x-ratelimit-limit-requests": "500"}
+    for _ in range(3):  # every answer carries the headers: the limit is news once
+        pacer.observe(headers)
+    pacer.rate_limited(2.0, "HTTP 429, Retry-After 2 s")
+    pacer.rate_limited(2.0, "HTTP 429, Retry-After 2 s")  # the same burst
+    said = [r.getMessage() for r in caplog.records if r.name == "summarize.rate"]
+    assert said == [
+        "learned the requests limit from headers: 500 a minute (pacing at 485)",
+        "pausing every request for 2.00 s: HTTP 429, Retry-After 2 s",
+        "slowing down to 80 % of the limits after a 429",
+    ]

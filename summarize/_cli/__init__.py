@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,8 @@ import click
 
 from .._errors import ExitCode
 from .batch import batch_group
-from .common import fail, interrupt, job_errors, show_problems, user_errors
+from .common import fail, job_errors, show_problems, user_errors
+from .logs import log_options
 from .records import COMMANDS as RECORDS_COMMANDS
 
 if TYPE_CHECKING:
@@ -105,18 +105,22 @@ for _command in RECORDS_COMMANDS:
     help="abstractive: the model writes the summary; extractive: it picks sentences and "
     "figures [default: extractive for a local model, abstractive for an endpoint].",
 )
+@log_options
 def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
     """Summarise every unique abstract in INPUTS (.txt listings, .jsonl, .csv, or - for stdin)."""
+    from .._core.stop import INTERRUPTED
     from .._estimate import estimate
     from .._run import run
     from .._settings import resolve_settings
+    from .logs import logging_to
     from .progress import ProgressDisplay, estimate_line
+    from .signals import stopping_on_signals
 
     if flags.get("model_file") is not None:
         flags["local"] = True
     dry_run = flags.pop("dry_run")
-    signal.signal(signal.SIGTERM, interrupt)
-    with job_errors():
+    logs = logging_to(flags.pop("log_level"), flags.pop("log_file"))
+    with job_errors(), logs, stopping_on_signals() as stopping:
         settings = resolve_settings({"inputs": inputs, **flags}, env=os.environ, cwd=Path.cwd())
         if dry_run:
             guess = estimate(settings)
@@ -126,9 +130,10 @@ def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
         display = ProgressDisplay(enabled=sys.stderr.isatty())
         with display:
             result = run(settings, on_start=display.start, on_outcome=display.advance,
-                         on_loading=display.loading)  # fmt: skip
-    _report(result, settings.output)
-    sys.exit(result.exit_code)
+                         on_loading=display.loading, stop=stopping.stop)  # fmt: skip
+        _report(result, settings.output)
+        # Interrupted: the shell's code for the signal (130 Ctrl-C, 143 SIGTERM).
+        sys.exit(stopping.exit_code if result.stopped == INTERRUPTED else result.exit_code)
 
 
 def _report(result: RunResult, output: Path) -> None:

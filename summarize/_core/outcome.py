@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from .._errors import ExitCode, InputError
 from .._items import Item
 from .records import ErrorRecord, Record
+from .stop import INTERRUPTED
 
 
 @dataclass(slots=True)
@@ -30,13 +31,21 @@ class RunResult:
     cached_tokens: int = 0
     elapsed_s: float = 0.0
     cost_usd: float | None = None
-    stopped: str | None = None
+    stopped: str | None = None  # a spend cap's reason, or "interrupted" (`_core.stop`)
     input_problems: list[InputError] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)
+    reasks: dict[str, int] = field(default_factory=dict)  # by reason (`Fault.kind`)
+    pauses: int = 0  # times every request was held back (429s, resets, Retry-Afters)
+    paused_s: float = 0.0  # the wall time they held requests back
+    # The limits no flag gave, as learned: {"rpm": {"limit": 485.0, "from": "headers"}}.
+    learned: dict[str, dict[str, float | str]] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> ExitCode:
-        """OK, FAILED (error lines), or STOPPED at a spend cap with work left."""
+        """INTERRUPTED when asked to stop, FAILED (error lines), or STOPPED at a spend cap
+        with work left."""
+        if self.stopped == INTERRUPTED:
+            return ExitCode.INTERRUPTED
         if self.failed:
             return ExitCode.FAILED
         return ExitCode.STOPPED if self.stopped else ExitCode.OK
@@ -46,6 +55,11 @@ class RunResult:
         self.failed += 1
         self.previous_kept += int(previous_kept)
         self.failures[kind] = self.failures.get(kind, 0) + 1
+
+    def count_reasks(self, reasons: tuple[str, ...]) -> None:
+        """Count an abstract's re-asks, by reason."""
+        for reason in reasons:
+            self.reasks[reason] = self.reasks.get(reason, 0) + 1
 
     @property
     def left(self) -> int:
@@ -65,12 +79,13 @@ class RunResult:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """One finished item, as the progress display sees it."""
+    """One finished abstract: its record or its error line, as written (`run(on_outcome=)`)."""
 
     item: Item
     record: Record | None
     error: ErrorRecord | None
     service_s: float | None = None  # the answered request's own time (`Completion.service_s`)
+    reasks: tuple[str, ...] = ()  # why each re-ask was made (`Completion.reasks`)
 
 
 OnOutcome = Callable[[Outcome], None]

@@ -23,6 +23,7 @@ class Completion:
     usage: Usage
     attempts: int
     service_s: float = 0.0  # of the answered request, rate-limit waits excluded; 0: untimed
+    reasks: tuple[str, ...] = ()  # why each re-ask was made: its answer's first fault's kind
 
 
 class Summarizer(Protocol):

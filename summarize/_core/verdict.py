@@ -20,10 +20,11 @@ with the sentences named.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from .. import _grounding as grounding
 from .._errors import ErrorType, SummaryError, error_line
@@ -121,6 +122,14 @@ def read_reply(body: object) -> ChatReply:
 
 
 @dataclass(frozen=True, slots=True)
+class Fault:
+    """An invalid answer's first fault: its kind, counted per run, and what it says."""
+
+    kind: str  # the field (list positions left out) and pydantic's type: `result: missing`
+    text: str  # as the re-ask words it: `claimed_gain.gains.0.quote: the quote ...`
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """One answer judged: a valid summary, or why not and whether a repair can help."""
 
@@ -129,6 +138,7 @@ class Verdict:
     repair: Repair | None = None
     answer: str | None = None
     usage: Usage = NO_USAGE
+    fault: Fault | None = None  # of an answer that failed validation
 
 
 def judge_completion(body: object, asked: Question, item: Item) -> Verdict:
@@ -163,8 +173,9 @@ def judge_reply(reply: ChatReply, asked: Question, item: Item) -> Verdict:
         except ValidationError as exc:
             repaired = _repaired(text, asked, item)
             if repaired is None:
-                return failed(ErrorType.VALIDATION, reasons(exc), "reask", answer=text,
-                              usage=usage)  # fmt: skip
+                invalid = failed(ErrorType.VALIDATION, reasons(exc), "reask", answer=text,
+                                 usage=usage)  # fmt: skip
+                return replace(invalid, fault=first_fault(exc))
             summary = repaired
     return Verdict(summary, usage=usage)
 
@@ -226,17 +237,24 @@ def _holds(abstract: str, quote: str, value: str) -> bool:
 def reasons(exc: ValidationError) -> str:
     """Why an answer failed, one line, in terms that say how to fix it: a field over its
     cap names the cap and its length (`error_line` words every other fault)."""
-    parts = []
-    for error in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in error["loc"]) or "answer"
-        if error["type"] == "string_too_long" and isinstance(error["input"], str):
-            cap = (error.get("ctx") or {}).get("max_length")
-            length = len(error["input"])
-            parts.append(f"{where}: {length} characters, over the cap: at most {cap} "
-                         "characters; say it in fewer words, one whole sentence")  # fmt: skip
-        else:
-            parts.append(f"{where}: {str(error['msg']).removeprefix('Value error, ')}")
-    return "; ".join(parts)
+    return "; ".join(_worded(error) for error in exc.errors(include_url=False))
+
+
+def first_fault(exc: ValidationError) -> Fault:
+    """The first fault of an invalid answer, worded as `reasons` words it."""
+    error = exc.errors(include_url=False)[0]
+    field = ".".join(str(p) for p in error["loc"] if not isinstance(p, int)) or "answer"
+    return Fault(f"{field}: {error['type']}", _worded(error))
+
+
+def _worded(error: ErrorDetails) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "answer"
+    if error["type"] == "string_too_long" and isinstance(error["input"], str):
+        cap = (error.get("ctx") or {}).get("max_length")
+        length = len(error["input"])
+        return (f"{where}: {length} characters, over the cap: at most {cap} "
+                "characters; say it in fewer words, one whole sentence")  # fmt: skip
+    return f"{where}: {str(error['msg']).removeprefix('Value error, ')}"
 
 
 def failed(

@@ -181,15 +181,13 @@ class EmbeddedServer:
         return lines[-1][:300] if lines else "no output"
 
     def stop(self) -> None:
-        """Stop the server (terminate, then kill if it lingers)."""
+        """Stop the server at once: killed, not terminated. On SIGTERM llama.cpp's server
+        first finishes the answer it is computing (seconds to a minute on a small machine)
+        for a run that has ended or been interrupted; it keeps nothing worth a clean exit."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process.kill()
+            process.wait()
         if self._log is not None:
             self._log.close()
             self._log = None

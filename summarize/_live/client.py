@@ -14,12 +14,15 @@ re-asked with the rejected answer and the reason (`prompts/repair.md`,
 request goes again with twice the room, up to `ROOM_GROWTH` times the configured
 cap, on neither budget. What a transient fault is, how long to wait, and which
 typed error a fault ends as is `retries`; when each request may start is the
-pacer's (`pacer.Pacing`).
+pacer's (`pacer.Pacing`). Logged (`summarize.client`): each request at DEBUG (the
+abstract, the try, the status, the time, the tokens), each re-ask and each resend with
+more room at INFO.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,12 +44,16 @@ from .transport import AsyncTransport, EndpointUnreachable, HTTPTransport, chat_
 
 # A cut-off answer is asked again with twice the room, up to this many times the cap.
 ROOM_GROWTH: Final = 4
+LOGGED_FAULT_CHARS: Final = 300  # of a re-ask's reason: its start says what it is about
+
+log = logging.getLogger("summarize.client")
 
 
 @dataclass(slots=True)
 class _Tally:
     """One abstract's requests so far: what they cost, and how each budget stands."""
 
+    item_id: str = ""
     schema_chars: int = 0  # of the tool, for token estimates
     usage: Usage = field(default_factory=Usage)
     sent: int = 0
@@ -54,6 +61,7 @@ class _Tally:
     reasks: int = 0
     service_s: float = 0.0
     rejected: str | None = None  # the last answer that failed validation
+    reasons: list[str] = field(default_factory=list)  # each re-ask's `Fault.kind`
 
     def one_more_transient(self) -> int:
         """Count a transient fault; how many this abstract has met."""
@@ -62,7 +70,8 @@ class _Tally:
 
     def failure(self, error: SummaryError) -> SummaryError:
         """`error`, carrying this abstract's totals."""
-        return error.carrying(self.usage, self.sent, raw_output=self.rejected)
+        return error.carrying(self.usage, self.sent, raw_output=self.rejected,
+                              reasks=tuple(self.reasons))  # fmt: skip
 
 
 class OpenAISummarizer:
@@ -103,17 +112,20 @@ class OpenAISummarizer:
         """Summarise one abstract; every failure becomes a typed `SummaryError`."""
         asked = question(self._prompt, item, constrain_quotes=self._endpoint.constrain_quotes)
         messages = [*asked.messages, *self._repairs.get(item.id, ())]
-        tally = _Tally(schema_chars=tool_chars(asked.answer_model))
+        tally = _Tally(item.id, schema_chars=tool_chars(asked.answer_model))
         endpoint = self._endpoint
         while True:
             reply = await self._answer(chat_request(asked, messages, endpoint), tally)
             verdict = judge_reply(reply, asked, item)
             tally.usage += verdict.usage
             if verdict.summary is not None:
-                return Completion(verdict.summary, tally.usage, tally.sent, tally.service_s)
+                return Completion(verdict.summary, tally.usage, tally.sent, tally.service_s,
+                                  tuple(tally.reasons))  # fmt: skip
             assert verdict.error is not None
             if verdict.repair == "longer" and (room := self._more_room(endpoint)) is not None:
                 # The same request with more room: the cut-off answer is not sent back.
+                log.info("resend %s with room for %d tokens: the answer was cut off at %s",
+                         item.id, room, endpoint.max_tokens)  # fmt: skip
                 endpoint = endpoint.model_copy(update={"max_tokens": room})
                 continue
             if not self._may_reask(verdict, tally):
@@ -135,13 +147,22 @@ class OpenAISummarizer:
         # A model that gives the rejected answer again will give it every time.
         repeated = verdict.answer is not None and verdict.answer == tally.rejected
         tally.rejected = verdict.answer
+        if repeated:
+            return False
         tally.reasks += 1
-        return not repeated
+        fault = verdict.fault
+        tally.reasons.append(fault.kind if fault else "other")
+        text = fault.text if fault else (verdict.error.message if verdict.error else "")
+        log.info("re-ask %s (%d of %d): %s", tally.item_id, tally.reasks,
+                 self._endpoint.max_reasks, text[:LOGGED_FAULT_CHARS])  # fmt: skip
+        return True
 
     async def _answer(self, request: dict[str, Any], tally: _Tally) -> ChatReply:
         """The completion, sending again after transient faults."""
         try:
-            async for attempt in self._retries.retrying(tally.one_more_transient):
+            retrying = self._retries.retrying(tally.one_more_transient, tally.item_id,
+                                              lambda: tally.sent)  # fmt: skip
+            async for attempt in retrying:
                 with attempt:
                     return await self._send(request, tally)
         except (StatusError, EndpointUnreachable, NotACompletion) as exc:
@@ -159,12 +180,22 @@ class OpenAISummarizer:
         try:
             reply = await self._transport.send(self._route.request(json.dumps(request).encode()))
         except EndpointUnreachable as exc:
+            log.debug("request %s try %d: no answer after %.3f s (%s)", tally.item_id,
+                      tally.sent, time.perf_counter() - started, exc)  # fmt: skip
             self._retries.connection_failed(exc)
             raise
+        took = time.perf_counter() - started
         self._retries.answered()
         self._pacer.observe(reply.headers)
-        completion = completion_body(reply)
-        tally.service_s = time.perf_counter() - started
+        try:
+            completion = completion_body(reply)
+        except (StatusError, NotACompletion):
+            log.debug("request %s try %d: HTTP %d in %.3f s", tally.item_id, tally.sent,
+                      reply.status, took)  # fmt: skip
+            raise
+        log.debug("request %s try %d: HTTP %d in %.3f s, %d tokens", tally.item_id, tally.sent,
+                  reply.status, took, completion.total_tokens)  # fmt: skip
+        tally.service_s = took
         tokens = completion.tokens
         self._estimator.learn(estimated_prompt=prompt_guess, prompt=tokens.prompt_tokens,
                               completion=tokens.completion_tokens)  # fmt: skip

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 from collections import deque
@@ -43,6 +44,12 @@ SPREAD = 1.5
 CATCH_UP = 4.0
 
 Limits = dict[str, float | int | None]
+# The limits no flag gave, as learned: {"rpm": {"limit": 485.0, "from": "headers"}}.
+Learned = dict[str, dict[str, float | str]]
+# A width sized from a request limit this far from the last one logged is logged at INFO.
+NEW_LIMIT = 0.1
+
+log = logging.getLogger("summarize.pacer")
 
 
 class Pacing(Protocol):
@@ -73,11 +80,12 @@ class Pacing(Protocol):
         """A reply's headers, whatever its status: limits to learn, a reset to wait for."""
         ...
 
-    def rate_limited(self, wait: float) -> None:
-        """A 429: every request waits `wait` seconds, and the pace slows down."""
+    def rate_limited(self, wait: float, why: str = "") -> None:
+        """A 429: every request waits `wait` seconds, and the pace slows down; `why`, for
+        the log."""
         ...
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float, why: str = "") -> None:
         """Hold every request back for `seconds` (a `Retry-After` on another status)."""
         ...
 
@@ -112,6 +120,7 @@ class Pacer:
         # Waiters in arrival order; a freed slot wakes one, not all (256 workers may wait).
         self._waiting: deque[asyncio.Future[None]] = deque()
         self.peak = 0
+        self._sized_for: float | None = None  # the request limit of the last width logged
 
     @property
     def maximum(self) -> int:
@@ -137,6 +146,20 @@ class Pacer:
     def pauses(self) -> int:
         """How many times every request was held back (429s, resets, `Retry-After`s)."""
         return self._rate.pauses
+
+    @property
+    def paused_s(self) -> float:
+        """The wall time during which every request was held back."""
+        return self._rate.paused_s
+
+    def learned(self) -> Learned:
+        """The limits in force that no flag gave, and where they were learned."""
+        found: Learned = {}
+        for name, kind, limit in (("rpm", "requests", self.rpm), ("tpm", "tokens", self.tpm)):
+            source = self._rate.learned_from.get(kind)
+            if source is not None and limit is not None:
+                found[name] = {"limit": round(limit, 3), "from": source}
+        return found
 
     async def enter(self) -> None:
         """Wait, in arrival order, until one more abstract may be in flight."""
@@ -177,7 +200,21 @@ class Pacer:
         self._latency = previous + LATENCY_SMOOTHING * (latency - previous)
         rate = self._rate.requests_per_second()
         wanted = self._default if rate is None else math.ceil(rate * self._latency * SPREAD) + 1
-        self.width = max(1, min(self._maximum, wanted))
+        width = max(1, min(self._maximum, wanted))
+        if width != self.width:
+            self._log_width(width)
+        self.width = width
+
+    def _log_width(self, width: int) -> None:
+        """At INFO when a newly known request limit sized it, else (latency) at DEBUG."""
+        limit, before = self._rate.rpm, self._sized_for
+        new = limit is not None and (before is None or abs(limit - before) > NEW_LIMIT * before)
+        if new:
+            self._sized_for = limit
+        log.log(logging.INFO if new else logging.DEBUG,
+                "width %d -> %d abstracts in flight (request limit %s, latency %.2f s)",
+                self.width, width, "unknown" if limit is None else f"{limit:.0f}/min",
+                self._latency or 0.0)  # fmt: skip
 
     def _spacing(self) -> float | None:
         """Seconds between sends that keep an adaptive width full without bursts.
@@ -202,13 +239,13 @@ class Pacer:
         """Learn limits from `x-ratelimit-*` headers the user did not override."""
         self._rate.observe(headers)
 
-    def rate_limited(self, wait: float) -> None:
+    def rate_limited(self, wait: float, why: str = "") -> None:
         """A 429: pause everyone, slow down, and learn a limit if none is known."""
-        self._rate.rate_limited(wait)
+        self._rate.rate_limited(wait, why)
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float, why: str = "") -> None:
         """Hold every request back for `seconds` from now."""
-        self._rate.pause(seconds)
+        self._rate.pause(seconds, why)
 
     def limits(self) -> Limits:
         """The limits in force and the width reached, for the manifest."""

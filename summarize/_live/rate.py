@@ -15,16 +15,20 @@ finds the limit is one request, not a width's worth. A 429 pauses every request,
 not only the one that got it; under a known limit it lowers the pace (x0.8), and
 each answer raises it again by 1 % until it is back at the limit (AIMD).
 
-It is the rate part of `pacer.Pacer`, which owns it; nothing else uses it.
+It is the rate part of `pacer.Pacer`, which owns it; nothing else uses it. It logs
+(`summarize.rate`, INFO) each pause as it starts and each limit as it is learned.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
+
+log = logging.getLogger("summarize.rate")
 
 SECONDS_PER_MINUTE = 60.0
 SLOW_DOWN = 0.8
@@ -97,7 +101,9 @@ class RateSchedule:
         self._answered = 0
         self._last_burst: tuple[float, int] | None = None  # when, and answers by then
         self._probing = False
-        self.pauses = 0
+        self.pauses = 0  # pauses started (one that a later one lengthens counts once)
+        self.paused_s = 0.0  # wall time during which requests were held back
+        self.learned_from: dict[str, str] = {}  # "requests"/"tokens" -> "headers"/"429s"
 
     @property
     def rpm(self) -> float | None:
@@ -156,18 +162,26 @@ class RateSchedule:
         if self._probing and self._requests.limit:
             self._requests.limit *= 1 + PROBE
 
-    def pause(self, seconds: float) -> None:
-        """Hold every request back for `seconds` from now (e.g. a 429's Retry-After)."""
-        until = self._clock() + max(seconds, 0.0)
-        if until > self._paused_until:
-            self._paused_until = until
+    def pause(self, seconds: float, why: str = "") -> None:
+        """Hold every request back for `seconds` from now (e.g. a 429's Retry-After);
+        `why`, for the log."""
+        now = self._clock()
+        until = now + max(seconds, 0.0)
+        if until <= self._paused_until:
+            return
+        if now >= self._paused_until:
             self.pauses += 1
+            log.info("pausing every request for %.2f s: %s", seconds, why or "asked to")
+        else:
+            log.debug("pause lengthened by %.2f s: %s", until - self._paused_until, why)
+        self.paused_s += until - max(now, self._paused_until)
+        self._paused_until = until
 
-    def rate_limited(self, retry_after: float) -> None:
+    def rate_limited(self, retry_after: float, why: str = "") -> None:
         """A 429: pause everyone, slow down, and learn a limit if none is known."""
         now = self._clock()
         first_of_burst = now >= self._paused_until
-        self.pause(retry_after)
+        self.pause(retry_after, why or "HTTP 429")
         if not first_of_burst:
             return  # the 429s of one burst count once
         if self._learn_rpm and (self._probing or self._requests.limit is None):
@@ -175,9 +189,14 @@ class RateSchedule:
             if got_through is not None:
                 self._probing = True
                 self._requests.limit = max(got_through * SECONDS_PER_MINUTE * BACK_OFF, 1.0)
+                self.learned_from["requests"] = "429s"
+                log.info("learned the request limit from 429s: pacing at %.0f a minute "
+                         "(%.0f got through, less %.0f %%)", self._requests.limit,
+                         got_through * SECONDS_PER_MINUTE, (1 - BACK_OFF) * 100)  # fmt: skip
             self._last_burst = (now, self._answered)
         else:
             self._pace = max(MIN_PACE, self._pace * SLOW_DOWN)
+            log.info("slowing down to %.0f %% of the limits after a 429", self._pace * 100)
 
     def _rate_got_through(self, now: float) -> float | None:
         """Answers per second the endpoint let through, up to this 429.
@@ -219,13 +238,17 @@ class RateSchedule:
         limit = _number(headers.get(f"x-ratelimit-limit-{kind}"))
         if limit is None or limit <= 0:
             return
+        if clock.limit != limit * HEADROOM:
+            log.info("learned the %s limit from headers: %g a minute (pacing at %.0f)",
+                     kind, limit, limit * HEADROOM)  # fmt: skip
         clock.limit = limit * HEADROOM
+        self.learned_from[kind] = "headers"
         if kind == "requests":
             self._probing = False
         remaining = _number(headers.get(f"x-ratelimit-remaining-{kind}"))
         reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}", ""))
         if remaining is not None and remaining < 1 and reset:
-            self.pause(reset)
+            self.pause(reset, f"no {kind} left until the reset (x-ratelimit-reset-{kind})")
 
 
 def _number(value: str | None) -> float | None:

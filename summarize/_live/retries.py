@@ -7,12 +7,14 @@ exponential backoff with jitter. An endpoint that has never answered stops the
 run after `UNREACHABLE_AFTER_S`. What is left is translated, here and nowhere
 else on the live path, into `SummaryError` (one abstract), `ConfigError` (a
 rejected key, an unknown model) or `ProviderError` (the endpoint is unreachable).
+Each retry is logged (`summarize.retries`, INFO): the abstract, the try, and why.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -25,6 +27,8 @@ from .._settings import EndpointSettings
 from .._urls import without_credentials
 from .pacer import Pacing
 from .transport import EndpointUnreachable, Reply
+
+log = logging.getLogger("summarize.retries")
 
 # How long a run keeps trying an endpoint that has never answered, before it stops.
 UNREACHABLE_AFTER_S = 15.0
@@ -59,15 +63,30 @@ class RetryPolicy:
         self._reached = False  # has any request of this run got an HTTP answer?
         self._unreachable_since: float | None = None
 
-    def retrying(self, one_more: Callable[[], int]) -> AsyncRetrying:
-        """Tenacity's loop for one request: a transient fault is sent again while the
-        abstract's count of them (`one_more()` counts this one) is within `max_retries`."""
+    def retrying(
+        self,
+        one_more: Callable[[], int],
+        item_id: str = "",
+        sent: Callable[[], int] | None = None,
+    ) -> AsyncRetrying:
+        """Tenacity's loop for one request of abstract `item_id`: a transient fault is sent
+        again while the abstract's count of them (`one_more()` counts this one) is within
+        `max_retries`. `sent()`: the abstract's requests so far, for the log."""
 
         def retry(state: RetryCallState) -> bool:
             exc = state.outcome.exception() if state.outcome else None
             return transient(exc) and one_more() <= self._endpoint.max_retries
 
-        return AsyncRetrying(retry=retry, wait=self._wait, reraise=True)
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            wait = state.upcoming_sleep
+            log.info("retry %s: try %d failed (%s); sending again%s", item_id,
+                     sent() if sent else state.attempt_number,
+                     self._scrub(error_line(exc) if exc else "?"),
+                     f" in {wait:.2f} s" if wait else " when the pause ends")  # fmt: skip
+
+        return AsyncRetrying(retry=retry, wait=self._wait, before_sleep=before_sleep,
+                             reraise=True)  # fmt: skip
 
     def _wait(self, state: RetryCallState) -> float:
         """Seconds before this request is sent again.
@@ -82,10 +101,12 @@ class RetryPolicy:
         if isinstance(exc, StatusError) and exc.status_code == 429:
             # Everyone slows down, not only the task that got the 429.
             backoff = wait_random_exponential(multiplier=0.5, max=limit)(state)
-            self._pacer.rate_limited(min(backoff if after is None else after, limit))
+            why = "HTTP 429, backoff" if after is None else f"HTTP 429, Retry-After {after:g} s"
+            self._pacer.rate_limited(min(backoff if after is None else after, limit), why)
             return 0.0
         if after is not None:
-            self._pacer.pause(min(after, limit))
+            status = exc.status_code if isinstance(exc, StatusError) else "?"
+            self._pacer.pause(min(after, limit), f"HTTP {status}, Retry-After {after:g} s")
             return 0.0
         return float(wait_random_exponential(multiplier=0.5, max=limit)(state))
 

@@ -4,8 +4,9 @@
 server when the plan names one (and stops it, on errors and Ctrl-C too), builds the
 run's `Pacer` and `Budget`, asks the endpoint through `OpenAISummarizer` (over the
 caller's transport if one is given; or the caller's own summarizer, held to `--rpm` /
-`--tpm` by `PacedSummarizer`), and runs
-the worker pool (`pool.send_items`) until the items are done or a cap stops it.
+`--tpm` by `PacedSummarizer`), and runs the worker pool (`pool.send_items`) until the
+items are done, a cap stops it or it is asked to stop (`_core.stop.Stop`). What the
+pacer met (pauses, limits learned) is counted into the `RunResult` however it ends.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .._core.outcome import OnOutcome, RunResult
 from .._core.plan import Plan
 from .._core.request import prompt_tokens
 from .._core.sink import Sink
+from .._core.stop import Stop
 from .._core.summarizer import Completion, Summarizer
 from .._cost import SpendCap
 from .._embedded.server import EmbeddedServer
@@ -30,7 +32,7 @@ from .._tokens import TokenEstimator
 from .._usage import Usage
 from .budget import Budget
 from .client import OpenAISummarizer
-from .pacer import Limits, Pacing, pacer_for
+from .pacer import Limits, Pacer, Pacing, pacer_for
 from .pool import send_items
 from .transport import AsyncTransport
 
@@ -51,6 +53,7 @@ def send_live(
     on_start: Callable[[int], None] | None = None,
     on_outcome: OnOutcome | None = None,
     on_end: OnEnd | None = None,
+    stop: Stop | None = None,
 ) -> RunResult:
     """Send `count` items now, writing each line to `sink` and counting into `result`,
     under the run's endpoint, pacing, width and spend caps."""
@@ -70,11 +73,19 @@ def send_live(
         try:
             work = send_items(items, count=count, summarizer=caller, sink=sink,
                               made_by=plan.made_by, pacer=pacer, result=result, budget=budget,
-                              on_outcome=on_outcome)  # fmt: skip
+                              on_outcome=on_outcome, stop=stop)  # fmt: skip
             return asyncio.run(close_after(caller, work))
         finally:
+            _count_pacing(result, pacer)
             if on_end is not None:
                 on_end(endpoint, pacer.limits())
+
+
+def _count_pacing(result: RunResult, pacer: Pacer) -> None:
+    """What the pacer met, for the manifest: its pauses, and the limits it learned."""
+    result.pauses = pacer.pauses
+    result.paused_s = pacer.paused_s
+    result.learned = pacer.learned()
 
 
 def _budget(settings: RunSettings, plan: Plan) -> Budget:

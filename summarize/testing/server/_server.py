@@ -17,6 +17,7 @@ from ._batches import BatchRoutes
 from ._faults import FaultPlan, Responder
 
 _HELD_ROUTES = ("/v1/files", "/v1/batches", "/files", "/batches")
+_CHAT_ROUTES = ("/v1/chat/completions", "/chat/completions")
 
 
 class FakeOpenAI(BatchRoutes):
@@ -77,6 +78,7 @@ class FakeOpenAI(BatchRoutes):
         self._startup_error: BaseException | None = None
         # Files and Batch API replies still to make before they are held (see `hold_replies`).
         self._hold_after: int | None = None
+        self._hold_chat = False
         self._held = 0
         self._released: asyncio.Event | None = None  # set by the next release, on the loop
 
@@ -99,17 +101,19 @@ class FakeOpenAI(BatchRoutes):
         """`http://127.0.0.1:PORT/v1`, for `openai.OpenAI(base_url=...)`."""
         return f"{self.url}/v1"
 
-    def hold_replies(self, after: int = 1) -> None:
-        """Hold the reply to the `after`-th Files or Batch API call from now, and to every
-        later one, until `release_replies`: the call's work is done, its reply is not sent.
+    def hold_replies(self, after: int = 1, *, chat: bool = False) -> None:
+        """Hold the reply to the `after`-th Files or Batch API call from now (with `chat`:
+        chat completion, instead), and to every later one, until `release_replies`: the
+        call's work is done, its reply is not sent.
 
-        A client killed while `held_replies` > 0 is killed mid-work at a point the test
-        chose, however fast or slow the machine is.
+        A client killed (or interrupted) while `held_replies` > 0 is stopped mid-work at a
+        point the test chose, however fast or slow the machine is.
         """
         if after < 1:
             raise ValueError("after must be at least 1")
         with self._lock:
             self._hold_after = after
+            self._hold_chat = chat
 
     def release_replies(self) -> None:
         """Send the held replies (to whoever is still listening); hold no more."""
@@ -249,9 +253,11 @@ class FakeOpenAI(BatchRoutes):
 
     @web.middleware
     async def _holding(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """The route's reply, held while `hold_replies` says so (Files and Batch API only)."""
+        """The route's reply, held while `hold_replies` says so (Files and Batch API, or
+        chat completions)."""
         response = await handler(request)
-        if not request.path.startswith(_HELD_ROUTES):
+        routes = _CHAT_ROUTES if self._hold_chat else _HELD_ROUTES
+        if not request.path.startswith(routes):
             return response
         with self._lock:
             if self._hold_after is not None:
