@@ -103,7 +103,9 @@ def read_rows(rows: Sequence[Row]) -> Rows:
 
 
 def _sources(row: Row) -> list[Source]:
-    value = row.get("sources", row.get("source"))
+    value = row.get("sources")
+    if value is None:
+        value = row.get("source")
     texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
     return [_source(text) for text in texts if isinstance(text, str) and text]
 
