@@ -19,6 +19,7 @@ from summarize.errors import ConfigError
 from summarize.items import Item
 from summarize.live.client import Completion
 from summarize.ray import Coordinator, SummarizeBatch, _worker, part_name, read_parts
+from summarize.ray._parts import compact
 from summarize.testing import FakeAnswer, FakeSummarizer
 from tests.conftest import ABSTRACTS, numbered_abstracts
 
@@ -278,3 +279,27 @@ def test_a_failed_redo_keeps_its_record_but_is_not_done(tmp_path: Path) -> None:
 def test_a_missing_folder_is_an_empty_output(tmp_path: Path) -> None:
     parts = read_parts(tmp_path / "nothing.jsonl")
     assert (parts.records, parts.errors, parts.files) == ({}, {}, 0)
+
+
+def test_compacting_drops_superseded_lines_and_reads_the_same(tmp_path: Path) -> None:
+    folder = tmp_path / "out.jsonl"
+    write_part(folder, "part-1.jsonl", [line("a", "2026-01-01T00:00:00Z"),
+                                        line("b", "2026-01-01T00:00:00Z", error=True)])  # fmt: skip
+    write_part(folder, "part-2.jsonl", [line("b", "2026-01-02T00:00:00Z")])
+    write_part(folder, "part-3.jsonl", [line("c", "2026-01-01T00:00:00Z", error=True)])
+    write_part(folder, "part-4.jsonl", [line("c", "2026-01-02T00:00:00Z", error=True)])
+    # equal stamps: the later-written part is the newer, before and after compacting
+    write_part(folder, "part-5.jsonl", [line("d", "2026-01-03T00:00:00Z"),
+                                        line("e", "2026-01-01T00:00:00Z")])  # fmt: skip
+    write_part(folder, "part-6.jsonl", [line("d", "2026-01-03T00:00:00Z", error=True),
+                                        line("e", "2026-01-02T00:00:00Z")])  # fmt: skip
+    os.utime(folder / "part-5.jsonl", ns=(10**18, 10**18))  # part-5 was written first
+    os.utime(folder / "part-6.jsonl", ns=(15 * 10**17, 15 * 10**17))
+    before = read_parts(folder)
+    assert compact(folder) == 3  # b's error, c's first error, e's first record
+    after = read_parts(folder)
+    assert (after.records, after.errors) == (before.records, before.errors)
+    assert "d" in after.errors and "d" in after.records  # a failed redo keeps its record
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "part-1.jsonl", "part-2.jsonl", "part-4.jsonl", "part-5.jsonl", "part-6.jsonl"]
+    assert after.lines == 6 and compact(folder) == 0

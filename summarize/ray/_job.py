@@ -39,7 +39,7 @@ from ..records import fingerprint
 from ..settings import RunSettings, wants_local
 from ._coordinator import Coordinator, Totals
 from ._pacer import SILENCE_S
-from ._parts import Parts, read_parts, remove_temporaries
+from ._parts import Parts, compact, read_parts, remove_temporaries
 from ._worker import NO_ENDPOINT, SummarizeBatch
 
 # A second batch waits at each actor, so none idles between batches (1.9 s a batch of 61
@@ -92,6 +92,7 @@ def run_on_ray(
             return result
         items = stream_items(source.entries([]), index, wanted=set(pending))
         totals = _pipeline([_row(item) for item in items], settings, options)
+        compact(folder)
         _tally(result, read_parts(folder), pending, planned, totals)
         result.elapsed_s = time.perf_counter() - started
         _write_manifest(result, settings, options, planned, totals)
@@ -164,7 +165,8 @@ def _map(ray: Any, rows: list[dict[str, Any]], settings: RunSettings, options: R
         },
         batch_size=None,
         batch_format="pandas",
-        compute=ray.data.ActorPoolStrategy(size=options.workers, **_QUEUED),
+        # No more actors than batches: an idle one costs its start-up and holds nothing.
+        compute=ray.data.ActorPoolStrategy(size=min(options.workers, blocks), **_QUEUED),
         num_cpus=0,  # I/O-bound: a 2-core machine's CPU slots stay for Ray Data's tasks
     )
     for _ in lines.iter_batches(batch_size=None, batch_format="pandas"):

@@ -9,12 +9,14 @@ adding one: output is exactly-once by id even though requests are at-least-once.
 `read_parts` reads the folder as one output: for each id, its newest record and its
 newest error line, the error current only when it came after the record (as beside
 `OUT.jsonl`, a failed redo keeps its record). Newest means the later `created_at`, then
-the later-written part.
+the later-written part. After a run, `compact` drops the lines later parts superseded,
+so that a folder rerun night after night does not grow.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +26,7 @@ import jsonlines
 
 from ..atomic import replace_file
 from ..errors import OutputError
-from ..output import encode_model
+from ..output import encode_line, encode_model
 from ..records import ErrorRecord, Fingerprint, Record, fingerprint
 
 PART_PREFIX = "part-"
@@ -85,22 +87,54 @@ def part_paths(folder: Path) -> list[Path]:
 
 def read_parts(folder: Path) -> Parts:
     """Every part of `folder` as one output, deduplicated by id (see the module doc)."""
+    return _scan(folder)[0]
+
+
+def _scan(folder: Path) -> tuple[Parts, set[tuple[str, int]]]:
+    """The folder as one output, and where its current lines are (part, line number)."""
     found = Parts()
     newest_record: dict[str, _Order] = {}
     newest_error: dict[str, _Order] = {}
     errors: dict[str, dict[str, Any]] = {}
+    where: dict[tuple[str, bool], tuple[str, int]] = {}
     for path in part_paths(folder):
         found.files += 1
         for order, line in _lines(path):
             found.lines += 1
-            item_id = str(line["id"])
-            kept, newest = (errors, newest_error) if "error_type" in line else (
-                found.records, newest_record)  # fmt: skip
+            item_id, failed = str(line["id"]), "error_type" in line
+            kept, newest = (errors, newest_error) if failed else (found.records, newest_record)
             if item_id not in newest or order > newest[item_id]:
                 newest[item_id], kept[item_id] = order, line
+                where[item_id, failed] = (path.name, order[2])
     found.errors = {i: e for i, e in errors.items()
                     if i not in newest_record or newest_error[i] > newest_record[i]}  # fmt: skip
-    return found
+    current = {where[i, False] for i in found.records} | {where[i, True] for i in found.errors}
+    return found, current
+
+
+def compact(folder: Path) -> int:
+    """Drop the lines a later part superseded: a part left with none goes, one with
+    some is rewritten whole (keeping its time, which orders lines of equal stamps).
+    Only for the holder of the folder's lock, after its workers are done. How many
+    lines went."""
+    _, current = _scan(folder)
+    dropped = 0
+    for path in part_paths(folder):
+        lines = [(order[2], line) for order, line in _lines(path)]
+        kept = [line for number, line in lines if (path.name, number) in current]
+        if len(kept) == len(lines):
+            continue
+        dropped += len(lines) - len(kept)
+        try:
+            if not kept:
+                path.unlink()
+                continue
+            written = path.stat().st_mtime_ns
+            replace_file(path, (encode_line(line) for line in kept))
+            os.utime(path, ns=(written, written))
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot rewrite ({exc.strerror})") from exc
+    return dropped
 
 
 def _lines(path: Path) -> Iterator[tuple[_Order, dict[str, Any]]]:
