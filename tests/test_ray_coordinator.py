@@ -252,3 +252,13 @@ async def test_answers_and_429s_reach_the_coordinator() -> None:
         await asyncio.sleep(0)
     assert coordinator.totals().throttled == 1
     assert coordinator.totals().rpm == pytest.approx(600 * 0.97)
+
+
+async def test_a_limit_read_in_headers_drops_the_unpaced_permits_held() -> None:
+    link = CountingLink(Coordinator())
+    limiter = ClusterLimiter(link, Reporter(), "w1")
+    await limiter.acquire()  # 16 permits for "now", one used
+    limiter.observe({"x-ratelimit-limit-requests": "1200"})
+    await limiter.acquire()  # not one of the 15 held: they would burst past the limit
+    assert link.permit_calls == 2
+    assert limiter.rpm == pytest.approx(1200 * 0.97)

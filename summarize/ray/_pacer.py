@@ -141,6 +141,10 @@ class ClusterLimiter(RateLimiter):
             rpm = None
         if rpm is not None and rpm > 0:
             self._reporter.limit(rpm)
+            if self._per_second is None:
+                # Permits held are for "now": the next request fetches paced ones, and
+                # its call carries the limit. Held, they would burst past the limit.
+                self._slots.clear()
 
     def rate_limited(self, retry_after: float) -> None:
         """A 429: this worker pauses now; the coordinator hears of it at once."""
