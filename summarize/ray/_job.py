@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import importlib.util
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -74,6 +75,8 @@ def run_on_ray(
     options = options or RayOptions()
     if wants_local(settings):
         raise ConfigError(NO_ENDPOINT)
+    if importlib.util.find_spec("ray") is None:
+        raise ConfigError(NO_RAY)
     folder = settings.output
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder}: is a file; --engine ray writes a folder of parts there")
