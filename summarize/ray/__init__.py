@@ -8,12 +8,15 @@ without it.
     ds.map_batches(SummarizeBatch, fn_constructor_kwargs={"settings": settings,
                    "output": "out.jsonl"}, batch_format="pandas", concurrency=2, num_cpus=0)
 
+- `run_on_ray`: what `summarize run --engine ray` calls (`RayOptions`: where, how wide);
 - `SummarizeBatch`: the callable class for `map_batches` (one per actor);
-- `Coordinator`: the spend leases, request permits and stop flag every worker shares;
+- `Coordinator`: the spend leases, request permits and stop flag every worker shares
+  (`start_coordinator` starts one as an actor);
 - `read_parts`: an output folder of parts read as one output, deduplicated by id.
 """
 
 from ._coordinator import Coordinator, Lease, News, Permits, Spend, Totals
+from ._job import RayOptions, run_on_ray, start_coordinator
 from ._parts import Parts, part_name, read_parts
 from ._worker import NO_ENDPOINT, SummarizeBatch
 
@@ -24,9 +27,12 @@ __all__ = [
     "News",
     "Parts",
     "Permits",
+    "RayOptions",
     "Spend",
     "SummarizeBatch",
     "Totals",
     "part_name",
     "read_parts",
+    "run_on_ray",
+    "start_coordinator",
 ]

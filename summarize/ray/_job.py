@@ -135,11 +135,7 @@ def _pipeline(rows: list[dict[str, Any]], settings: RunSettings, options: RayOpt
         _start_ray(ray, options)
     coordinator = None
     try:
-        cap = SpendCap(settings.max_cost, settings.max_tokens_total)
-        named = coordinator_name(settings.output)
-        coordinator = ray.remote(Coordinator).options(num_cpus=0, name=named).remote(
-            cap, rpm=settings.rpm
-        )
+        coordinator = start_coordinator(settings, name=coordinator_name(settings.output))
         _map(ray, rows, settings, options, coordinator)
         totals: Totals = ray.get(coordinator.totals.remote())
     except ray.exceptions.RayError as exc:
@@ -174,6 +170,14 @@ def _map(ray: Any, rows: list[dict[str, Any]], settings: RunSettings, options: R
     )
     for _ in lines.iter_batches(batch_size=None, batch_format="pandas"):
         pass  # the lines are in the parts; this drives the pipeline to its end
+
+
+def start_coordinator(settings: RunSettings, *, name: str | None = None) -> Any:
+    """A `Coordinator` actor (no CPU slot) holding `settings`' spend caps and `--rpm` for
+    every worker it is handed to (`SummarizeBatch(coordinator=...)`)."""
+    ray = _imported()
+    cap = SpendCap(settings.max_cost, settings.max_tokens_total)
+    return ray.remote(Coordinator).options(num_cpus=0, name=name).remote(cap, rpm=settings.rpm)
 
 
 def coordinator_name(folder: Path) -> str:
