@@ -30,6 +30,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -283,8 +284,10 @@ def _anchor_run(url: str) -> tuple[int, str, float]:
     try:
         found = len(processor(ray.data.from_items(bodies)).take_all())
     except Exception as exc:  # noqa: BLE001 - the figure is that it died, and how
-        line = str(exc).strip().splitlines()[-1][:120]
-        return 0, f" (the job died: {type(exc).__name__}: {line})", time.perf_counter() - started
+        said = [line.strip() for line in str(exc).splitlines()
+                if re.search(r"\w+(Error|Exception)\b", line) and "RayTaskError" not in line]
+        why = said[-1][:160] if said else type(exc).__name__
+        return 0, f" (the job died: {why})", time.perf_counter() - started
     return found, "", time.perf_counter() - started
 
 
