@@ -27,6 +27,7 @@ from .._report import Report, render_digest, render_html, write_csv
 from .._review import diff_records, kept_records, read_json_lines, validate_file
 from .._run import run
 from .._settings import resolve_settings
+from ..ray._cli import ray_options, run_with_ray, take_ray_options
 from .batch import batch_group
 from .common import fail, interrupt, job_errors, show_problems, user_errors
 from .progress import (
@@ -114,11 +115,13 @@ cli.add_command(batch_group)
     help="abstractive: the model writes the summary; extractive: it picks sentences and "
     "figures [default: extractive for a local model, abstractive for an endpoint].",
 )
+@ray_options
 def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
     """Summarise every unique abstract in INPUTS (.txt listings, .jsonl, .csv, or - for stdin)."""
     if flags.get("model_file") is not None:
         flags["local"] = True
     dry_run = flags.pop("dry_run")
+    ray = take_ray_options(flags)
     signal.signal(signal.SIGTERM, interrupt)
     with job_errors():
         settings = resolve_settings({"inputs": inputs, **flags}, env=os.environ, cwd=Path.cwd())
@@ -127,6 +130,8 @@ def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
             show_problems(guess.input_problems)
             click.echo(estimate_line(guess))
             sys.exit(ExitCode.OK)
+        if ray is not None:
+            run_with_ray(settings, ray)
         display = ProgressDisplay(enabled=sys.stderr.isatty())
         with display:
             result = run(settings, on_start=display.start, on_outcome=display.advance,

@@ -1,0 +1,63 @@
+"""`summarize run --engine ray`: its flags, and the call, for `cli.run_command`.
+
+Kept here so that the CLI gains one option group and one call. Nothing here imports
+Ray: `run_on_ray` does, when a run needs it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from ..cli.common import show_problems
+from ..cli.progress import summary_line
+from ..settings import RunSettings
+from ._job import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, RayOptions, run_on_ray
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_FLAGS = ("engine", "ray_address", "workers", "batch_size")
+
+
+def ray_options(command: _F) -> _F:
+    """`--engine`, `--ray-address`, `--workers` and `--batch-size`."""
+    options = [
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+                     show_default=True,
+                     help="ray: run on a Ray cluster, writing a folder of parts to -o "
+                          "(needs an endpoint and the ray extra)."),
+        click.option("--ray-address", help="--engine ray: the cluster to join "
+                     "[default: a local Ray started for the run]."),
+        click.option("--workers", type=click.IntRange(min=1),
+                     help="--engine ray: workers (actors, no CPU slot each) [default: 2]."),
+        click.option("--batch-size", type=click.IntRange(min=1),
+                     help="--engine ray: abstracts per batch, the most a dead worker "
+                          "repays [default: 64]."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def take_ray_options(flags: dict[str, Any]) -> RayOptions | None:
+    """Take the Ray flags out of `flags`: `RayOptions` for `--engine ray`, else None
+    (and a usage error if a Ray flag came without it)."""
+    engine, address, workers, batch_size = (flags.pop(name) for name in _FLAGS)
+    if engine != "ray":
+        given = [name for name, value in (("--ray-address", address), ("--workers", workers),
+                                           ("--batch-size", batch_size)) if value is not None]
+        if given:
+            raise click.UsageError(f"{', '.join(given)}: only with --engine ray")
+        return None
+    return RayOptions(address=address, workers=workers or DEFAULT_WORKERS,
+                      batch_size=batch_size or DEFAULT_BATCH_SIZE)  # fmt: skip
+
+
+def run_with_ray(settings: RunSettings, options: RayOptions) -> NoReturn:
+    """Run on Ray, print the summary line, exit with the run's code."""
+    result = run_on_ray(settings, options)
+    show_problems(result.input_problems)
+    click.echo(summary_line(result, settings.output, settings.output))
+    sys.exit(result.exit_code)

@@ -1,0 +1,218 @@
+"""A worker's side of the cluster's pacing: permits from the coordinator, news back to it.
+
+`ClusterLimiter` stands where a run's `RateLimiter` stands, inside `OpenAISummarizer`:
+each HTTP attempt first waits for one of the coordinator's permits (a start time on
+the cluster's one schedule), fetched in chunks only when a request waits for one, so
+none go unused while the worker is idle. What the client learns is not acted on
+locally: answers, `x-ratelimit-limit-requests` and 429s are gathered in a `Reporter`
+and ride to the coordinator on the next permit call (a 429 at once), which learns the
+one limit for every worker. A 429 still pauses this worker's own requests at once.
+
+It also notices an endpoint that stopped answering: no HTTP answer for
+`silence_s` while requests keep going out ends the job through the coordinator.
+Every later attempt, here and on the other workers, raises `JobStopped`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+
+from ..live.ratelimit import SECONDS_PER_MINUTE, RateLimiter
+from ._coordinator import News, Permits, Spend, chunk_for
+from ._link import Link
+
+# No HTTP answer for this long, while requests keep being sent: the endpoint has stopped.
+SILENCE_S = 30.0
+# A permit whose time passed this long ago is not used: it would add to a burst.
+STALE_S = 1.0
+
+
+class JobStopped(Exception):
+    """The job has ended (the endpoint stopped answering, a key was rejected, a cap)."""
+
+
+class Reporter:
+    """What a worker has to tell the coordinator, gathered until its next call."""
+
+    def __init__(self) -> None:
+        self._spent: dict[str, Spend] = {}
+        self._ratios: list[float] = []
+        self._answered = 0
+        self._limit_rpm: float | None = None
+        self._throttled: list[float] = []
+
+    def spent(self, batch: str, spend: Spend, *, ratio: float | None = None) -> None:
+        """One abstract of `batch` finished, having spent `spend` (`ratio`: over its guess)."""
+        self._spent[batch] = self._spent.get(batch, Spend()) + spend
+        if ratio is not None:
+            self._ratios.append(ratio)
+
+    def answered(self) -> None:
+        """One HTTP request got an answer."""
+        self._answered += 1
+
+    def limit(self, rpm: float) -> None:
+        """An answer said the endpoint's request limit per minute."""
+        self._limit_rpm = rpm
+
+    def throttled(self, wait: float) -> None:
+        """A 429 asked for `wait` seconds."""
+        self._throttled.append(wait)
+
+    def drain(self, batch: str | None = None) -> News:
+        """Everything gathered (for `batch`'s spend only, if given), forgotten here."""
+        if batch is None:
+            spent, self._spent = tuple(self._spent.items()), {}
+        else:
+            spent = ((batch, self._spent.pop(batch)),) if batch in self._spent else ()
+        news = News(spent, tuple(self._ratios), self._answered, self._limit_rpm,
+                    tuple(self._throttled))  # fmt: skip
+        self._ratios, self._answered, self._limit_rpm, self._throttled = [], 0, None, []
+        return news
+
+
+class ClusterLimiter(RateLimiter):
+    """A `RateLimiter` whose request slots come from the coordinator.
+
+    The parent still paces this worker's share of `tpm` and its own 429 pauses; the
+    cluster's request limit is the coordinator's alone."""
+
+    def __init__(
+        self,
+        link: Link,
+        reporter: Reporter,
+        worker: str,
+        *,
+        tpm: float | None = None,
+        silence_s: float = SILENCE_S,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(None, tpm, learn=False)
+        self._link = link
+        self._reporter = reporter
+        self._worker = worker
+        self._silence_s = silence_s
+        self._wall = wall
+        self._slots: deque[float] = deque()
+        self._waiting = 0
+        self._fetch: asyncio.Task[None] | None = None
+        self._per_second: float | None = None
+        self._workers = 1
+        self._last_answer: float | None = None
+        self._sent_unanswered = 0
+        self._pushes: set[asyncio.Task[None]] = set()
+        self.stopped: str | None = None
+
+    @property
+    def rpm(self) -> float | None:
+        """The cluster's request limit as last heard (None: not known)."""
+        return None if self._per_second is None else self._per_second * SECONDS_PER_MINUTE
+
+    def requests_per_second(self) -> float | None:
+        """This worker's share of the cluster's rate, for sizing its concurrency."""
+        return None if self._per_second is None else self._per_second / self._workers
+
+    async def acquire(self, tokens: int = 0) -> None:
+        """Wait for this worker's pauses and token share, then for a cluster permit."""
+        self._check()
+        await super().acquire(tokens)
+        slot = await self._next_slot()
+        if (wait := slot - self._wall()) > 0:
+            await asyncio.sleep(wait)
+        self._check()
+        self._sent_unanswered += 1
+
+    def succeeded(self) -> None:
+        """One more answer got through: the coordinator counts it towards the rate."""
+        super().succeeded()
+        self._reporter.answered()
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """An HTTP answer came (any status): the endpoint answers; pass its limit on."""
+        self._last_answer = self._wall()
+        self._sent_unanswered = 0
+        limit = headers.get("x-ratelimit-limit-requests")
+        try:
+            rpm = float(limit) if limit is not None else None
+        except ValueError:
+            rpm = None
+        if rpm is not None and rpm > 0:
+            self._reporter.limit(rpm)
+            if self._per_second is None:
+                # Permits held are for "now": the next request fetches paced ones, and
+                # its call carries the limit. Held, they would burst past the limit.
+                self._slots.clear()
+
+    def rate_limited(self, retry_after: float) -> None:
+        """A 429: this worker pauses now; the coordinator hears of it at once."""
+        self.pause(retry_after)
+        self._reporter.throttled(retry_after)
+        self._push()
+
+    def stop(self, reason: str) -> None:
+        """End the job from this worker: no more requests here, and the coordinator told."""
+        self.stopped = self.stopped or reason
+        self._push(reason)
+
+    def _check(self) -> None:
+        now = self._wall()
+        if self._last_answer is None:
+            self._last_answer = now
+        silent = now - self._last_answer
+        if self.stopped is None and self._sent_unanswered and silent >= self._silence_s:
+            self.stop(f"the endpoint stopped answering (no answer for {silent:.0f} s)")
+        if self.stopped is not None:
+            raise JobStopped(self.stopped)
+
+    async def _next_slot(self) -> float:
+        self._waiting += 1
+        try:
+            while True:
+                stale = self._wall() - STALE_S
+                while self._slots and self._slots[0] < stale:
+                    self._slots.popleft()
+                if self._slots:
+                    return self._slots.popleft()
+                if self._fetch is None or self._fetch.done():
+                    self._fetch = asyncio.create_task(self._refill())
+                await asyncio.shield(self._fetch)
+                if self.stopped is not None:
+                    raise JobStopped(self.stopped)
+        finally:
+            self._waiting -= 1
+
+    async def _refill(self) -> None:
+        wanted = chunk_for(self._per_second)
+        if self._per_second is not None:
+            wanted = min(wanted, max(self._waiting, 1))  # unused permits would be lost
+        self._take(await self._link.permits(self._worker, wanted, self._reporter.drain()))
+
+    def _take(self, permits: Permits) -> None:
+        if permits.per_second is not None and self._per_second is None:
+            self._slots.clear()  # unpaced permits, from before the limit was known
+        self._per_second, self._workers = permits.per_second, max(permits.workers, 1)
+        if permits.stopped is not None:
+            self.stopped = self.stopped or permits.stopped
+        if (paused := permits.paused_until - self._wall()) > 0:
+            self.pause(paused)
+            while self._slots and self._slots[0] < permits.paused_until:
+                self._slots.popleft()
+        self._slots.extend(permits.slots)
+
+    def _push(self, reason: str | None = None) -> None:
+        """Tell the coordinator now (a 429, a stop), without waiting for the answer."""
+
+        async def push() -> None:
+            if reason is not None:
+                await self._link.stop(reason)
+            self._take(await self._link.permits(self._worker, 0, self._reporter.drain()))
+
+        try:
+            task = asyncio.get_running_loop().create_task(push())
+        except RuntimeError:
+            return  # no loop: called outside a run; the next permit call carries it
+        self._pushes.add(task)
+        task.add_done_callback(self._pushes.discard)
