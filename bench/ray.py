@@ -52,10 +52,10 @@ sys.path.insert(0, str(ROOT))
 import ray  # noqa: E402
 
 from summarize import EndpointSettings, RunSettings, read_items  # noqa: E402
-from summarize.prompt import PROMPT_FOR, load_prompt  # noqa: E402
+from summarize._prompt import PROMPT_FOR, load_prompt  # noqa: E402
+from summarize._review import diff_records, read_json_lines  # noqa: E402
 from summarize.ray import read_parts  # noqa: E402
 from summarize.ray._job import RayOptions, coordinator_name, run_on_ray  # noqa: E402
-from summarize.review import diff_records, read_json_lines  # noqa: E402
 
 PAPERS = sorted(str(p) for p in (ROOT.parent / "shared" / "data" / "papers").glob("*.txt"))
 KEY = "sk-bench"
@@ -261,8 +261,8 @@ def anchor(work: Path) -> None:
 def _anchor_run(url: str) -> tuple[int, str, float]:
     from ray.data.llm import HttpRequestProcessorConfig, build_processor  # noqa: PLC0415
 
-    from summarize.request import chat_request  # noqa: PLC0415
-    from summarize.strategy import question  # noqa: PLC0415
+    from summarize._core.request import chat_request  # noqa: PLC0415
+    from summarize._core.strategy import question  # noqa: PLC0415
 
     items, _ = read_items(PAPERS)
     prompt = load_prompt(PROMPT_FOR["abstractive"])

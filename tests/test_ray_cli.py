@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from summarize.cli import cli
+from summarize._cli import cli
 
 
 def test_engine_ray_without_an_endpoint_says_so_in_one_line(papers: Path, tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_engine_ray_writes_a_folder_not_over_a_file(papers: Path, tmp_path: Path
 
 def test_the_cli_does_not_import_ray() -> None:
     # `summarize --help` must not pay for Ray's import, nor need it installed.
-    code = "import sys, summarize.cli; print('summarize.ray' in sys.modules, 'ray' in sys.modules)"
+    code = "import sys, summarize._cli; print('summarize.ray' in sys.modules, 'ray' in sys.modules)"
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True)  # fmt: skip
     assert shown.stdout.split() == ["True", "False"]

@@ -16,7 +16,7 @@ from summarize import SpendCap
 from summarize.ray import Coordinator, News, Spend
 from summarize.ray._coordinator import chunk_for
 from summarize.ray._link import LocalLink
-from summarize.ray._pacer import ClusterLimiter, JobStopped, Reporter
+from summarize.ray._pacer import ClusterPacer, JobStopped, Reporter
 
 
 def tokens(count: int) -> Spend:
@@ -210,31 +210,31 @@ class CountingLink(LocalLink):
 
 async def test_a_worker_asks_for_permits_once_per_chunk_not_per_request() -> None:
     link = CountingLink(Coordinator())  # no limit known: permits come 16 at a time
-    limiter = ClusterLimiter(link, Reporter(), "w1")
+    pacer = ClusterPacer(link, Reporter(), "w1")
     for _ in range(40):
-        await limiter.acquire()
-        limiter.observe({})
+        await pacer.acquire()
+        pacer.observe({})
     assert link.permit_calls == 3
 
 
 async def test_a_worker_paced_by_the_cluster_sends_at_its_rate() -> None:
     link = LocalLink(Coordinator(rpm=6_000))  # 100 a second
-    limiter = ClusterLimiter(link, Reporter(), "w1")
+    pacer = ClusterPacer(link, Reporter(), "w1")
     loop = asyncio.get_running_loop()
     started = loop.time()
-    await asyncio.gather(*(limiter.acquire() for _ in range(21)))
+    await asyncio.gather(*(pacer.acquire() for _ in range(21)))
     assert loop.time() - started >= 0.19  # 21 starts spaced 10 ms apart
 
 
 async def test_a_worker_stops_the_job_when_the_endpoint_stops_answering() -> None:
     clock = Clock()
     coordinator = Coordinator(clock=clock)
-    limiter = ClusterLimiter(LocalLink(coordinator), Reporter(), "w1", silence_s=30.0,
-                             wall=clock)  # fmt: skip
-    await limiter.acquire()  # sent; no answer comes
+    pacer = ClusterPacer(LocalLink(coordinator), Reporter(), "w1", silence_s=30.0,
+                         wall=clock)  # fmt: skip
+    await pacer.acquire()  # sent; no answer comes
     clock.now += 31
     with pytest.raises(JobStopped, match="stopped answering"):
-        await limiter.acquire()
+        await pacer.acquire()
     await asyncio.sleep(0)  # the stop is told to the coordinator without being waited for
     await asyncio.sleep(0)
     assert coordinator.stopped is not None and "stopped answering" in coordinator.stopped
@@ -243,11 +243,11 @@ async def test_a_worker_stops_the_job_when_the_endpoint_stops_answering() -> Non
 async def test_answers_and_429s_reach_the_coordinator() -> None:
     coordinator = Coordinator()
     reporter = Reporter()
-    limiter = ClusterLimiter(LocalLink(coordinator), reporter, "w1")
-    await limiter.acquire()
-    limiter.observe({"x-ratelimit-limit-requests": "600"})
-    limiter.succeeded()
-    limiter.rate_limited(0.01)
+    pacer = ClusterPacer(LocalLink(coordinator), reporter, "w1")
+    await pacer.acquire()
+    pacer.observe({"x-ratelimit-limit-requests": "600"})
+    pacer.settle(0, 0)  # an answer got through
+    pacer.rate_limited(0.01)
     for _ in range(3):
         await asyncio.sleep(0)
     assert coordinator.totals().throttled == 1
@@ -256,9 +256,31 @@ async def test_answers_and_429s_reach_the_coordinator() -> None:
 
 async def test_a_limit_read_in_headers_drops_the_unpaced_permits_held() -> None:
     link = CountingLink(Coordinator())
-    limiter = ClusterLimiter(link, Reporter(), "w1")
-    await limiter.acquire()  # 16 permits for "now", one used
-    limiter.observe({"x-ratelimit-limit-requests": "1200"})
-    await limiter.acquire()  # not one of the 15 held: they would burst past the limit
+    pacer = ClusterPacer(link, Reporter(), "w1")
+    await pacer.acquire()  # 16 permits for "now", one used
+    pacer.observe({"x-ratelimit-limit-requests": "1200"})
+    await pacer.acquire()  # not one of the 15 held: they would burst past the limit
     assert link.permit_calls == 2
-    assert limiter.rpm == pytest.approx(1200 * 0.97)
+    assert pacer.rpm == pytest.approx(1200 * 0.97)
+
+
+async def test_a_workers_width_is_sized_from_its_share_of_the_clusters_rate() -> None:
+    coordinator = Coordinator(rpm=480)  # 8 requests a second for the cluster
+    coordinator.register("w2", 0)  # another worker: this one's share is 4 a second
+    pacer = ClusterPacer(LocalLink(coordinator), Reporter(), "w1")
+    await pacer.enter()
+    assert pacer.limits()["concurrency"] == 1  # one request first, as in a local run
+    await pacer.acquire()  # the permit call brings the cluster's rate and its workers
+    pacer.leave(0.25)
+    assert pacer.limits()["concurrency"] == 3  # 4/s x 0.25 s x 1.5, rounded up, + 1
+    assert pacer.maximum == 256
+
+
+async def test_a_workers_fixed_width_stays_as_given() -> None:
+    pacer = ClusterPacer(LocalLink(Coordinator(rpm=480)), Reporter(), "w1", width=4,
+                         maximum=None)  # fmt: skip
+    await pacer.enter()
+    await pacer.acquire()
+    pacer.leave(0.25)
+    assert pacer.limits()["concurrency"] == 4
+    assert pacer.maximum == 4

@@ -14,10 +14,7 @@ from typing import Any
 
 import pytest
 
-from summarize import ErrorRecord, Record, RunSettings, SpendCap
-from summarize.errors import ConfigError
-from summarize.items import Item
-from summarize.live.client import Completion
+from summarize import Completion, ConfigError, ErrorRecord, Item, Record, RunSettings, SpendCap
 from summarize.ray import Coordinator, SummarizeBatch, _worker, part_name, read_parts
 from summarize.ray._parts import compact
 from summarize.testing import FakeAnswer, FakeSummarizer

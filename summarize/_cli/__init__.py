@@ -27,7 +27,6 @@ from .._report import Report, render_digest, render_html, write_csv
 from .._review import diff_records, kept_records, read_json_lines, validate_file
 from .._run import run
 from .._settings import resolve_settings
-from ..ray._cli import ray_options, run_with_ray, take_ray_options
 from .batch import batch_group
 from .common import fail, interrupt, job_errors, show_problems, user_errors
 from .progress import (
@@ -36,6 +35,7 @@ from .progress import (
     plural,
     summary_line,
 )
+from .ray import ray_options, run_with_ray, take_ray_options
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -16,8 +16,9 @@ locks. Every call is a round trip of about 2 ms, so nothing here is asked per re
 - **Request permits are leased in chunks.** Each is a start time on one schedule
   spaced at the cluster's rate, so two workers' permits interleave instead of
   bursting. The rate is configured (`--rpm`) or learned once for the cluster, from the
-  `x-ratelimit-limit-requests` headers and the 429s that workers report (a
-  `RateLimiter` does the learning). Until a rate is known, permits are for "now".
+  `x-ratelimit-limit-requests` headers and the 429s that workers report (by a
+  `RateSchedule`, as a local run's pacer learns). Until a rate is known, permits are
+  for "now".
 - **A stop flag.** An endpoint that stopped answering, a rejected key, or a cap that
   nothing fits under any more ends the job: every later lease and permit says why.
 """
@@ -30,8 +31,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..cost import SpendCap
-from ..live.ratelimit import RateLimiter
+from .._cost import SpendCap
+from .._live.rate import RateSchedule
 
 # Permits a worker asks for at a time: about this many seconds of the cluster's rate.
 CHUNK_S = 0.25
@@ -132,7 +133,7 @@ class _Open:
 class _Calibration:
     """Spent over guessed tokens per abstract: a high percentile of the recent ones.
 
-    As `live.budget` does for one process, so that leases near the cap are rather
+    As `summarize._live.budget` does for one process, so that leases near the cap are rather
     over- than underestimated; fewer answers than `TRUSTED` only raise the factor."""
 
     WINDOW = 256
@@ -164,7 +165,7 @@ class Coordinator:
     ) -> None:
         self.cap = cap or SpendCap()
         self._clock = clock
-        self._limiter = RateLimiter(rpm, None, clock=clock)
+        self._rate = RateSchedule(rpm, None, clock=clock)
         self._spent = Spend()
         self._open: dict[str, _Open] = {}
         self._leased: set[str] = set()
@@ -216,12 +217,12 @@ class Coordinator:
                 held.spent += spend
         self._calibration.add(news.ratios)
         for _ in range(news.answered):
-            self._limiter.succeeded()
+            self._rate.succeeded()
         if news.limit_rpm is not None:
-            self._limiter.observe({"x-ratelimit-limit-requests": str(news.limit_rpm)})
+            self._rate.observe({"x-ratelimit-limit-requests": str(news.limit_rpm)})
         for wait in news.throttled:
             self._throttled += 1
-            self._limiter.rate_limited(wait)
+            self._rate.rate_limited(wait)
             self._paused_until = max(self._paused_until, self._clock() + wait)
 
     def _free(self) -> tuple[int, float]:
@@ -246,7 +247,7 @@ class Coordinator:
         """Up to `wanted` start times for `worker`'s next requests, after taking its news."""
         self.tell(news)
         self.workers.setdefault(worker, 0)
-        rate = self._limiter.requests_per_second()
+        rate = self._rate.requests_per_second()
         workers, paused = len(self.workers), self._paused_until
         if self.stopped is not None:
             return Permits((), rate, workers, self.stopped, paused)
@@ -275,7 +276,7 @@ class Coordinator:
             spent=self._spent,
             stopped=self.stopped,
             throttled=self._throttled,
-            rpm=self._limiter.rpm,
+            rpm=self._rate.rpm,
             workers=len(self.workers),
             leases=len(self._leased) + self._repeated,
             repeated_batches=self._repeated,

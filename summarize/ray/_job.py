@@ -29,15 +29,15 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from ..cost import SpendCap
-from ..errors import ConfigError, OutputError, ProviderError, error_line
-from ..items import Item, stream_items
-from ..job import Plan, pending_ids, plan
-from ..live.runner import RunResult
-from ..manifest import manifest, manifest_path_for, write_manifest
-from ..readers import Inputs, index_inputs
-from ..records import fingerprint
-from ..settings import RunSettings, wants_local
+from .._core.outcome import RunResult
+from .._core.plan import Plan, pending_ids, plan
+from .._core.records import fingerprint
+from .._cost import SpendCap
+from .._errors import ConfigError, OutputError, ProviderError, error_line
+from .._items import Item, stream_items
+from .._manifest import manifest, manifest_path_for, write_manifest
+from .._readers import Inputs, index_inputs
+from .._settings import RunSettings, wants_local
 from ._coordinator import Coordinator, Totals
 from ._pacer import SILENCE_S
 from ._parts import Parts, compact, read_parts, remove_temporaries

@@ -1,9 +1,10 @@
 """A worker's side of the cluster's pacing: permits from the coordinator, news back to it.
 
-`ClusterLimiter` stands where a run's `RateLimiter` stands, inside `OpenAISummarizer`:
-each HTTP attempt first waits for one of the coordinator's permits (a start time on
-the cluster's one schedule), fetched in chunks only when a request waits for one, so
-none go unused while the worker is idle. What the client learns is not acted on
+`ClusterPacer` stands where a run's `Pacer` stands, behind the same `Pacing` protocol:
+the worker pool holds its width for each abstract, and inside `OpenAISummarizer` each
+HTTP attempt first waits for one of the coordinator's permits (a start time on the
+cluster's one schedule), fetched in chunks only when a request waits for one, so none
+go unused while the worker is idle. What the client learns is not acted on
 locally: answers, `x-ratelimit-limit-requests` and 429s are gathered in a `Reporter`
 and ride to the coordinator on the next permit call (a 429 at once), which learns the
 one limit for every worker. A 429 still pauses this worker's own requests at once.
@@ -20,7 +21,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 
-from ..live.ratelimit import SECONDS_PER_MINUTE, RateLimiter
+from .._live.pacer import MAX_AUTO_CONCURRENCY, REMOTE_CONCURRENCY, Limits, Width
+from .._live.rate import SECONDS_PER_MINUTE, RateSchedule
 from ._coordinator import News, Permits, Spend, chunk_for
 from ._link import Link
 
@@ -74,11 +76,13 @@ class Reporter:
         return news
 
 
-class ClusterLimiter(RateLimiter):
-    """A `RateLimiter` whose request slots come from the coordinator.
+class ClusterPacer:
+    """A worker's `Pacing`, whose request start slots come from the coordinator.
 
-    The parent still paces this worker's share of `tpm` and its own 429 pauses; the
-    cluster's request limit is the coordinator's alone."""
+    Its own `RateSchedule` paces this worker's share of `tpm` and its own 429 pauses,
+    and its `Width` is sized from its share of the cluster's rate; the cluster's request
+    limit is the coordinator's alone. `width` and `maximum` are a `Width`'s: adaptive
+    (as for a remote endpoint in a local run) unless `maximum` is None."""
 
     def __init__(
         self,
@@ -87,10 +91,13 @@ class ClusterLimiter(RateLimiter):
         worker: str,
         *,
         tpm: float | None = None,
+        width: int = REMOTE_CONCURRENCY,
+        maximum: int | None = MAX_AUTO_CONCURRENCY,
         silence_s: float = SILENCE_S,
         wall: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(None, tpm, learn=False)
+        self._schedule = RateSchedule(None, tpm, learn=False)
+        self._width = Width(width, maximum=maximum)
         self._link = link
         self._reporter = reporter
         self._worker = worker
@@ -107,27 +114,47 @@ class ClusterLimiter(RateLimiter):
         self.stopped: str | None = None
 
     @property
+    def maximum(self) -> int:
+        """The most abstracts this worker may ever have in flight."""
+        return self._width.maximum
+
+    @property
     def rpm(self) -> float | None:
         """The cluster's request limit as last heard (None: not known)."""
         return None if self._per_second is None else self._per_second * SECONDS_PER_MINUTE
 
     def requests_per_second(self) -> float | None:
-        """This worker's share of the cluster's rate, for sizing its concurrency."""
+        """This worker's share of the cluster's rate, for sizing its width."""
         return None if self._per_second is None else self._per_second / self._workers
+
+    async def enter(self) -> None:
+        """Wait until one more abstract may be in flight on this worker."""
+        await self._width.enter()
+
+    def leave(self, latency: float | None = None) -> None:
+        """An abstract is done; `latency` resizes the width, at this worker's share."""
+        self._width.leave(latency, self.requests_per_second())
 
     async def acquire(self, tokens: int = 0) -> None:
         """Wait for this worker's pauses and token share, then for a cluster permit."""
         self._check()
-        await super().acquire(tokens)
+        spacing = self._spacing if self._width.adaptive else None
+        await self._schedule.acquire(tokens, spacing=spacing)
         slot = await self._next_slot()
         if (wait := slot - self._wall()) > 0:
             await asyncio.sleep(wait)
         self._check()
         self._sent_unanswered += 1
 
-    def succeeded(self) -> None:
-        """One more answer got through: the coordinator counts it towards the rate."""
-        super().succeeded()
+    def _spacing(self) -> float | None:
+        # Sends are spaced only while no cluster rate is known (as in a local run).
+        return None if self._per_second is not None else self._width.spacing()
+
+    def settle(self, estimated: int, used: int) -> None:
+        """One more answer got through: the token share is corrected, and the
+        coordinator counts the answer towards the cluster's rate."""
+        self._schedule.settle(estimated, used)
+        self._schedule.succeeded()
         self._reporter.answered()
 
     def observe(self, headers: Mapping[str, str]) -> None:
@@ -146,11 +173,20 @@ class ClusterLimiter(RateLimiter):
                 # its call carries the limit. Held, they would burst past the limit.
                 self._slots.clear()
 
-    def rate_limited(self, retry_after: float) -> None:
+    def rate_limited(self, wait: float) -> None:
         """A 429: this worker pauses now; the coordinator hears of it at once."""
-        self.pause(retry_after)
-        self._reporter.throttled(retry_after)
+        self._schedule.pause(wait)
+        self._reporter.throttled(wait)
         self._push()
+
+    def pause(self, seconds: float) -> None:
+        """Hold this worker's requests back for `seconds` (a `Retry-After`)."""
+        self._schedule.pause(seconds)
+
+    def limits(self) -> Limits:
+        """The cluster's request limit as heard here, the token share, and the width."""
+        return {"rpm": self.rpm, "tpm": self._schedule.tpm, "concurrency": self._width.width,
+                "peak_in_flight": self._width.peak}  # fmt: skip
 
     def stop(self, reason: str) -> None:
         """End the job from this worker: no more requests here, and the coordinator told."""
@@ -197,7 +233,7 @@ class ClusterLimiter(RateLimiter):
         if permits.stopped is not None:
             self.stopped = self.stopped or permits.stopped
         if (paused := permits.paused_until - self._wall()) > 0:
-            self.pause(paused)
+            self._schedule.pause(paused)
             while self._slots and self._slots[0] < permits.paused_until:
                 self._slots.popleft()
         self._slots.extend(permits.slots)

@@ -1,6 +1,6 @@
 """An output folder of parts: written once per batch, read as one output.
 
-Each batch writes one part, `OUT/part-<hash>.jsonl`, whole (`atomic.replace_file`: a
+Each batch writes one part, `OUT/part-<hash>.jsonl`, whole (`summarize._atomic.replace_file`: a
 temporary file, then a rename), holding one line per id of the batch: a record, or an
 error line (`error_type`). The name is a hash of the request's fingerprint and the
 batch's sorted ids, so a batch that Ray runs again overwrites its own part instead of
@@ -24,10 +24,10 @@ from typing import Any
 
 import jsonlines
 
-from ..atomic import replace_file
-from ..errors import OutputError
-from ..output import encode_line, encode_model
-from ..records import ErrorRecord, Fingerprint, Record, fingerprint
+from .._atomic import replace_file
+from .._core.records import ErrorRecord, Fingerprint, Record, fingerprint
+from .._errors import OutputError
+from .._output import encode_line, encode_model
 
 PART_PREFIX = "part-"
 PART_SUFFIX = ".jsonl"

@@ -1,6 +1,6 @@
 """A batch as Ray Data hands it over (a pandas DataFrame or a dict of columns), as items.
 
-Rows are checked as JSONL lines are (`readers.entry_from_row`). A row that is no
+Rows are checked as JSONL lines are (`summarize._readers.entry_from_row`). A row that is no
 entry (no abstract, a title that is no text) does not stop the batch: it becomes an
 `input` error line, under its own id or, without one, a hash of the row. Rows with
 the same abstract fold into one item. Where a row says where it was read (`sources`,
@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ErrorType, InputError, SummaryError
-from ..items import Entry, Item, Source, collect_items
-from ..readers import entry_from_row
+from .._errors import ErrorType, InputError, SummaryError
+from .._items import Entry, Item, Source, collect_items
+from .._readers import entry_from_row
 
 ROWS = "<rows>"
 Row = dict[str, Any]

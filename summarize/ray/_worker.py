@@ -1,13 +1,14 @@
 """The worker: a callable class for `Dataset.map_batches`, one per Ray actor.
 
 Everything that lasts is made once, in `__init__`: the plan (prompt, model, price,
-request fingerprint), one event loop on its own thread, one HTTP client, one pacer
-(`ClusterLimiter`) and one concurrency gate. Each batch then runs on that loop:
+request fingerprint), one event loop on its own thread, one HTTP client and one pacer
+(`ClusterPacer`: the worker's width, and start slots from the coordinator). Each batch
+then runs on that loop:
 
 1. its rows are read (`_rows`); a row that is no entry becomes an `input` error line;
 2. it asks the coordinator for a spend lease for its abstracts' expected spend;
-3. it sends what fits under the lease (`live.runner.summarize_items`, the same core as
-   a local run: retries, re-asks, caps), reporting spend as abstracts finish;
+3. it sends what fits under the lease (`summarize._live.pool.send_items`, the same pool
+   as a local run: retries, re-asks, caps), reporting spend as abstracts finish;
 4. it settles the lease, and every abstract left without a line gets a `not_sent` line
    saying why (the cap, or the job stopped);
 5. it writes its part, whole, named from its ids (`_parts`), and returns one row per
@@ -28,22 +29,23 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..cost import Price, SpendCap
-from ..errors import ConfigError, ErrorType, ProviderError, SummaryError
-from ..items import Item
-from ..job import plan
-from ..live.budget import Budget
-from ..live.client import Completion, OpenAISummarizer, Summarizer
-from ..live.concurrency import MAX_AUTO_CONCURRENCY, REMOTE_CONCURRENCY, Concurrency
-from ..live.runner import Outcome, RunResult, summarize_items
-from ..records import ErrorRecord, Record, make_error
-from ..request import prompt_tokens
-from ..settings import RunSettings, wants_local
-from ..tokens import TokenEstimator
-from ..usage import Usage
+from .._core.outcome import Outcome, RunResult
+from .._core.plan import plan
+from .._core.records import ErrorRecord, Record, make_error
+from .._core.request import prompt_tokens
+from .._core.summarizer import Completion, Summarizer
+from .._cost import Price, SpendCap, cost_of
+from .._errors import ConfigError, ErrorType, ProviderError, SummaryError
+from .._items import Item
+from .._live.budget import Budget
+from .._live.client import OpenAISummarizer
+from .._live.pool import send_items
+from .._settings import RunSettings, wants_local
+from .._tokens import TokenEstimator
+from .._usage import Usage
 from ._coordinator import Coordinator, Lease, Spend
 from ._link import ActorLink, Link, LocalLink
-from ._pacer import SILENCE_S, ClusterLimiter, JobStopped, Reporter
+from ._pacer import SILENCE_S, ClusterPacer, JobStopped, Reporter
 from ._parts import part_name, write_part
 from ._rows import Row, read_rows, rows_of
 
@@ -92,14 +94,13 @@ class SummarizeBatch:
         self._reporter = Reporter()
         self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         tpm = None if settings.tpm is None else settings.tpm / max(workers, 1)
-        self._limiter = ClusterLimiter(self._link, self._reporter, self.name, tpm=tpm,
-                                       silence_s=silence_s)  # fmt: skip
-        self._gate = _gate(settings, self._limiter)
+        self._pacer = _pacer(settings, self._link, self._reporter, self.name, tpm=tpm,
+                             silence_s=silence_s)  # fmt: skip
         self._estimator = TokenEstimator(settings.endpoint.max_tokens)
         inner = summarizer or OpenAISummarizer(
-            settings.endpoint, self._planned.made_by.prompt, limiter=self._limiter
+            settings.endpoint, self._planned.made_by.prompt, pacer=self._pacer
         )
-        self._summarizer = _Guarded(inner, self._limiter)
+        self._summarizer = _Guarded(inner, self._pacer)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name="summarize-ray-worker")  # fmt: skip
@@ -159,7 +160,7 @@ class SummarizeBatch:
         await self._link.settle(batch, self._reporter.drain(batch))
         for item in items:
             if item.id not in by_id:
-                left = reason or self._limiter.stopped or "the job ended first"
+                left = reason or self._pacer.stopped or "the job ended first"
                 by_id[item.id] = make_error(item, not_sent(left), by=self._planned.made_by)
 
     async def _summarize(
@@ -175,13 +176,13 @@ class SummarizeBatch:
                         guess=lambda item: _scaled(guesses[item.id], lease.factor))  # fmt: skip
         result = RunResult(unique=len(items))
         try:
-            await summarize_items(
+            await send_items(
                 items,
                 count=len(items),
                 summarizer=self._summarizer,
-                output=_Kept(by_id),
+                sink=_Kept(by_id),
                 made_by=self._planned.made_by,
-                concurrency=self._gate,
+                pacer=self._pacer,
                 result=result,
                 budget=budget,
                 on_outcome=lambda outcome: self._spent(batch, guesses, outcome),
@@ -215,7 +216,7 @@ class SummarizeBatch:
 
 
 class _Kept:
-    """The lines of one batch, by id (a `runner.Sink`)."""
+    """The lines of one batch, by id (a `summarize._core.sink.Sink`)."""
 
     def __init__(self, by_id: dict[str, Line]) -> None:
         self._by_id = by_id
@@ -234,14 +235,14 @@ class _Guarded:
     An error that ends the job (a rejected key, an endpoint never reached) stops it
     through the coordinator; once stopped, abstracts are not sent."""
 
-    def __init__(self, inner: Summarizer, limiter: ClusterLimiter) -> None:
+    def __init__(self, inner: Summarizer, pacer: ClusterPacer) -> None:
         self._inner = inner
-        self._limiter = limiter
+        self._pacer = pacer
         self.model_name = inner.model_name
 
     async def summarize(self, item: Item) -> Completion:
-        if self._limiter.stopped is not None:
-            raise not_sent(self._limiter.stopped)
+        if self._pacer.stopped is not None:
+            raise not_sent(self._pacer.stopped)
         try:
             return await self._inner.summarize(item)
         except SummaryError:
@@ -249,7 +250,7 @@ class _Guarded:
         except JobStopped as exc:
             raise not_sent(str(exc)) from None
         except (ConfigError, ProviderError) as exc:
-            self._limiter.stop(str(exc))
+            self._pacer.stop(str(exc))
             raise SummaryError(str(exc), error_type=ErrorType.PROVIDER) from None
         except Exception as exc:  # noqa: BLE001 - a row never raises into Ray: its line says why
             message = f"internal error: {type(exc).__name__}: {exc}"
@@ -268,15 +269,14 @@ def _link_to(coordinator: Any, settings: RunSettings) -> Link:
     return ActorLink(coordinator)
 
 
-def _gate(settings: RunSettings, limiter: ClusterLimiter) -> Concurrency:
-    """`--concurrency`, or a gate sized from this worker's share of the cluster's rate."""
+def _pacer(settings: RunSettings, link: Link, reporter: Reporter, name: str, *,
+           tpm: float | None, silence_s: float) -> ClusterPacer:  # fmt: skip
+    """`--concurrency` as given, else a width sized from this worker's share of the
+    cluster's rate (as `summarize._live.pacer.pacer_for` sizes a remote run's)."""
     if settings.concurrency is not None:
-        return Concurrency(settings.concurrency)
-    adaptive = Concurrency(REMOTE_CONCURRENCY, maximum=MAX_AUTO_CONCURRENCY,
-                           rate=limiter.requests_per_second)  # fmt: skip
-    # Sends are spaced only while no cluster rate is known (as in a local run).
-    limiter.spacing = lambda: None if limiter.rpm is not None else adaptive.spacing()
-    return adaptive
+        return ClusterPacer(link, reporter, name, tpm=tpm, width=settings.concurrency,
+                            maximum=None, silence_s=silence_s)  # fmt: skip
+    return ClusterPacer(link, reporter, name, tpm=tpm, silence_s=silence_s)
 
 
 def _status(line: Line) -> str:
@@ -284,7 +284,7 @@ def _status(line: Line) -> str:
 
 
 def _spend(usage: Usage, price: Price | None, *, requests: int = 0) -> Spend:
-    return Spend(usage.prompt_tokens, usage.completion_tokens, usage.cost(price), requests,
+    return Spend(usage.prompt_tokens, usage.completion_tokens, cost_of(usage, price), requests,
                  usage.cached_tokens)  # fmt: skip
 
 

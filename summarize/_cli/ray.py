@@ -1,7 +1,7 @@
-"""`summarize run --engine ray`: its flags, and the call, for `cli.run_command`.
+"""`summarize run --engine ray`: its flags, and the call, for `run_command`.
 
-Kept here so that the CLI gains one option group and one call. Nothing here imports
-Ray: `run_on_ray` does, when a run needs it.
+Kept apart so that `run` gains one option group and one call. Nothing here imports
+Ray: `summarize.ray.run_on_ray` does, when a run needs it.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from ..cli.common import show_problems
-from ..cli.progress import summary_line
-from ..settings import RunSettings
-from ._job import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, RayOptions, run_on_ray
+from .._settings import RunSettings
+from ..ray import RayOptions, run_on_ray
+from ..ray._job import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS
+from .common import show_problems
+from .progress import summary_line
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _FLAGS = ("engine", "ray_address", "workers", "batch_size")
