@@ -1,4 +1,4 @@
-"""The public surface: `summarize`, `summarize.batch` and `summarize.testing`.
+"""The public surface: `summarize`, `summarize.batch`, `summarize.ray` and `summarize.testing`.
 
 Each lists its names in `__all__`, held here to the letter: a name added or dropped is
 a change to the API and shows up in this file's diff. Every other module's name starts
@@ -28,6 +28,11 @@ PUBLIC = {
         "BatchOptions", "CancelResult", "CollectResult", "SubmitResult", "cancel", "collect",
         "ignored_settings", "remote_endpoint", "status", "submit",
     ],
+    "summarize.ray": [
+        "NO_ENDPOINT", "Coordinator", "Lease", "News", "Parts", "Permits", "RayOptions",
+        "Spend", "SummarizeBatch", "Totals", "part_name", "read_parts", "run_on_ray",
+        "start_coordinator",
+    ],
     "summarize.testing": ["FakeAnswer", "FakeSummarizer", "plain_summary"],
 }  # fmt: skip
 
@@ -53,4 +58,4 @@ def test_every_other_module_is_private() -> None:
         if not info.name.rsplit(".", 1)[-1].startswith("_")
         and not any(part.startswith("_") for part in info.name.split(".")[1:-1])
     }
-    assert public == {"summarize.batch", "summarize.testing"}
+    assert public == {"summarize.batch", "summarize.ray", "summarize.testing"}
