@@ -11,7 +11,7 @@ shared abstracts (with numbered variants where more are needed). One local Ray
 (`num_cpus=8`) serves every Ray run; `summarize run` runs as its own process.
 
 1. records: the 666 through `--engine ray`, 2 workers, against `summarize run`: lines
-   that differ on a lasting field (`review.diff_records`; sources included);
+   that differ on a lasting field (`_review.diff_records`; sources included);
 2. throughput: 0.2 s latency, 8 in flight per process: 2 workers over twice one process
    (goal >= 0.9);
 3. rate: a 20 req/s limit (told in headers), 2 workers: the rate over the limit (goal
