@@ -12,6 +12,9 @@ fails, one line per finding, when:
 - batch mode (`summarize._batch`, `summarize.batch`) imports live mode anywhere but in
   `summarize._batch.live_repair`, where `collect --repair live` sends through the live
   pool (shared types and planning come from `summarize._core`, never from live);
+- live or batch mode imports the Ray package (`summarize.ray`), or the Ray package
+  imports batch mode or the CLI: Ray sends through live mode as a transport of its own,
+  from many processes, and the CLI sits above it;
 - a module is over MAX_MODULE_LINES lines, or a function over MAX_FUNCTION_LINES.
 
 Importing `a.b.c` from outside package `a.b` runs `a/b/__init__.py` first, so it counts
@@ -33,9 +36,11 @@ CORE = "summarize._core"
 LIVE = ("summarize._live",)
 BATCH = ("summarize._batch", "summarize.batch")
 LIVE_REPAIR = "summarize._batch.live_repair"
+RAY = ("summarize.ray",)
+CLI = "summarize._cli"
 # What the core sits under: the transports, the CLI and the composition that uses them.
 ABOVE_CORE = (
-    *LIVE, *BATCH, "summarize._cli", "summarize._run", "summarize._rows",
+    *LIVE, *BATCH, *RAY, CLI, "summarize._run", "summarize._rows",
     "summarize._estimate", "summarize.testing",
 )  # fmt: skip
 
@@ -210,6 +215,11 @@ def layering(modules: dict[str, Module]) -> Iterator[str]:
             if within(module.name, BATCH) and within(target, LIVE) and module.name != LIVE_REPAIR:
                 yield (f"{where}: batch mode reaches live mode only in {LIVE_REPAIR}; "
                        "shared types and planning are in summarize._core")  # fmt: skip
+            if within(module.name, (*LIVE, *BATCH)) and within(target, RAY):
+                yield f"{where}: live and batch mode never import the Ray package"
+            if within(module.name, RAY) and within(target, (*BATCH, CLI)):
+                yield (f"{where}: the Ray package sends through live mode; it imports "
+                       "neither batch mode nor the CLI")  # fmt: skip
 
 
 def sizes(modules: dict[str, Module]) -> Iterator[str]:

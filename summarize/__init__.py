@@ -5,7 +5,8 @@ The library API (the `summarize` command is a thin shell over it):
     from summarize import RunSettings, EndpointSettings, run
     result = run(RunSettings(inputs=("papers.jsonl",), output=Path("out.jsonl")))
 
-The public modules are this one, `summarize.batch` (nightly mode on a Batch API) and
+The public modules are this one, `summarize.batch` (nightly mode on a Batch API),
+`summarize.ray` (the same run on a Ray cluster; Ray is imported only when it runs) and
 `summarize.testing` (test doubles); each lists its names in `__all__`. Modules whose
 name starts with an underscore are internal and may change in any release.
 

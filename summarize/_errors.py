@@ -35,6 +35,7 @@ class ErrorType(StrEnum):
     PROVIDER = "provider"
     EXPIRED = "expired"
     INPUT = "input"
+    NOT_SENT = "not_sent"  # never answered: a cluster's spend cap, or its job stopped first
 
 
 class ExitCode(IntEnum):

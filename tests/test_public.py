@@ -1,5 +1,5 @@
-"""The public surface: `summarize`, `summarize.batch`, `summarize.testing` and its
-`summarize.testing.server` (the `testing` extra).
+"""The public surface: `summarize`, `summarize.batch`, `summarize.ray`, `summarize.testing`
+and its `summarize.testing.server` (the `testing` extra).
 
 Each lists its names in `__all__`, held here to the letter: a name added or dropped is
 a change to the API and shows up in this file's diff. Every other module's name starts
@@ -28,6 +28,11 @@ PUBLIC = {
     "summarize.batch": [
         "BatchOptions", "CancelResult", "CollectResult", "SubmitResult", "cancel", "collect",
         "ignored_settings", "remote_endpoint", "status", "submit",
+    ],
+    "summarize.ray": [
+        "NO_ENDPOINT", "Coordinator", "Lease", "News", "Parts", "Permits", "RayOptions",
+        "Spend", "SummarizeBatch", "Totals", "part_name", "read_parts", "run_on_ray",
+        "start_coordinator",
     ],
     "summarize.testing": [
         "ChatRequest", "FakeAnswer", "FakeSummarizer", "Handler", "MockTransport", "Reply",
@@ -63,4 +68,6 @@ def test_every_other_module_is_private() -> None:
         if not info.name.rsplit(".", 1)[-1].startswith("_")
         and not any(part.startswith("_") for part in info.name.split(".")[1:-1])
     }
-    assert public == {"summarize.batch", "summarize.testing", "summarize.testing.server"}
+    assert public == {
+        "summarize.batch", "summarize.ray", "summarize.testing", "summarize.testing.server"
+    }

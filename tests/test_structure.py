@@ -1,5 +1,6 @@
 """The package's shape (`.ci/structure.py`): no import cycle, the core under the
-transports, live mode never importing batch mode, short modules and functions.
+transports, live mode never importing batch mode, the Ray package sending through live
+mode alone, short modules and functions.
 
 The script reads the source with `ast`; here it runs on this repository (which must
 pass) and on small trees planted with each fault (which must not).
@@ -77,6 +78,21 @@ def test_a_cycle_through_a_package_init_is_found(tmp_path: Path) -> None:
         ({"_core/__init__.py": "", "_core/plan.py": "from .._live import pool\n",
           "_live/__init__.py": "", "_live/pool.py": ""},
          "the core sits under the transports"),
+        ({"_live/__init__.py": "", "_live/pool.py": "from ..ray import _worker\n",
+          "ray/__init__.py": "", "ray/_worker.py": ""},
+         "live and batch mode never import the Ray package"),
+        ({"_batch/__init__.py": "", "_batch/submit.py": "from ..ray._parts import x\n",
+          "ray/__init__.py": "", "ray/_parts.py": ""},
+         "live and batch mode never import the Ray package"),
+        ({"ray/__init__.py": "", "ray/_job.py": "from .._batch import state\n",
+          "_batch/__init__.py": "", "_batch/state.py": ""},
+         "the Ray package sends through live mode; it imports neither batch mode nor the CLI"),
+        ({"ray/__init__.py": "", "ray/_job.py": "from .._cli.common import fail\n",
+          "_cli/__init__.py": "", "_cli/common.py": ""},
+         "the Ray package sends through live mode; it imports neither batch mode nor the CLI"),
+        ({"_core/__init__.py": "", "_core/plan.py": "from ..ray import _parts\n",
+          "ray/__init__.py": "", "ray/_parts.py": ""},
+         "the core sits under the transports"),
         ({"_long.py": "x = 1\n" * 301}, "301 lines, over 300"),
         ({"_work.py": "def work() -> None:\n" + "    x = 1\n" * 50},
          "work is 51 lines, over 50"),
@@ -85,6 +101,16 @@ def test_a_cycle_through_a_package_init_is_found(tmp_path: Path) -> None:
 def test_each_rule_is_held(tmp_path: Path, files: dict[str, str], said: str) -> None:
     checked = structure(plant(tmp_path, files))
     assert checked.returncode == 1 and said in checked.stderr
+
+
+def test_the_ray_package_may_send_through_live_mode(tmp_path: Path) -> None:
+    tree = plant(tmp_path, {
+        "_live/__init__.py": "", "_live/pool.py": "", "_core/__init__.py": "",
+        "_core/plan.py": "", "ray/__init__.py": "",
+        "ray/_worker.py": "from .._live.pool import x\nfrom .._core.plan import plan\n",
+    })  # fmt: skip
+    checked = structure(tree)
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_a_live_repair_may_send_through_live_mode(tmp_path: Path) -> None:

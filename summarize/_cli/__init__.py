@@ -20,6 +20,7 @@ from .._errors import ExitCode
 from .batch import batch_group
 from .common import fail, job_errors, show_problems, user_errors
 from .logs import log_options
+from .ray import ray_options
 from .records import COMMANDS as RECORDS_COMMANDS
 
 if TYPE_CHECKING:
@@ -105,6 +106,7 @@ for _command in RECORDS_COMMANDS:
     help="abstractive: the model writes the summary; extractive: it picks sentences and "
     "figures [default: extractive for a local model, abstractive for an endpoint].",
 )
+@ray_options
 @log_options
 def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
     """Summarise every unique abstract in INPUTS (.txt listings, .jsonl, .csv, or - for stdin)."""
@@ -114,11 +116,13 @@ def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
     from .._settings import resolve_settings
     from .logs import logging_to
     from .progress import ProgressDisplay, estimate_line
+    from .ray import run_with_ray, take_ray_options
     from .signals import stopping_on_signals
 
     if flags.get("model_file") is not None:
         flags["local"] = True
     dry_run = flags.pop("dry_run")
+    ray = take_ray_options(flags)
     logs = logging_to(flags.pop("log_level"), flags.pop("log_file"))
     with job_errors(), logs, stopping_on_signals() as stopping:
         settings = resolve_settings({"inputs": inputs, **flags}, env=os.environ, cwd=Path.cwd())
@@ -127,6 +131,8 @@ def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
             show_problems(guess.input_problems)
             click.echo(estimate_line(guess))
             sys.exit(ExitCode.OK)
+        if ray is not None:
+            run_with_ray(settings, ray)
         display = ProgressDisplay(enabled=sys.stderr.isatty())
         with display:
             result = run(settings, on_start=display.start, on_outcome=display.advance,

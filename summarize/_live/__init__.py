@@ -8,5 +8,7 @@ slot from the pacer and posts it over `transport`; `retries` decides what a faul
 means -> the answer is judged (`summarize._core.verdict`), re-asked if invalid -> the
 line (`summarize._core.records`) goes to the sink as soon as it is known.
 
-It imports nothing of batch mode; the shared vocabulary is `summarize._core`'s.
+It imports nothing of batch mode nor of `summarize.ray`, which sends through it (its
+workers run `pool.send_items` with a `ClusterPacer` behind `pacer.Pacing`); the shared
+vocabulary is `summarize._core`'s.
 """

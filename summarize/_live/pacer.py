@@ -17,7 +17,9 @@
 Senders see it through `Pacing`: the pool holds the width for each abstract, the
 client takes a start slot for each request and reports what came back, the retry
 policy reports 429s and `Retry-After`s. It is small enough that a coordinator shared by
-many processes could stand behind it.
+many processes stands behind it: `summarize.ray`'s `ClusterPacer` keeps a `Width` of its
+own, sized from its share of the cluster's rate, and takes its start slots from the
+coordinator.
 """
 
 from __future__ import annotations
@@ -94,6 +96,79 @@ class Pacing(Protocol):
         ...
 
 
+class Width:
+    """How many abstracts may be in flight: a fixed width, or one sized from rate x latency.
+
+    The rate is its owner's to tell (`leave`): a `Pacer`'s own schedule, or a cluster's."""
+
+    def __init__(self, width: int = 1, *, maximum: int | None = None) -> None:
+        """`width` abstracts in flight; with `maximum`, adaptive: from one up to `maximum`,
+        `width` while no rate is known."""
+        self.adaptive = maximum is not None
+        self._default = width
+        self.width = 1 if self.adaptive else width
+        self.maximum = maximum or width
+        self._latency: float | None = None
+        self._in_flight = 0
+        # Waiters in arrival order; a freed slot wakes one, not all (256 workers may wait).
+        self._waiting: deque[asyncio.Future[None]] = deque()
+        self.peak = 0
+
+    @property
+    def latency(self) -> float | None:
+        """The smoothed latency of answered requests (None: none answered yet)."""
+        return self._latency
+
+    async def enter(self) -> None:
+        """Wait, in arrival order, until one more abstract may be in flight."""
+        if self._in_flight >= self.width or self._waiting:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            try:
+                await waiter  # resolved by `_wake`, which counts this abstract in
+            except asyncio.CancelledError:
+                if waiter.cancelled():
+                    with contextlib.suppress(ValueError):  # `_wake` may have dropped it
+                        self._waiting.remove(waiter)
+                else:  # granted a slot and cancelled at once: give it back
+                    self._in_flight -= 1
+                    self._wake()
+                raise
+        else:
+            self._in_flight += 1
+        self.peak = max(self.peak, self._in_flight)
+
+    def leave(self, latency: float | None, rate: float | None) -> None:
+        """An abstract is done; its answered request's `latency` and the requests per
+        second allowed now (`rate`, None: not known) resize an adaptive width."""
+        self._in_flight -= 1
+        if latency is not None and self.adaptive:
+            previous = self._latency if self._latency is not None else latency
+            self._latency = previous + LATENCY_SMOOTHING * (latency - previous)
+            wanted = (self._default if rate is None
+                      else math.ceil(rate * self._latency * SPREAD) + 1)  # fmt: skip
+            self.width = max(1, min(self.maximum, wanted))
+        self._wake()
+
+    def _wake(self) -> None:
+        """Hand free slots to the longest waiters."""
+        while self._waiting and self._in_flight < self.width:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                self._in_flight += 1
+                waiter.set_result(None)
+
+    def spacing(self) -> float | None:
+        """Seconds between sends that keep an adaptive width full without bursts.
+
+        Answers that come back together would otherwise go out again together, and
+        against a limit no header told, the burst that finds it earns a 429 for each
+        request in it, not one."""
+        if self._latency is None:
+            return None
+        return self._latency / self.width / CATCH_UP
+
+
 class Pacer:
     """The width, rate and spacing of one endpoint's requests (see the module doc)."""
 
@@ -111,21 +186,23 @@ class Pacer:
         """`width` abstracts in flight; with `maximum`, adaptive: from one up to `maximum`,
         `width` while no rate is known. `learn`: learn the limits not given."""
         self._rate = RateSchedule(rpm, tpm, learn=learn, clock=clock, sleep=sleep)
-        self._adaptive = maximum is not None
-        self._default = width
-        self.width = 1 if self._adaptive else width
-        self._maximum = maximum or width
-        self._latency: float | None = None
-        self._in_flight = 0
-        # Waiters in arrival order; a freed slot wakes one, not all (256 workers may wait).
-        self._waiting: deque[asyncio.Future[None]] = deque()
-        self.peak = 0
+        self._width = Width(width, maximum=maximum)
         self._sized_for: float | None = None  # the request limit of the last width logged
 
     @property
     def maximum(self) -> int:
         """The most abstracts that may ever be in flight."""
-        return self._maximum
+        return self._width.maximum
+
+    @property
+    def width(self) -> int:
+        """How many abstracts may be in flight now."""
+        return self._width.width
+
+    @property
+    def peak(self) -> int:
+        """The most abstracts that were in flight at once."""
+        return self._width.peak
 
     @property
     def rpm(self) -> float | None:
@@ -163,72 +240,30 @@ class Pacer:
 
     async def enter(self) -> None:
         """Wait, in arrival order, until one more abstract may be in flight."""
-        if self._in_flight >= self.width or self._waiting:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiting.append(waiter)
-            try:
-                await waiter  # resolved by `_wake`, which counts this abstract in
-            except asyncio.CancelledError:
-                if waiter.cancelled():
-                    with contextlib.suppress(ValueError):  # `_wake` may have dropped it
-                        self._waiting.remove(waiter)
-                else:  # granted a slot and cancelled at once: give it back
-                    self._in_flight -= 1
-                    self._wake()
-                raise
-        else:
-            self._in_flight += 1
-        self.peak = max(self.peak, self._in_flight)
+        await self._width.enter()
 
     def leave(self, latency: float | None = None) -> None:
         """An abstract is done; its answered request's `latency` resizes an adaptive width."""
-        self._in_flight -= 1
-        if latency is not None and self._adaptive:
-            self._resize(latency)
-        self._wake()
+        before = self._width.width
+        self._width.leave(latency, self._rate.requests_per_second())
+        if self._width.width != before:
+            self._log_width(before, self._width.width)
 
-    def _wake(self) -> None:
-        """Hand free slots to the longest waiters."""
-        while self._waiting and self._in_flight < self.width:
-            waiter = self._waiting.popleft()
-            if not waiter.done():
-                self._in_flight += 1
-                waiter.set_result(None)
-
-    def _resize(self, latency: float) -> None:
-        previous = self._latency if self._latency is not None else latency
-        self._latency = previous + LATENCY_SMOOTHING * (latency - previous)
-        rate = self._rate.requests_per_second()
-        wanted = self._default if rate is None else math.ceil(rate * self._latency * SPREAD) + 1
-        width = max(1, min(self._maximum, wanted))
-        if width != self.width:
-            self._log_width(width)
-        self.width = width
-
-    def _log_width(self, width: int) -> None:
+    def _log_width(self, before: int, width: int) -> None:
         """At INFO when a newly known request limit sized it, else (latency) at DEBUG."""
-        limit, before = self._rate.rpm, self._sized_for
-        new = limit is not None and (before is None or abs(limit - before) > NEW_LIMIT * before)
+        limit, last = self._rate.rpm, self._sized_for
+        new = limit is not None and (last is None or abs(limit - last) > NEW_LIMIT * last)
         if new:
             self._sized_for = limit
         log.log(logging.INFO if new else logging.DEBUG,
                 "width %d -> %d abstracts in flight (request limit %s, latency %.2f s)",
-                self.width, width, "unknown" if limit is None else f"{limit:.0f}/min",
-                self._latency or 0.0)  # fmt: skip
-
-    def _spacing(self) -> float | None:
-        """Seconds between sends that keep an adaptive width full without bursts.
-
-        Answers that come back together would otherwise go out again together, and
-        against a limit no header told, the burst that finds it earns a 429 for each
-        request in it, not one."""
-        if self._latency is None:
-            return None
-        return self._latency / self.width / CATCH_UP
+                before, width, "unknown" if limit is None else f"{limit:.0f}/min",
+                self._width.latency or 0.0)  # fmt: skip
 
     async def acquire(self, tokens: int = 0) -> None:
         """Wait for the start slot of one request of about `tokens` tokens."""
-        await self._rate.acquire(tokens, spacing=self._spacing if self._adaptive else None)
+        spacing = self._width.spacing if self._width.adaptive else None
+        await self._rate.acquire(tokens, spacing=spacing)
 
     def settle(self, estimated: int, used: int) -> None:
         """Correct the token clock by what the request used, and ramp the pace back up."""

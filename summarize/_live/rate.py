@@ -15,7 +15,9 @@ finds the limit is one request, not a width's worth. A 429 pauses every request,
 not only the one that got it; under a known limit it lowers the pace (x0.8), and
 each answer raises it again by 1 % until it is back at the limit (AIMD).
 
-It is the rate part of `pacer.Pacer`, which owns it; nothing else uses it. It logs
+It is the rate part of `pacer.Pacer`. `summarize.ray` uses it too, behind `Pacing`:
+its coordinator learns the cluster's one request limit with one, and each worker's
+`ClusterPacer` keeps its share of `--tpm` and its own pauses with another. It logs
 (`summarize.rate`, INFO) each pause as it starts and each limit as it is learned.
 """
 
