@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from summarize import Completion, ConfigError, ErrorRecord, Item, Record, RunSettings, SpendCap
+from summarize._parts import compact
 from summarize.ray import Coordinator, SummarizeBatch, _worker, part_name, read_parts
-from summarize.ray._parts import compact
 from summarize.testing import FakeAnswer, FakeSummarizer
 from tests.conftest import ABSTRACTS, numbered_abstracts
 

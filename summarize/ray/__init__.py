@@ -15,9 +15,9 @@ without it.
 - `read_parts`: an output folder of parts read as one output, deduplicated by id.
 """
 
+from .._parts import Parts, part_name, read_parts
 from ._coordinator import Coordinator, Lease, News, Permits, Spend, Totals
 from ._job import RayOptions, run_on_ray, start_coordinator
-from ._parts import Parts, part_name, read_parts
 from ._worker import NO_ENDPOINT, SummarizeBatch
 
 __all__ = [

@@ -15,19 +15,16 @@ work without the `ray` extra.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib
 import importlib.util
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from filelock import FileLock, Timeout
 
 from .._core.outcome import RunResult
 from .._core.plan import Plan, pending_ids, plan
@@ -36,11 +33,11 @@ from .._cost import SpendCap
 from .._errors import ConfigError, OutputError, ProviderError, error_line
 from .._items import Item, stream_items
 from .._manifest import manifest, manifest_path_for, write_manifest
+from .._parts import Parts, compact, locked, read_parts, remove_temporaries
 from .._readers import Inputs, index_inputs
 from .._settings import RunSettings, wants_local
 from ._coordinator import Coordinator, Totals
 from ._pacer import SILENCE_S
-from ._parts import Parts, compact, read_parts, remove_temporaries
 from ._worker import NO_ENDPOINT, SummarizeBatch
 
 # A second batch waits at each actor, so none idles between batches (1.9 s a batch of 61
@@ -81,7 +78,7 @@ def run_on_ray(
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder}: is a file; --engine ray writes a folder of parts there")
     started = time.perf_counter()
-    with closing(Inputs(settings.inputs)) as source, _locked(folder):
+    with closing(Inputs(settings.inputs)) as source, locked(folder):
         index, problems = index_inputs(source, strict=settings.strict)
         planned = plan(settings)
         remove_temporaries(folder)
@@ -105,26 +102,6 @@ def run_on_ray(
 def _row(item: Item) -> dict[str, Any]:
     sources = [str(source) for source in item.sources]
     return {"id": item.id, "title": item.title, "abstract": item.abstract, "sources": sources}
-
-
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """One run at a time per output, local or on Ray: the lock a local run takes."""
-    real = Path(os.path.realpath(folder))
-    lock = FileLock(str(real.with_name(real.name + ".lock")), timeout=0)
-    try:
-        real.parent.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-    except Timeout:
-        raise OutputError(f"{folder}: another summarize run is writing this output") from None
-    except OSError as exc:
-        raise OutputError(f"{folder}: cannot create or lock ({exc.strerror})") from exc
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            Path(lock.lock_file).unlink()
-        lock.release()
 
 
 def _pipeline(rows: list[dict[str, Any]], settings: RunSettings, options: RayOptions) -> Totals:

@@ -40,13 +40,13 @@ from .._items import Item
 from .._live.budget import Budget
 from .._live.client import OpenAISummarizer
 from .._live.pool import send_items
+from .._parts import part_name, write_part
 from .._settings import RunSettings, wants_local
 from .._tokens import TokenEstimator
 from .._usage import Usage
 from ._coordinator import Coordinator, Lease, Spend
 from ._link import ActorLink, Link, LocalLink
 from ._pacer import SILENCE_S, ClusterPacer, JobStopped, Reporter
-from ._parts import part_name, write_part
 from ._rows import Row, read_rows, rows_of
 
 NO_ENDPOINT = (
