@@ -24,10 +24,7 @@ from markupsafe import Markup, escape
 
 from . import _grounding as grounding
 from ._atomic import replace_file
-from ._errors import InputError, OutputError
-from ._jsonl import read_jsonl
-from ._output import errors_path_for, failed_after
-from ._review import read_json_lines
+from ._current import read_current
 
 MAX_GAINS = 4
 TOP_METRICS = 12
@@ -59,14 +56,10 @@ class Report:
 
     @classmethod
     def load(cls, path: Path) -> Report:
-        """The records of `path` and the error lines beside it that are current: of an
-        id with no record, or a redo that failed after its record (`failed_after`)."""
-        errors_path = errors_path_for(path)
-        errors = _read_errors(errors_path) if errors_path.exists() else []
-        records = read_json_lines(path)
-        made = {r["id"]: r for r in records}
-        current = [e for e in errors if e.get("id") not in made or failed_after(made[e["id"]], e)]
-        return cls(path, records, current)
+        """The records of `path` (a JSONL file, or a folder of parts) and the error lines
+        that are current: of an id with no record, or a redo that failed after its record."""
+        current = read_current(path)
+        return cls(path, current.records, current.errors)
 
     @cached_property
     def record_ids(self) -> frozenset[str]:
@@ -104,14 +97,6 @@ class Report:
             "prompt_tokens": sum(int(r.get("prompt_tokens", 0)) for r in self.records),
             "completion_tokens": sum(int(r.get("completion_tokens", 0)) for r in self.records),
         }  # fmt: skip
-
-
-def _read_errors(path: Path) -> list[dict[str, Any]]:
-    try:
-        return [line.value for line in read_jsonl(path, expect=dict)]
-    except InputError as exc:
-        # The message names the errors file and line already.
-        raise OutputError(f"cannot read the errors file: {exc}") from None
 
 
 def claim_kind(record: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from ._core.records import Record
 from ._errors import InputError
 from ._jsonl import BadLine, Line, read_jsonl
 from ._output import errors_path_for, failed_redos
+from ._parts import part_paths, read_parts
 from ._schema import ClaimedGain, Summary
 
 SUMMARY_FIELDS = tuple(Summary.model_fields)
@@ -108,6 +109,57 @@ def kept_records(path: Path) -> list[Problem]:
                 "and the abstract is asked again on the next run")
         for record_id, number in sorted(last.items(), key=lambda pair: pair[1])
     ]  # fmt: skip
+
+
+def validate_output(path: Path) -> tuple[list[Problem], list[Problem]]:
+    """The problems of an output, a JSONL file or a folder of parts, and its notices
+    (records kept after a failed redo)."""
+    if path.is_dir():
+        return validate_folder(path)
+    return validate_file(path), kept_records(path)
+
+
+def validate_folder(folder: Path) -> tuple[list[Problem], list[Problem]]:
+    """A folder of parts read as one output: each bad line by part and line, an id twice
+    in one part (a part holds one line per id), and the current records' schema and
+    grounding (lines later parts superseded are not checked: no reader sees them). Then
+    a notice for each record a failed redo came after."""
+    parts = read_parts(folder, bad="skip")
+    if not parts.files:
+        raise InputError("a folder with no parts (part-*.jsonl): not an output", path=folder)
+    problems = [Problem(Path(bad.path), bad.number, bad.reason) for bad in parts.bad]
+    problems += _twice_in_a_part(folder)
+    for item_id, record in parts.records.items():
+        part, number = parts.where[item_id, False]
+        problems.extend(Problem(part, number, message) for message in check_record(record))
+    notices = []
+    for item_id, error in parts.errors.items():
+        if item_id in parts.records:
+            part, number = parts.where[item_id, False]
+            error_part, error_number = parts.where[item_id, True]
+            notices.append(Problem(part, number, f"notice: {item_id}: a redo failed after this "
+                                   f"record ({error.get('error_type')}; see {error_part.name}:"
+                                   f"{error_number}); the record is kept, and the abstract is "
+                                   "asked again on the next run"))  # fmt: skip
+    return sorted(problems, key=_place), sorted(notices, key=_place)
+
+
+def _twice_in_a_part(folder: Path) -> list[Problem]:
+    problems = []
+    for part in part_paths(folder):
+        first: dict[str, int] = {}
+        for line in read_jsonl(part, expect=dict, bad="skip"):
+            if isinstance(line, Line) and isinstance(line.value.get("id"), str):
+                key = line.value["id"]
+                if key in first:
+                    message = f"duplicate id {key} in one part (first on line {first[key]})"
+                    problems.append(Problem(part, line.number, message))
+                first.setdefault(key, line.number)
+    return problems
+
+
+def _place(problem: Problem) -> tuple[str, int]:
+    return str(problem.path), problem.line
 
 
 def check_record(record: dict[str, Any]) -> list[str]:

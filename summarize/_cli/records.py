@@ -2,11 +2,15 @@
 
 One convention for their file arguments, the same as `run -o`:
 
+- RECORDS is a JSONL file, or a folder of parts (`run --engine ray -o OUTDIR`), read
+  as one output: one current line per id, the newest.
 - RECORDS is optional: by default it is the file `run` writes (the config file's
   `output`, else outputs/summaries.jsonl). A default that does not exist is one line
   and exit code 2.
 - `report` and `export` write beside RECORDS, named after it (outputs/summaries.md,
-  .html, .csv); `-o FILE` chooses the file, and `-o -` writes to standard output.
+  .html, .csv); for a folder, beside the folder, not in it (`out/run1/` ->
+  `out/run1.md`), as its manifest is: the folder holds parts only. `-o FILE` chooses
+  the file, and `-o -` writes to standard output.
 
 Like every command, these import the library when they run (see `summarize._cli`).
 """
@@ -31,9 +35,8 @@ STDOUT = Path("-")
 _BESIDE = ""  # `--html` / `--md` given without a file: beside RECORDS (or -o)
 _HTML_SUFFIXES = (".html", ".htm")
 
-_records_argument = click.argument(
-    "records", type=click.Path(path_type=Path, dir_okay=False), required=False
-)
+_output = click.Path(path_type=Path)  # a JSONL file, or a folder of parts
+_records_argument = click.argument("records", type=_output, required=False)
 _file = click.Path(path_type=Path, dir_okay=False, allow_dash=True)
 
 
@@ -94,15 +97,15 @@ def _wrote(path: Path, detail: str = "") -> None:
 def validate_command(records: Path | None) -> None:
     """Check RECORDS (perhaps hand-edited): schema, grounding, duplicate ids.
     A record whose redo failed since is a notice (kept, asked again), not a problem.
+    A folder of parts is checked as one output; a bad line is named by part and line.
 
     RECORDS defaults to the file `run` writes (outputs/summaries.jsonl)."""
-    from .._review import kept_records, validate_file
+    from .._review import validate_output
     from .progress import plural
 
     with user_errors():
         path = records_file(records)
-        problems = validate_file(path)
-        kept = kept_records(path)
+        problems, kept = validate_output(path)
     for problem in [*problems, *kept]:
         click.echo(str(problem))
     notice = f", {plural(len(kept), 'record')} kept after a failed redo" if kept else ""
@@ -116,27 +119,29 @@ def validate_command(records: Path | None) -> None:
 def eval_command(gold: Path, records: Path | None) -> None:
     """Score RECORDS (a run's JSONL; default: the file `run` writes) against GOLD
     (hand-written summaries, same ids)."""
+    from .._current import read_current
     from .._evaluate import evaluate
     from .._review import read_json_lines
 
     with user_errors():
-        scores = evaluate(read_json_lines(gold), read_json_lines(records_file(records)))
+        made = read_current(records_file(records)).records
+        scores = evaluate(read_json_lines(gold), made)
     for name, value in scores.table().items():
         click.echo(f"{name:<20} {'n/a' if value is None else f'{value:.3f}'}")
 
 
 @click.command("diff")
-@click.argument("old", type=click.Path(path_type=Path, dir_okay=False))
-@click.argument("new", type=click.Path(path_type=Path, dir_okay=False), required=False)
+@click.argument("old", type=_output)
+@click.argument("new", type=_output, required=False)
 def diff_command(old: Path, new: Path | None) -> None:
     """Records added (+), removed (-) and changed (~, with the fields) from OLD to NEW
     (default: the file `run` writes); then NEW's records kept after a failed redo (!)."""
-    from .._output import failed_redos
-    from .._review import diff_records, read_json_lines
+    from .._current import read_current
+    from .._review import diff_records
 
     with user_errors():
-        path = records_file(new)
-        changes = diff_records(read_json_lines(old), read_json_lines(path), failed_redos(path))
+        before, after = read_current(old), read_current(records_file(new))
+        changes = diff_records(before.records, after.records, after.failed_redos)
     for change in changes:
         click.echo(str(change))
     sys.exit(ExitCode.FAILED if changes else ExitCode.OK)
