@@ -6,7 +6,8 @@
 
 Composition only: the inputs are indexed (`_readers`), the plan made (`_core.plan`:
 the configured endpoint, or the embedded model when no endpoint and no key are
-configured), the output opened (`_output`), the pending abstracts sent now
+configured), the output opened (`_output`, or `_parts_output` for a folder of
+parts that `--engine ray` wrote), the pending abstracts sent now
 (`_live.session`), and the manifest written (`_manifest`). Everything downstream sees
 only `EndpointSettings` and a `Summarizer`.
 """
@@ -30,6 +31,8 @@ from ._live.session import send_live
 from ._live.transport import AsyncTransport
 from ._manifest import manifest, manifest_path_for, write_manifest
 from ._output import Output
+from ._parts import is_parts_folder
+from ._parts_output import PartsOutput
 from ._readers import Inputs, index_inputs
 from ._settings import EndpointSettings, RunSettings
 from ._urls import without_credentials
@@ -65,7 +68,7 @@ def run(
     with closing(Inputs(settings.inputs, stdin=stdin)) as source:
         index, problems = index_inputs(source, strict=settings.strict)
         planned = plan(settings, summarizer=summarizer)
-        with Output(settings.output) as output:
+        with _opened(settings.output, planned) as output:
             pending, skipped = pending_ids(index, lambda i: output.is_done(i, planned.wanted),
                                         force=settings.force, limit=settings.limit)  # fmt: skip
             result = RunResult(unique=len(index), skipped=skipped, input_problems=problems)
@@ -82,6 +85,13 @@ def run(
             return send_live(items, len(pending), settings, result, sink=output, plan=planned,
                              summarizer=summarizer, transport=transport, on_start=on_start,
                              on_outcome=on_outcome, on_end=written, stop=stop)  # fmt: skip
+
+
+def _opened(path: Path, planned: Plan) -> Output | PartsOutput:
+    """The output at `path`: a folder of parts (`--engine ray` made it) or a JSONL file."""
+    if is_parts_folder(path):
+        return PartsOutput(path, planned.made_by.request_hash)
+    return Output(path)
 
 
 def _where(planned: Plan, endpoint: EndpointSettings) -> str:

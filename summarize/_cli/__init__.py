@@ -147,7 +147,9 @@ def _report(result: RunResult, output: Path) -> None:
     from .progress import summary_line
 
     show_problems(result.input_problems)
-    click.echo(summary_line(result, output, errors_path_for(output)))
+    # A folder of parts keeps its error lines in its parts.
+    errors = output if output.is_dir() else errors_path_for(output)
+    click.echo(summary_line(result, output, errors))
 
 
 @cli.command("schema")
