@@ -174,3 +174,16 @@ def test_a_folder_without_parts_is_not_an_output(tmp_path: Path) -> None:
         said = invoke(command, str(tmp_path / "notes"))
         assert said.exit_code == 2
         assert "a folder with no parts (part-*.jsonl): not an output" in said.output
+
+
+def test_a_local_run_writes_a_part_every_few_lines_so_a_kill_loses_few(
+    folder: Path, fake: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("summarize._parts_output.PART_LINES", 3)
+    more = write_jsonl(tmp_path / "more.jsonl", numbered_abstracts(PAPERS + 7))
+    added = run_through(MockTransport(fake.answer), more, folder)
+    assert added.done == 7
+    new = [p for p in part_paths(folder) if p.name not in ("part-1.jsonl", "part-2.jsonl")]
+    assert sorted(len(read_jsonl(p)) for p in new) == [1, 3, 3]
+    checked = invoke("validate", str(folder))
+    assert checked.output == f"{folder}: 0 problems\n"
