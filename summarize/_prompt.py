@@ -46,7 +46,7 @@ STRATEGIES: tuple[str, ...] = get_args(Strategy)
 # What each strategy asks the model for: its fields' descriptions feed the prompt.
 ANSWER_MODELS: dict[str, type[BaseModel]] = {"abstractive": Summary, "extractive": Extraction}
 _FRONT_MATTER = re.compile(r"\A\+\+\+\n(?P<meta>.*?)\n\+\+\+\n", re.DOTALL)
-_SECTION = re.compile(r"^\[(system|user)\]\n", re.MULTILINE)
+_SECTION = re.compile(r"^\[(system|user|again)\]\n", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,25 +140,39 @@ def load_prompt(path: Path = DEFAULT_PROMPT) -> Prompt:
 
 @dataclass(frozen=True, slots=True)
 class RepairPrompt:
-    """What follows a rejected answer (`prompts/repair.md`): the answer, then why it failed."""
+    """What follows a rejected answer (`prompts/repair.md`): the answer and why it failed
+    (`[user]`), or why only (`[again]`, for endpoints with `reask_with_answer` off)."""
 
     path: Path
     version: str
     user_template: Template
+    again_template: Template
 
-    def messages(self, *, answer: str, error: str) -> list[dict[str, str]]:
-        """The rejected answer as the assistant's turn, and the user's request to fix it."""
+    def messages(
+        self, *, answer: str, error: str, with_answer: bool = True
+    ) -> list[dict[str, str]]:
+        """The turns of a re-ask: the rejected answer as the assistant's turn and the
+        user's request to fix it, or only the faults to avoid in asking again."""
+        template, section = (
+            (self.user_template, "user") if with_answer else (self.again_template, "again")
+        )
         try:
-            user = self.user_template.substitute(error=error)
+            user = template.substitute(error=error)
         except (KeyError, ValueError) as exc:
-            raise ConfigError(f"{self.path}: user template needs {exc}") from exc
-        return [{"role": "assistant", "content": answer}, {"role": "user", "content": user}]
+            raise ConfigError(f"{self.path}: {section} template needs {exc}") from exc
+        asked = {"role": "user", "content": user}
+        return [{"role": "assistant", "content": answer}, asked] if with_answer else [asked]
 
 
 def load_repair_prompt(path: Path = REPAIR_PROMPT) -> RepairPrompt:
     """Read and check the repair prompt file."""
-    _, meta, sections = _parse(path, {"user"})
-    return RepairPrompt(path, str(meta["version"]), Template(sections["user"].strip()))
+    _, meta, sections = _parse(path, {"user", "again"})
+    return RepairPrompt(
+        path,
+        str(meta["version"]),
+        Template(sections["user"].strip()),
+        Template(sections["again"].strip()),
+    )
 
 
 def _parse(path: Path, wanted: set[str]) -> tuple[bytes, dict[str, Any], dict[str, str]]:

@@ -54,6 +54,9 @@ class EndpointSettings(BaseModel):
     max_tokens: int | None = Field(default=DEFAULT_MAX_TOKENS, gt=0)
     extra_body: dict[str, float | int | str | bool] = Field(default_factory=dict)
     constrain_quotes: bool = False
+    # A re-ask sends the rejected answer back with its faults (True), or asks again with
+    # only the faults named (False): a small model shown its own answer repeats it.
+    reask_with_answer: bool = True
     max_retries: int = Field(default=6, ge=0, le=50)
     max_reasks: int = Field(default=2, ge=0, le=10)
     max_backoff: float = Field(default=60.0, gt=0)

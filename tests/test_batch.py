@@ -186,6 +186,20 @@ def test_invalid_answers_go_to_a_follow_up_batch_with_the_validation_error(
     assert len({r["batch_id"] for r in records.values()}) == 2
 
 
+def test_a_batch_submitted_to_reask_without_the_answer_follows_up_without_it(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    server.enqueue("invented_number")
+    submit(settings(server, out, papers, endpoint={"reask_with_answer": False}))
+    # Collect asks as the batch was submitted, whatever its own settings say.
+    result = collect(settings(server, out), BatchOptions(wait=True, poll_s=0))
+    assert result.done == 3
+    (followup,) = server.batch_requests[3:]
+    assert [m["role"] for m in followup["messages"]] == ["system", "user", "user"]
+    assert "87.3%" in followup["messages"][-1]["content"]
+
+
 def test_repair_live_reasks_at_once_with_the_validation_error(
     server: FakeOpenAI, papers: Path, tmp_path: Path
 ) -> None:

@@ -58,9 +58,7 @@ def test_a_changed_field_description_makes_the_next_run_redo_every_abstract(
     assert new.keys() == old.keys() and not set(new.values()) & set(old.values())
 
 
-@pytest.mark.parametrize(
-    "change", [{"temperature": 0.7}, {"extra_body": {"top_k": 5}}]
-)
+@pytest.mark.parametrize("change", [{"temperature": 0.7}, {"extra_body": {"top_k": 5}}])
 def test_changed_sampling_makes_the_next_run_redo(
     fake: FakeOpenAI, tmp_path: Path, change: dict[str, Any]
 ) -> None:
@@ -74,4 +72,7 @@ def test_what_does_not_decide_the_answer_does_not_move_the_hash() -> None:
     moved = base.model_copy(update={"base_url": "http://b/v1", "timeout": 5.0, "max_retries": 1})
     assert request_hash(prompt, base, repair) == request_hash(prompt, moved, repair)
     hotter = base.model_copy(update={"temperature": 1.0})
+    # A re-ask without the rejected answer is another conversation.
+    without = base.model_copy(update={"reask_with_answer": False})
+    assert request_hash(prompt, base, repair) != request_hash(prompt, without, repair)
     assert request_hash(prompt, base, repair) != request_hash(prompt, hotter, repair)

@@ -26,7 +26,7 @@ from summarize._embedded import weights as local
 from summarize._embedded.server import LAUNCHER, EmbeddedServer, die_with_parent
 from summarize._embedded.weights import ModelFile, Weights, embedded_model, model_file
 from summarize._errors import ConfigError
-from summarize._settings import resolve_settings
+from summarize._settings import EndpointSettings, resolve_settings
 from tests.conftest import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -279,6 +279,8 @@ def test_the_embedded_model_keeps_the_tuning_the_user_gave_and_its_own_for_the_r
     suited = local_server.local_endpoint(model, "http://127.0.0.1:1/v1")
     assert endpoint.max_retries == suited.max_retries == 2
     assert endpoint.model == "local" and endpoint.constrain_quotes
+    # A small model shown its own rejected answer writes it again: it is asked afresh.
+    assert not endpoint.reask_with_answer and EndpointSettings().reask_with_answer
     untouched = local_server.local_endpoint(
         model, None, given=resolve_settings({"inputs": ("a.txt",)}, env={}, cwd=tmp_path).endpoint
     )

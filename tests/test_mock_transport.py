@@ -84,6 +84,30 @@ def test_a_reply_that_fails_validation_is_reasked_with_the_reason(tmp_path: Path
     assert (record["prompt_tokens"], record["completion_tokens"]) == (700, 110)
 
 
+def test_an_endpoint_that_reasks_without_the_answer_names_only_the_faults(
+    tmp_path: Path,
+) -> None:
+    (paper,) = numbered_abstracts(1)
+    good = grounded_summary(paper["abstract"])
+    too_long = {**good, "result": "It works" + " and it works" * 20 + "."}
+
+    def answer(request: ChatRequest) -> Reply:
+        return completion_reply(too_long if len(transport.requests) == 1 else good)
+
+    transport = MockTransport(answer)
+    papers = write_jsonl(tmp_path / "p.jsonl", [paper])
+    endpoint = mock_endpoint(reask_with_answer=False)
+    result = run_through(transport, papers, tmp_path / "out.jsonl", endpoint=endpoint)
+    assert result.done == 1
+    first, second = transport.requests
+    # The question again, then the faults: the rejected answer is not sent back.
+    assert second.messages[: len(first.messages)] == first.messages
+    (reask,) = second.messages[len(first.messages) :]
+    assert reask["role"] == "user" and reask["content"].startswith("An earlier answer was rejected")
+    cap = f"result: {len(too_long['result'])} characters, over the cap: at most 200 characters"
+    assert f"{cap} (about 28 words)" in reask["content"]
+
+
 def test_a_503_then_a_429_with_retry_after_are_sent_again(tmp_path: Path) -> None:
     (paper,) = numbered_abstracts(1)
     replies = iter([error_reply(503), error_reply(429, retry_after=0.01)])

@@ -11,7 +11,7 @@ import pytest
 from summarize import ClaimedGain, Extraction, Gain, Summary
 from summarize._core.request import tool_for
 from summarize._errors import ConfigError
-from summarize._prompt import DEFAULT_PROMPT, EXTRACT_PROMPT, load_prompt
+from summarize._prompt import DEFAULT_PROMPT, EXTRACT_PROMPT, load_prompt, load_repair_prompt
 
 
 def test_field_instructions_come_from_the_schema_descriptions() -> None:
@@ -81,3 +81,20 @@ def test_the_prompt_hash_changes_with_the_file(tmp_path: Path) -> None:
     copy = tmp_path / "p.md"
     copy.write_text(DEFAULT_PROMPT.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     assert load_prompt(copy).hash != load_prompt(DEFAULT_PROMPT).hash
+
+
+def test_a_reask_sends_the_answer_back_or_names_only_its_faults() -> None:
+    repair = load_repair_prompt()
+    answer, fault = '{"result": "..."}', "result: 352 characters, over the cap"
+    rejected, fix = repair.messages(answer=answer, error=fault)
+    assert (rejected, fix["role"]) == ({"role": "assistant", "content": answer}, "user")
+    (again,) = repair.messages(answer=answer, error=fault, with_answer=False)
+    assert again["role"] == "user" and fault in again["content"] and answer not in again["content"]
+
+
+def test_a_repair_file_without_its_again_part_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "repair.md"
+    path.write_text('+++\nversion = "1"\n+++\n[user]\nRejected: $error\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"one \[again\] and one \[user\]") as caught:
+        load_repair_prompt(path)
+    assert str(path) in str(caught.value)

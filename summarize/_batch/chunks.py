@@ -37,7 +37,7 @@ CREATE_BACKOFF_S = 2.0
 def request_settings(endpoint: EndpointSettings) -> dict[str, Any]:
     """What a chunk's requests are sent with, kept so re-asks are sent the same way."""
     return endpoint.model_dump(include={"model", "temperature", "max_tokens", "extra_body",
-                                        "constrain_quotes"})  # fmt: skip
+                                        "constrain_quotes", "reask_with_answer"})  # fmt: skip
 
 
 class ChunkWriter:

@@ -166,7 +166,8 @@ class FinishedBatch:
             return None
         spent["reasks"] += 1
         message = verdict.error.message
-        return tuple(self.c.repair_prompt.messages(answer=verdict.answer, error=message))
+        return tuple(self.c.repair_prompt.messages(
+            answer=verdict.answer, error=message, with_answer=self.endpoint.reask_with_answer))
 
 
 def _add(spent: dict[str, int], usage: Usage, attempts: int = 0) -> dict[str, int]:

@@ -68,6 +68,7 @@ _COLLECT_IGNORES = {
     "limit": _SUBMIT, "strict": _SUBMIT, "prompt": _SUBMIT, "strategy": _SUBMIT,
     "model_file": _RUN, "model": _AS_SUBMITTED, "temperature": _AS_SUBMITTED,
     "max_tokens": _AS_SUBMITTED, "extra_body": _AS_SUBMITTED, "constrain_quotes": _AS_SUBMITTED,
+    "reask_with_answer": _AS_SUBMITTED,
 }  # fmt: skip
 _NOT_LIVE_IGNORES = {"concurrency": _LIVE, "rpm": _LIVE, "tpm": _LIVE, "max_backoff": _LIVE}
 _NONE_IGNORES = {"max_cost": _SENDING, "max_tokens_total": _SENDING, "max_retries": _SENDING,

@@ -128,7 +128,8 @@ def request_hash(prompt: Prompt, endpoint: EndpointSettings, repair: RepairPromp
     same = endpoint.model_copy(update={"model": "", "max_tokens": None})
     decided = {
         "request": chat_request(asked, asked.messages, same),
-        "repair": repair.messages(answer="{answer}", error="{error}"),
+        "repair": repair.messages(answer="{answer}", error="{error}",
+                                  with_answer=endpoint.reask_with_answer),
     }
     text = json.dumps(decided, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

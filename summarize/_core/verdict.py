@@ -34,6 +34,9 @@ from .._usage import NO_USAGE, Usage
 from .strategy import Question
 
 Repair = Literal["reask", "resend", "longer"]
+# A cap in words as well as characters: small models count words, not characters (a
+# generous 7 characters a word, spaces included, so that the words fit the characters).
+CHARACTERS_PER_WORD = 7
 # Lax: `5.0` and `"5"` are counts as some servers write them (a strict check resent,
 # and paid for, a good answer up to max_retries times); words and lists are not.
 _Count = Annotated[int, Field(ge=0)] | None
@@ -252,8 +255,9 @@ def _worded(error: ErrorDetails) -> str:
     if error["type"] == "string_too_long" and isinstance(error["input"], str):
         cap = (error.get("ctx") or {}).get("max_length")
         length = len(error["input"])
+        words = f" (about {cap // CHARACTERS_PER_WORD} words)" if isinstance(cap, int) else ""
         return (f"{where}: {length} characters, over the cap: at most {cap} "
-                "characters; say it in fewer words, one whole sentence")  # fmt: skip
+                f"characters{words}; say it in fewer words, one whole sentence")  # fmt: skip
     return f"{where}: {str(error['msg']).removeprefix('Value error, ')}"
 
 

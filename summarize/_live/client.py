@@ -131,7 +131,8 @@ class OpenAISummarizer:
             if not self._may_reask(verdict, tally):
                 raise tally.failure(verdict.error)
             answer, reason = verdict.answer or "", verdict.error.message
-            messages = [*messages, *self._repair_prompt.messages(answer=answer, error=reason)]
+            messages = [*messages, *self._repair_prompt.messages(
+                answer=answer, error=reason, with_answer=endpoint.reask_with_answer)]
 
     def _more_room(self, sent: EndpointSettings) -> int | None:
         """Twice the cap `sent` had, within `ROOM_GROWTH` times the configured one; None
