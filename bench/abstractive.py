@@ -12,7 +12,7 @@ Printed:
 
 - records, and error lines by reason (the error type; for a validation error, what its
   message names first: a figure no sentence states, a cap, a quote, the title...);
-- re-asks (each counted as the repair prompt is built) and requests;
+- re-asks (as the run counts them, `RunResult.reasks`) and requests;
 - repairs: quotes set from the abstract (`Record.repaired`), and the records they saved;
 - invented numbers: numbers the records state that their abstract does not, counted by
   `summarize.evaluate` (its own number reading, no code shared with the validator);
@@ -48,7 +48,6 @@ from summarize import (  # noqa: E402
     run,
 )
 from summarize._evaluate import evaluate  # noqa: E402
-from summarize._prompt import RepairPrompt  # noqa: E402
 
 # What a validation error's first fault is about, by the words the validators use.
 REASONS = (
@@ -71,19 +70,6 @@ def reason(error: dict[str, Any]) -> str:
     message = str(error.get("message", ""))
     found = [(m.start(), name) for name, words in REASONS if (m := words.search(message))]
     return f"validation: {min(found)[1]}" if found else "validation: other"
-
-
-def counting_reasks() -> Counter[str]:
-    """A counter of the re-asks a run makes: each builds the repair prompt's turns once."""
-    counts: Counter[str] = Counter()
-    build = RepairPrompt.messages
-
-    def counted(self: RepairPrompt, *, answer: str, error: str) -> list[dict[str, str]]:
-        counts["reasks"] += 1
-        return build(self, answer=answer, error=error)
-
-    RepairPrompt.messages = counted  # type: ignore[method-assign]
-    return counts
 
 
 def job(gold: list[dict[str, Any]], workdir: Path, model_file: Path) -> tuple[RunResult, float]:
@@ -121,14 +107,13 @@ def main() -> None:
     if args.rescore:
         rescore(args, gold, args.rescore)
         return
-    reasks = counting_reasks()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         result, wall = job(gold, workdir, args.model_file)
         records = read_lines(workdir / "out.jsonl")
         errors = read_lines(workdir / "out.errors.jsonl")
-    report(args, gold, records, errors, Sent(result.requests, reasks["reasks"]), wall)
+    report(args, gold, records, errors, Sent(result.requests, sum(result.reasks.values())), wall)
 
 
 @dataclass(frozen=True, slots=True)
