@@ -4,6 +4,8 @@ floor, and its picks against rules that need no model.
     .venv/bin/python bench/embedded.py                # the 39 gold abstracts, ~8 min on 2 cores
     .venv/bin/python bench/embedded.py --offered 3    # the model chooses among the rule's top 3
     .venv/bin/python bench/embedded.py --n 10 --strategy abstractive
+    .venv/bin/python bench/embedded.py --no-model     # the rules alone, in seconds
+    .venv/bin/python bench/embedded.py --score FILE   # rescore records kept with --keep
 
 The gold set (tests/data/gold.jsonl) is split in two by id: `dev` (last hex digit of
 the id even, 18 abstracts), on which the rules of `summarize.picks` were tuned, and
@@ -33,7 +35,12 @@ In one run:
    records, invented numbers, gain precision and recall, no-claim accuracy; the claim's
    kind (figures, words only, none) against the gold's; the ROUGE-L of each gain's
    metric against the gold metric of the gain with the same figure; beside it the
-   candidate figures alone, no model choosing.
+   candidate figures alone, no model choosing; on each split.
+
+`--no-model` prints steps 5 and 6 for what the rules alone give (the rule's sentences,
+the first four candidate figures as the gains), with no model loaded: the cheap loop
+for tuning `summarize._picks` and `summarize._figures` on dev. `--score FILE` prints
+them for the records of an earlier run (`--keep FILE`).
 """
 
 from __future__ import annotations
@@ -204,9 +211,10 @@ def job(gold: list[dict[str, Any]], workdir: Path, strategy_name: str) -> dict[s
             "records": records}  # fmt: skip
 
 
-def candidates_only(gold: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def candidates_only(gold: list[dict[str, Any]], *, rule: bool = False) -> list[dict[str, Any]]:
     """Records whose gains are the first four candidate figures, no model choosing (and
-    with none, the advantage claimed in words)."""
+    with none, the advantage claimed in words); their sentences are the lead baseline's,
+    or with `rule` the rule's."""
     records = []
     for g in gold:
         sentences = sentences_of(g["abstract"])
@@ -215,8 +223,8 @@ def candidates_only(gold: list[dict[str, Any]]) -> list[dict[str, Any]]:
         gains = [{"quote": sentences[f.sentence - 1], "value": f.text,
                   "metric": metric(sentences[f.sentence - 1], f.text)} for f in found]  # fmt: skip
         words = None if gains else picks.claim(sentences, title=g["title"])
-        records.append({"id": g["id"], "abstract": g["abstract"], "problem": sentences[0],
-                        "method": sentences[1 % len(sentences)], "result": sentences[-1],
+        parts = baselines(g)["rule" if rule else "lead"]
+        records.append({"id": g["id"], "abstract": g["abstract"], **parts,
                         "claimed_gain": {"gains": gains, "qualitative": words}})  # fmt: skip
     return records
 
@@ -278,10 +286,18 @@ def main() -> None:
                         choices=["extractive", "abstractive"])  # fmt: skip
     parser.add_argument("--gold", type=Path, default=GOLD)
     parser.add_argument("--keep", type=Path, help="write the job's records to this file")
+    parser.add_argument("--no-model", action="store_true",
+                        help="only the rules' picks and figures, no model (seconds)")  # fmt: skip
+    parser.add_argument("--score", type=Path, help="score the records of an earlier --keep")
     args = parser.parse_args()
     every = read_gold(args.gold)
     gold = [g for g in every if in_split(g, args.split)][: args.n]
     strategy.OFFERED = args.offered
+    if args.no_model or args.score:
+        records = candidates_only(gold, rule=True) if args.no_model else read_gold(args.score)
+        print("the rules alone, no model" if args.no_model else f"records of {args.score}")
+        scores(every, gold, records)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         measured = speeds(gold, args.naive, Path(tmp), args.strategy)
@@ -328,18 +344,30 @@ def main() -> None:
               f"{statistics.mean(shared):.0f}, max {max(shared)}, "
               f"{sum(n > 250 for n in shared)} over 250")  # fmt: skip
     print(f"failures: {result.failures or 'none'}")
+    scores(every, gold, records)
+
+
+def scores(every: list[dict[str, Any]], gold: list[dict[str, Any]],
+           records: list[dict[str, Any]]) -> None:  # fmt: skip
+    """The pick tables and the gains' table, on each split, of `records` about `gold`."""
     for split in SPLITS:
         pick_table(every, records, split)
-    model_scores = quality(gold, records)
-    alone = quality(gold, candidates_only(gold))
-    print(f"\n{'':22} {'job':>6} {'figures alone':>14}")
-    print(f"{'records':22} {len(records):>6} {len(gold):>14}")
-    for name in ("invented", "gain_precision", "gain_recall", "no_claim_accuracy",
-                 "claim_kind_accuracy", "metric_rouge_l"):  # fmt: skip
-        values = [model_scores.get(name), alone.get(name)]
-        cells = ["n/a" if v is None else (f"{v}" if isinstance(v, int) else f"{v:.2f}")
-                 for v in values]  # fmt: skip
-        print(f"{name:22} {cells[0]:>6} {cells[1]:>14}")
+    for split in SPLITS:
+        part = [g for g in gold if in_split(g, split)]
+        if not part:
+            continue
+        ids = {g["id"] for g in part}
+        mine = [r for r in records if r["id"] in ids]
+        model_scores = quality(part, mine)
+        alone = quality(part, candidates_only(part))
+        print(f"\n{split + f' ({len(part)})':22} {'job':>6} {'figures alone':>14}")
+        print(f"{'records':22} {len(mine):>6} {len(part):>14}")
+        for name in ("invented", "gain_precision", "gain_recall", "no_claim_accuracy",
+                     "claim_kind_accuracy", "metric_rouge_l"):  # fmt: skip
+            values = [model_scores.get(name), alone.get(name)]
+            cells = ["n/a" if v is None else (f"{v}" if isinstance(v, int) else f"{v:.2f}")
+                     for v in values]  # fmt: skip
+            print(f"{name:22} {cells[0]:>6} {cells[1]:>14}")
 
 
 if __name__ == "__main__":

@@ -75,12 +75,30 @@ _SCORE = re.compile(
     re.IGNORECASE,
 )
 _BY = re.compile(r"\bby\s+(?:up to\s+)?$")
+# The level of what is compared against, stated after it: "the state-of-the-art of 43%".
+_BASELINE_LEVEL = re.compile(
+    r"\b(?:state[- ]of[- ]the[- ]art|SOTA|baselines?|previous(?: best)?|prior(?: best)?)\b"
+    rf"(?:(?!speed|improv|gain|reduc|boost|increas)[^,;()]){{0,40}}?\b(?:of|at)\s+{_QUALIFIER}$",
+    re.IGNORECASE,
+)
+# A fall in quality written after a figure: what the gain costs.
+_COST_AFTER = re.compile(
+    r"\s*(?:(?:accuracy|performance|quality)\s+(?:drop|loss|degradation)|"
+    r"(?:drop|loss|degradation)\s+(?:in|of)\s+(?:\w+\s+)?(?:accuracy|performance|quality))\b",
+    re.IGNORECASE,
+)
+_OVERHEAD = re.compile(r"\boverheads?\b", re.IGNORECASE)
+_LOWERS = re.compile(r"\b(?:reduc|lower|cut|decreas|minimi|sav|eliminat)\w*", re.IGNORECASE)
 _COMPARES = re.compile(
     r"\b(?:faster|speed\w*|improv\w*|reduc\w*|fewer|less|more|higher|lower|better|"
     r"outperform\w*|gains?|sav\w+|cuts?|boost\w*|increas\w*|decreas\w*|than|compared|"
-    r"relative|accelerat\w*|smaller|larger|drops?|over)\b",
+    r"relative|accelerat\w*|smaller|larger|drops?|rises?|over)\b",
     re.IGNORECASE,
 )
+
+# How large a figure is, written just before it: not a comparison.
+_AMOUNT = re.compile(r"\b(?:(?:more|less|fewer) than|over)\s+$", re.IGNORECASE)
+_CUE_WORDS_AFTER = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +121,6 @@ def figures(sentences: list[str], *, max_quote: int, start: int = 1) -> list[Fig
         if len(sentence) > max_quote or number < start:
             continue  # a gain's quote is the whole sentence: too long to be one
         plain = grounding.plain_text(sentence)
-        compares = _COMPARES.search(plain) is not None
         seen: list[str] = []
         patterns = [_RELATIVE, _DIFFERENCE]
         if _DIFFERENCE.search(plain):
@@ -113,21 +130,43 @@ def figures(sentences: list[str], *, max_quote: int, start: int = 1) -> list[Fig
                 text = match.group(1).strip()
                 if any(text in other for other in seen) or len(found) == MAX_FIGURES:
                     continue
-                if (text.endswith("%") and not compares) or _reported(plain, match, text):
+                if (text.endswith("%") and not _compares(plain, match)) or _reported(
+                    plain, match, text
+                ):
                     continue
                 seen.append(text)
                 found.append(Figure(number, text, chr(ord("A") + len(found))))
     return found
 
 
+def _compares(plain: str, match: re.Match[str]) -> bool:
+    """Whether a percentage is read as a change: a comparison before it in its sentence
+    ("reduces ... 90%"), or in the words right after it ("50% faster"). "More than" or
+    "over" just before a figure is how large it is, not a comparison ("more than 99.9% of
+    values"), and a cue far after it is about something else ("98.5% of the samples,
+    which ... quality improvements")."""
+    before = _AMOUNT.sub("", plain[: match.start(1)])
+    # Figures joined to this one share the words after the last ("5%, 5% and 10% rise").
+    rest = _JOINED.sub("", plain[match.end(1) :], count=1)
+    after = " ".join(rest.split()[:_CUE_WORDS_AFTER])
+    return bool(_COMPARES.search(before) or _COMPARES.search(after))
+
+
 def _reported(plain: str, match: re.Match[str], text: str) -> bool:
-    """Whether a figure reports a level, not a change: "1x" (no change), a figure alone
-    in parentheses ("accuracy (35.8%)"), a percentage that is a score ("87.3% top-1
-    accuracy", but not "by 2.0% accuracy" or "2% accuracy improvements")."""
+    """Whether a figure reports a level or a cost, not a gain: "1x" (no change), a figure
+    alone in parentheses ("accuracy (35.8%)"), a percentage that is a score ("87.3% top-1
+    accuracy", but not "by 2.0% accuracy" or "2% accuracy improvements"), the score of
+    what is beaten ("outperforming the state-of-the-art of 43%"), a price paid ("a 2.4%
+    performance drop", "the overhead ... is a 1.05x increase", but not "cuts the overhead
+    by 3x")."""
     before, after = plain[: match.start(1)], plain[match.end(1) :]
     if _ONE.fullmatch(text):
         return True
     if before.rstrip().endswith("(") and after.lstrip().startswith(")"):
+        return True
+    if (text.endswith("%") and _BASELINE_LEVEL.search(before)) or _COST_AFTER.match(after):
+        return True
+    if _OVERHEAD.search(before) and not _BY.search(before) and not _LOWERS.search(before):
         return True
     return text.endswith("%") and bool(_SCORE.match(after)) and not _BY.search(before)
 
