@@ -24,6 +24,9 @@ def interrupt(signum: int, frame: object) -> None:
     that the command exits 143 as `run` does.
     """
     _TERMINATED.append(signum)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started in the background (`cmd &` ignores SIGINT): SIGTERM must stop it still.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.raise_signal(signal.SIGINT)
 
 
