@@ -687,3 +687,51 @@ def test_an_answer_in_the_output_file_wins_over_an_error_line_for_the_same_reque
     assert b is not None and b.body == {"id": "y"}
     assert answers.get("c") is None
     answers.close()
+
+
+@pytest.mark.parametrize(
+    ("signum", "sigint", "code"),
+    [
+        (signal.SIGINT, signal.default_int_handler, 130),
+        (signal.SIGTERM, signal.default_int_handler, 143),
+        (signal.SIGTERM, signal.SIG_IGN, 143),  # started as `cmd &`, which ignores SIGINT
+    ],
+)
+def test_a_signal_stops_a_batch_command_with_the_shells_code_like_run(
+    tmp_path: Path, signum: int, sigint: Any, code: int
+) -> None:
+    # The input is a pipe nobody writes: the command waits on it until the signal.
+    papers = tmp_path / "papers.jsonl"
+    os.mkfifo(papers)
+    env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    ours = signal.signal(signal.SIGINT, sigint)  # what the command inherits
+    try:
+        job = subprocess.Popen(
+            [sys.executable, "-m", "summarize", "batch", "submit", str(papers), "-o",
+             str(tmp_path / "out.jsonl")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, ours)
+    writer = open_when_read(papers)
+    try:
+        job.send_signal(signum)
+        _, err = job.communicate(timeout=60)
+    finally:
+        os.close(writer)
+        job.kill()
+        job.communicate()
+    assert job.returncode == code, err
+    assert "interrupted; run the same command again to continue" in err
+
+
+def open_when_read(fifo: Path, timeout: float = 60.0) -> int:
+    """The pipe's writing end, once a reader has opened it; fail the test if none does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # ENXIO: nobody reads it yet
+            if time.monotonic() > deadline:
+                pytest.fail(f"nothing opened {fifo} within {timeout}s")
+            time.sleep(0.05)

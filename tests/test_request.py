@@ -3,12 +3,17 @@ constrained decoder needs."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import instructor
 import pytest
 from pydantic import ValidationError
 
-from summarize._core.request import tool_for
+from summarize._core.request import _compact, tool_for
+from summarize._core.strategy import question
+from summarize._items import Item
+from summarize._prompt import PROMPT_FOR, load_prompt
 from summarize._schema import QUOTE_MAX, SENTENCE_MAX, VALUE_PATTERN, Summary, summary_model_for
 
 ABSTRACT = "Widget detection is slow. We propose FastWidget. It is 3x faster than prior work."
@@ -98,3 +103,20 @@ def test_an_abstract_without_candidate_figures_is_offered_no_gains() -> None:
         "claimed_gain": {"qualitative": "It is simpler."},
     }
     assert model.model_validate(answer).claimed_gain.gains == []
+
+
+def answer_models() -> list[type[Any]]:
+    """Every kind of model a request asks for: each strategy's, constrained or not."""
+    item = Item(id="x", title="FastWidget", abstract=ABSTRACT)
+    asked = [question(load_prompt(PROMPT_FOR[name]), item) for name in PROMPT_FOR]
+    constrained = question(load_prompt(PROMPT_FOR["abstractive"]), item, constrain_quotes=True)
+    return [Summary, summary_model_for(ABSTRACT), *(q.answer_model for q in [*asked, constrained])]
+
+
+@pytest.mark.parametrize("model", answer_models(), ids=lambda model: model.__name__)
+def test_the_tool_is_instructors_openai_schema_compacted(model: type[Any]) -> None:
+    # Made without instructor's import, which loads the OpenAI SDK: the same JSON, key
+    # order included, so the same tool on the wire and the same request fingerprint.
+    schema = instructor.openai_schema(model).openai_schema["parameters"]
+    wanted = _compact(schema, schema.get("$defs", {}))
+    assert json.dumps(tool_for(model)["function"]["parameters"]) == json.dumps(wanted)

@@ -69,8 +69,10 @@ class _Cycle:
         self.itself = self
 
 
+@pytest.mark.usefixtures("unfrozen_heap")
 def test_garbage_left_before_a_batch_is_freed_not_frozen_with_the_heap() -> None:
     # A worker summarising batch after batch must not keep each batch's garbage.
+    assert gc.get_freeze_count() == 0
     old = _Cycle()
     gone = weakref.ref(old)
     gc.collect()  # old enough that only a full pass will look at it again
@@ -78,3 +80,12 @@ def test_garbage_left_before_a_batch_is_freed_not_frozen_with_the_heap() -> None
     rows = [{"id": "a", "abstract": "One abstract."}]
     summarize_rows(rows, summarizer=FakeSummarizer([FakeAnswer()]))
     assert gone() is None
+
+
+@pytest.mark.usefixtures("unfrozen_heap")
+def test_a_heap_the_caller_froze_stays_frozen_after_a_batch() -> None:
+    # The caller's freeze is theirs to thaw: a run neither thaws it nor freezes more.
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    summarize_rows([{"id": "a", "abstract": "One abstract."}], summarizer=FakeSummarizer())
+    assert gc.get_freeze_count() == frozen

@@ -5,11 +5,14 @@ How fast is measured in `bench/startup.py`, not here: these tests check what is 
 
 from __future__ import annotations
 
+import json
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import summarize
+from tests.conftest import ABSTRACTS
 
 # Dependencies that `summarize --help` must not pay for: the OpenAI SDK (only the batch
 # commands use it) and the HTTP and retry stacks (only a run sends requests).
@@ -35,6 +38,25 @@ def test_the_batch_commands_do_load_the_sdk_when_they_run() -> None:
     """The check above can fail: the SDK is imported, where it is used."""
     loaded = python("import sys, summarize.batch\nprint('openai' in sys.modules)")
     assert loaded.strip() == "True"
+
+
+def test_a_live_run_of_either_strategy_loads_no_sdk(tmp_path: Path) -> None:
+    # The SDK serves only the Batch API: its import was ~3 s of each `summarize run`.
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text(json.dumps({"title": "t", "abstract": ABSTRACTS[0][1]}) + "\n")
+    loaded = python(
+        "import sys\n"
+        "from summarize import EndpointSettings, RunSettings, run\n"
+        "from summarize.testing import MockTransport\n"
+        "from summarize.testing.server import FakeOpenAI\n"
+        "for strategy in ('abstractive', 'extractive'):\n"
+        f"    settings = RunSettings(inputs=({str(papers)!r},), strategy=strategy,\n"
+        f"        output={str(tmp_path)!r} + f'/{{strategy}}.jsonl',\n"
+        "        endpoint=EndpointSettings(api_key='sk-test'))\n"
+        "    assert run(settings, transport=MockTransport(FakeOpenAI().answer)).requests > 0\n"
+        "print(' '.join(name for name in ('openai', 'instructor') if name in sys.modules))"
+    )
+    assert loaded.split() == []
 
 
 def test_summarize_help_works_and_lists_every_command() -> None:

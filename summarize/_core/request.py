@@ -13,9 +13,8 @@ import hashlib
 import json
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any
 
-import instructor
 from pydantic import BaseModel
 
 from .._items import Item
@@ -34,7 +33,9 @@ _PLACEHOLDER = Item(id="", title="{title}", abstract="{abstract}")
 # classes each time, and must not pile up.
 @lru_cache(maxsize=8)
 def tool_for(model: type[BaseModel]) -> dict[str, Any]:
-    """The function tool asking for `model`: its name and its JSON Schema (instructor's),
+    """The function tool asking for `model`: its name and its JSON Schema (instructor's
+    `openai_schema` parameters, made here: instructor's import loads the OpenAI SDK, ~3 s
+    of each `summarize run`'s start-up; `tests/test_request.py` holds the two equal),
     compacted.
 
     The words are in the prompt (`$fields`, from the same models' descriptions), so the
@@ -44,9 +45,18 @@ def tool_for(model: type[BaseModel]) -> dict[str, Any]:
     left out: the model's validation still enforces them (the prompt asks for one short
     sentence), and a tool's JSON is paid for on every request.
     """
-    schema = cast("Any", instructor.openai_schema(model)).openai_schema["parameters"]
+    schema = _parameters(model)
     parameters = _compact(schema, schema.get("$defs", {}))
     return {"type": "function", "function": {"name": model.__name__, "parameters": parameters}}
+
+
+def _parameters(model: type[BaseModel]) -> dict[str, Any]:
+    """`model`'s JSON Schema as instructor's `openai_schema` gives its parameters: no
+    title or description at the top, `required` sorted (and present, if empty)."""
+    schema = model.model_json_schema()
+    parameters = {k: v for k, v in schema.items() if k not in ("title", "description")}
+    parameters["required"] = sorted(schema.get("required", []))
+    return parameters
 
 
 # JSON Schema keywords a tool leaves out (see `tool_for`).
