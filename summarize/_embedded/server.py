@@ -66,7 +66,7 @@ def local_endpoint(
         # A repeat penalty keeps a small model from looping until max_tokens.
         extra_body={"repeat_penalty": 1.1},
         constrain_quotes=True,
-        # Shown its own over-long answer, the 1.5B model wrote it again in 4 replays of 4;
+        # Shown its own over-long answer, the 1.5B model kept it over the cap in 5 replays of 5;
         # asked again with the faults named, it wrote within the caps (docs/embedded.md).
         reask_with_answer=False,
         max_retries=2,
