@@ -200,6 +200,24 @@ def test_a_batch_submitted_to_reask_without_the_answer_follows_up_without_it(
     assert "87.3%" in followup["messages"][-1]["content"]
 
 
+def test_submit_and_collect_log_each_batch_status_and_the_live_reasks_to_a_log_file(
+    server: FakeOpenAI, papers: Path, tmp_path: Path
+) -> None:
+    out, log = tmp_path / "out.jsonl", tmp_path / "nightly.log"
+    logs = ("--log-level", "info", "--log-file", str(log))
+    server.enqueue("ungrounded_quote")
+    assert batch_cli(server, "submit", str(papers), "-o", str(out), *logs).exit_code == 0
+    (batch_id,) = [chunk["batch_id"] for chunk in state_of(out)["chunks"]]
+    assert f"INFO summarize.batch: batch {batch_id}: validating (3 requests)" in log.read_text()
+    result = batch_cli(server, "collect", "-o", str(out), "--repair", "live", *logs, *WAIT)
+    assert result.exit_code == 0, result.output
+    lines = log.read_text().splitlines()
+    statuses = [line.rsplit(": ", 2)[-1] for line in lines if f"batch {batch_id}:" in line]
+    assert statuses == [f"{s} (3 requests)" for s in ("validating", "in_progress",
+                                                      "finalizing", "completed")]  # fmt: skip
+    assert any("INFO summarize.batch: re-ask" in line and " live: " in line for line in lines)
+
+
 def test_repair_live_reasks_at_once_with_the_validation_error(
     server: FakeOpenAI, papers: Path, tmp_path: Path
 ) -> None:

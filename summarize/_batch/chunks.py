@@ -8,6 +8,7 @@ create the provider is searched for a batch carrying the chunk's key.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -28,6 +29,8 @@ from .options import BatchOptions
 from .provider import BatchAPI
 from .request_lines import request_line
 from .state import UNSENT, BatchState, Chunk, LostChunk, Pending, StateDir, new_key, now
+
+log = logging.getLogger("summarize.batch")
 
 CREATING = "creating"
 CREATE_TRIES = 3
@@ -208,6 +211,8 @@ def _send(chunk: Chunk, state: BatchState, states: StateDir, api: BatchAPI) -> N
 
 def resend_failed_batch(chunk: Chunk) -> None:
     """A batch that failed as a whole is created again from the same file, as it was."""
+    log.info("batch %s failed as a whole: created again from the same file (%d requests)",
+             chunk.batch_id, chunk.count)  # fmt: skip
     chunk.batch_id = None
     chunk.status = UNSENT
     chunk.completed = chunk.failed = 0
@@ -221,6 +226,8 @@ def timestamp(iso: str) -> float:
 
 def update(chunk: Chunk, batch: Batch) -> None:
     """Copy a batch's id, status and counts into its chunk."""
+    if (chunk.batch_id, chunk.status) != (batch.id, batch.status):
+        log.info("batch %s: %s (%d requests)", batch.id, batch.status, chunk.count)
     chunk.batch_id = batch.id
     chunk.status = batch.status
     counts = batch.request_counts

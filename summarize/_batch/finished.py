@@ -9,6 +9,7 @@ what all the abstract's tries spent.
 
 from __future__ import annotations
 
+import logging
 from contextlib import closing
 from dataclasses import replace
 from functools import partial
@@ -18,7 +19,7 @@ from openai.types import Batch
 
 from .._core.plan import price_of, priced
 from .._core.records import MadeBy
-from .._core.verdict import Verdict
+from .._core.verdict import LOGGED_FAULT_CHARS, Verdict
 from .._cost import cost_of
 from .._errors import SummaryError
 from .._prompt import Prompt
@@ -29,6 +30,8 @@ from .context import CollectContext
 from .live_repair import journaled_ids, repair_live
 from .request_lines import asked_about
 from .state import COLLECTED, REPAIRED, BatchState, Chunk, Pending
+
+log = logging.getLogger("summarize.batch")
 
 Turns = tuple[dict[str, str], ...]
 
@@ -148,6 +151,9 @@ class FinishedBatch:
             assert verdict.error is not None  # a repair is offered for errors only
             self.why[item.id] = verdict.error
             live = self.c.options.repair == "live"
+            log.info("%s %s %s: %s", "re-ask" if verdict.repair == "reask" else "resend", item.id,
+                     "live" if live else "in a follow-up batch",
+                     verdict.error.message[:LOGGED_FAULT_CHARS])  # fmt: skip
             (self.live if live else self.again).append(Pending(item, total, turns))
 
     def _repair(self, verdict: Verdict, spent: dict[str, int], turns: Turns) -> Turns | None:

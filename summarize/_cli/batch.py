@@ -6,12 +6,14 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from .common import interrupt, job_errors, show_problems
+from .logs import log_options
 
 FC = TypeVar("FC", bound=Callable[..., Any])
 
@@ -67,6 +69,13 @@ def _batch_settings(inputs: tuple[str, ...], flags: dict[str, Any]) -> Any:
     return resolve_settings({"inputs": inputs, **flags}, env=os.environ, cwd=Path.cwd())
 
 
+def _logs(flags: dict[str, Any]) -> AbstractContextManager[None]:
+    """Where the package's log lines go (`--log-level`, `--log-file`), taken out of `flags`."""
+    from .logs import logging_to
+
+    return logging_to(flags.pop("log_level"), flags.pop("log_file"))
+
+
 def _say_ignored(line: str | None) -> None:
     """No setting is ignored silently: one line naming those the command does not read."""
     if line is not None:
@@ -88,6 +97,7 @@ def _say_ignored(line: str | None) -> None:
               help="Room for one answer, in tokens [default: 2048].")  # fmt: skip
 @click.option("--batch-size", type=click.IntRange(1, 50_000), default=50_000, show_default=True,
               help="Requests per batch at most (the cap: 50,000 and 200 MB).")  # fmt: skip
+@log_options
 def batch_submit_command(inputs: tuple[str, ...], batch_size: int, **flags: Any) -> None:
     """Build, upload and create batches for every pending abstract in INPUTS; returns at once.
 
@@ -97,7 +107,7 @@ def batch_submit_command(inputs: tuple[str, ...], batch_size: int, **flags: Any)
     from ..batch import BatchOptions, ignored_settings, submit
     from .progress import submit_line
 
-    with job_errors():
+    with job_errors(), _logs(flags):
         settings = _batch_settings(inputs, flags)
         _say_ignored(ignored_settings(settings, "submit"))
         result = submit(settings, BatchOptions(max_requests=batch_size))
@@ -143,6 +153,7 @@ def batch_status_command(**flags: Any) -> None:
 @_max_cost_option
 @_max_tokens_option
 @_release_lost_option
+@log_options
 def batch_collect_command(
     wait: bool, poll: float, repair: str, release_lost: bool, **flags: Any
 ) -> None:
@@ -153,7 +164,7 @@ def batch_collect_command(
 
     options = BatchOptions(repair=repair, wait=wait, poll_s=poll,  # type: ignore[arg-type]
                            release_lost=release_lost)  # fmt: skip
-    with job_errors():
+    with job_errors(), _logs(flags):
         settings = _batch_settings((), flags)
         _say_ignored(ignored_settings(settings, "collect", options.repair))
         with WaitDisplay(terminal=wait and sys.stderr.isatty()) as display:

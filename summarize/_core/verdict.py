@@ -37,6 +37,8 @@ Repair = Literal["reask", "resend", "longer"]
 # A cap in words as well as characters: small models count words, not characters (a
 # generous 7 characters a word, spaces included, so that the words fit the characters).
 CHARACTERS_PER_WORD = 7
+# Of a re-ask's reason, what a log line keeps: its start says what it is about.
+LOGGED_FAULT_CHARS = 300
 # Lax: `5.0` and `"5"` are counts as some servers write them (a strict check resent,
 # and paid for, a good answer up to max_retries times); words and lists are not.
 _Count = Annotated[int, Field(ge=0)] | None

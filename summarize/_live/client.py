@@ -31,7 +31,7 @@ from typing import Any, Final
 from .._core.request import chat_request, tool_chars
 from .._core.strategy import question
 from .._core.summarizer import Completion
-from .._core.verdict import ChatReply, NotACompletion, Verdict, judge_reply
+from .._core.verdict import LOGGED_FAULT_CHARS, ChatReply, NotACompletion, Verdict, judge_reply
 from .._errors import SummaryError
 from .._items import Item
 from .._prompt import Prompt, RepairPrompt, load_repair_prompt
@@ -44,7 +44,6 @@ from .transport import AsyncTransport, EndpointUnreachable, HTTPTransport, chat_
 
 # A cut-off answer is asked again with twice the room, up to this many times the cap.
 ROOM_GROWTH: Final = 4
-LOGGED_FAULT_CHARS: Final = 300  # of a re-ask's reason: its start says what it is about
 
 log = logging.getLogger("summarize.client")
 
