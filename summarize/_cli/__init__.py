@@ -114,7 +114,7 @@ def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
     from .._estimate import estimate
     from .._run import run
     from .._settings import resolve_settings
-    from .logs import logging_to
+    from .logs import logging_from
     from .progress import ProgressDisplay, estimate_line
     from .ray import run_with_ray, take_ray_options
     from .signals import stopping_on_signals
@@ -123,7 +123,7 @@ def run_command(inputs: tuple[str, ...], **flags: Any) -> None:
         flags["local"] = True
     dry_run = flags.pop("dry_run")
     ray = take_ray_options(flags)
-    logs = logging_to(flags.pop("log_level"), flags.pop("log_file"))
+    logs = logging_from(flags)
     with job_errors(), logs, stopping_on_signals() as stopping:
         settings = resolve_settings({"inputs": inputs, **flags}, env=os.environ, cwd=Path.cwd())
         if dry_run:

@@ -6,14 +6,13 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from .common import interrupt, job_errors, show_problems
-from .logs import log_options
+from .logs import log_options, logging_from
 
 FC = TypeVar("FC", bound=Callable[..., Any])
 
@@ -69,13 +68,6 @@ def _batch_settings(inputs: tuple[str, ...], flags: dict[str, Any]) -> Any:
     return resolve_settings({"inputs": inputs, **flags}, env=os.environ, cwd=Path.cwd())
 
 
-def _logs(flags: dict[str, Any]) -> AbstractContextManager[None]:
-    """Where the package's log lines go (`--log-level`, `--log-file`), taken out of `flags`."""
-    from .logs import logging_to
-
-    return logging_to(flags.pop("log_level"), flags.pop("log_file"))
-
-
 def _say_ignored(line: str | None) -> None:
     """No setting is ignored silently: one line naming those the command does not read."""
     if line is not None:
@@ -107,7 +99,7 @@ def batch_submit_command(inputs: tuple[str, ...], batch_size: int, **flags: Any)
     from ..batch import BatchOptions, ignored_settings, submit
     from .progress import submit_line
 
-    with job_errors(), _logs(flags):
+    with job_errors(), logging_from(flags):
         settings = _batch_settings(inputs, flags)
         _say_ignored(ignored_settings(settings, "submit"))
         result = submit(settings, BatchOptions(max_requests=batch_size))
@@ -164,7 +156,7 @@ def batch_collect_command(
 
     options = BatchOptions(repair=repair, wait=wait, poll_s=poll,  # type: ignore[arg-type]
                            release_lost=release_lost)  # fmt: skip
-    with job_errors(), _logs(flags):
+    with job_errors(), logging_from(flags):
         settings = _batch_settings((), flags)
         _say_ignored(ignored_settings(settings, "collect", options.repair))
         with WaitDisplay(terminal=wait and sys.stderr.isatty()) as display:

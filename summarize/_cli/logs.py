@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -54,6 +54,11 @@ class _Stderr(logging.Handler):
             sys.stderr.flush()
         except Exception:  # noqa: BLE001 - logging's own policy for a handler that fails
             self.handleError(record)
+
+
+def logging_from(flags: dict[str, Any]) -> AbstractContextManager[None]:
+    """`logging_to` as `log_options` asked, the two flags taken out of `flags`."""
+    return logging_to(flags.pop("log_level"), flags.pop("log_file"))
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .._cost import Price, SpendCap, cost_of
@@ -60,8 +60,8 @@ class Budget:
         self._guess = guess
         self.spent_tokens = 0
         self.spent_cost = 0.0
-        self._tokens_ratio = _Ratio()
-        self._cost_ratio = _Ratio()
+        self._tokens_ratio = SpendRatio()
+        self._cost_ratio = SpendRatio()
         self._promised_tokens = 0
         self._promised_cost = 0.0
         self._changed: asyncio.Condition | None = None
@@ -139,8 +139,9 @@ class Budget:
             self._changed.notify_all()
 
 
-class _Ratio:
-    """Spent over guessed, per abstract: a high percentile of the recent ones."""
+class SpendRatio:
+    """Spent over guessed, per abstract: a high percentile of the recent ones (one
+    process's budget here; the Ray coordinator's leases for a cluster)."""
 
     WINDOW = 256
     PERCENTILE = 0.9
@@ -153,9 +154,18 @@ class _Ratio:
         self.factor = 1.0
 
     def add(self, spent: float, guessed: float) -> None:
-        if guessed <= 0:
-            return
-        self._recent.append(spent / guessed)
+        """One abstract's spend against its guess."""
+        if guessed > 0:
+            self._recent.append(spent / guessed)
+            self._refresh()
+
+    def extend(self, ratios: Iterable[float]) -> None:
+        """Abstracts' spent-over-guessed ratios as workers report them (0: nothing known)."""
+        self._recent.extend(r for r in ratios if r > 0)
+        if self._recent:
+            self._refresh()
+
+    def _refresh(self) -> None:
         ordered = sorted(self._recent)
         factor = ordered[min(len(ordered) - 1, int(len(ordered) * self.PERCENTILE))]
         self.factor = factor if len(ordered) >= self.TRUSTED else max(factor, 1.0)

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .._cost import SpendCap
+from .._live.budget import SpendRatio
 from .._live.rate import RateSchedule
 
 # Permits a worker asks for at a time: about this many seconds of the cluster's rate.
@@ -130,29 +130,6 @@ class _Open:
         return max(tokens - self.spent.tokens, 0), max(cost - self.spent.cost, 0.0)
 
 
-class _Calibration:
-    """Spent over guessed tokens per abstract: a high percentile of the recent ones.
-
-    As `summarize._live.budget` does for one process, so that leases near the cap are rather
-    over- than underestimated; fewer answers than `TRUSTED` only raise the factor."""
-
-    WINDOW = 256
-    PERCENTILE = 0.9
-    TRUSTED = 20
-
-    def __init__(self) -> None:
-        self._recent: deque[float] = deque(maxlen=self.WINDOW)
-        self.factor = 1.0
-
-    def add(self, ratios: tuple[float, ...]) -> None:
-        self._recent.extend(r for r in ratios if r > 0)
-        if not self._recent:
-            return
-        ordered = sorted(self._recent)
-        factor = ordered[min(len(ordered) - 1, int(len(ordered) * self.PERCENTILE))]
-        self.factor = factor if len(ordered) >= self.TRUSTED else max(factor, 1.0)
-
-
 class Coordinator:
     """One spend cap, one request rate and one stop flag for every worker of a job."""
 
@@ -170,7 +147,7 @@ class Coordinator:
         self._open: dict[str, _Open] = {}
         self._leased: set[str] = set()
         self._repeated = 0
-        self._calibration = _Calibration()
+        self._calibration = SpendRatio()
         self._next_free = 0.0
         self._paused_until = 0.0
         self._throttled = 0
@@ -215,7 +192,7 @@ class Coordinator:
             self._spent += spend
             if (held := self._open.get(batch)) is not None:
                 held.spent += spend
-        self._calibration.add(news.ratios)
+        self._calibration.extend(news.ratios)
         for _ in range(news.answered):
             self._rate.succeeded()
         if news.limit_rpm is not None:
